@@ -1,0 +1,63 @@
+"""The one error family of ctlens.
+
+Every message says what failed, for which file or series, why, and what to do.
+
+Example:
+    >>> from ctlens.core.errors import CorruptFileError
+    >>> str(CorruptFileError("truncated pixel data", path="a.dcm", hint="re-export the series"))
+    'a.dcm: truncated pixel data (re-export the series)'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CTLensError(Exception):
+    """Base class: a failure the user can act on, never a bare traceback."""
+
+    def __init__(self, reason: str, *, path: str | Path | None = None, hint: str | None = None) -> None:
+        self.reason = reason
+        self.path = str(path) if path is not None else None
+        self.hint = hint
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        text = f"{self.path}: {self.reason}" if self.path else self.reason
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class InputNotFoundError(CTLensError):
+    """The path does not exist or holds nothing ctlens can read."""
+
+
+class UnsupportedFormatError(CTLensError):
+    """The file exists but its format is not one ctlens reads or writes."""
+
+
+class CorruptFileError(CTLensError):
+    """A file is truncated, empty or not what its name or header claims."""
+
+
+class UnsafeArchiveError(CTLensError):
+    """An archive tries to escape its folder, links outside, or expands too much."""
+
+
+class SeriesSelectionError(CTLensError):
+    """No series, or not the requested one, could be chosen from the input."""
+
+
+class GeometryError(CTLensError):
+    """Slice positions cannot form the volume that was asked for."""
+
+
+class GantryTiltError(GeometryError):
+    """The series is acquired with gantry tilt and tilt correction was refused."""
+
+
+class UnevenSpacingError(GeometryError):
+    """Slices are unevenly spaced (or missing) and the caller asked for an error."""
+
+
+class MissingDependencyError(CTLensError):
+    """An optional dependency (an extra) is needed for this operation."""
