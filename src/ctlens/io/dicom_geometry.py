@@ -1,0 +1,133 @@
+"""Slice-stack geometry from DICOM positions: order, spacing, gaps and gantry tilt.
+
+Slices are ordered by ImagePositionPatient projected on the slice normal
+(never by InstanceNumber). Spacing comes from those positions (never from
+SliceThickness). A stack whose slice origins drift within the slice plane as
+they advance (gantry tilt: the origins follow the table, the planes are tilted)
+is reported as a shear with its angle.
+
+Example:
+    >>> import numpy as np
+    >>> iop = np.array([1, 0, 0, 0, 1, 0.0])
+    >>> g = stack_geometry([np.array([0, 0, z]) for z in (0.0, 2.5, 5.0)], iop)
+    >>> g.step, g.uneven, g.tilt_deg
+    (2.5, False, 0.0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ctlens.core.errors import GeometryError
+
+POSITION_TOLERANCE_MM = 0.01
+"""Slice positions closer than this are the same position; in-plane drift below it is not tilt."""
+UNEVEN_RELATIVE_TOLERANCE = 0.01
+"""A step differing from the usual one by more than this fraction (and the absolute tolerance) is uneven."""
+
+
+@dataclass
+class StackGeometry:
+    """Where each slice (in ascending order along the normal) lies relative to the first."""
+
+    order: np.ndarray
+    """Indices that sort the input slices ascending along the normal."""
+    row_cosine: np.ndarray
+    column_cosine: np.ndarray
+    normal: np.ndarray
+    origin: np.ndarray
+    """ImagePositionPatient of the first slice (after sorting)."""
+    offsets: np.ndarray
+    """Distance of each sorted slice from the first along the normal, mm."""
+    shift_column: np.ndarray
+    """In-plane drift of each sorted slice's origin along the column cosine (rows direction), mm."""
+    shift_row: np.ndarray
+    """In-plane drift along the row cosine, mm."""
+    step: float
+    """The usual distance between neighbouring slices (median step), mm."""
+    uneven: bool
+    missing_slices: int
+    tilt_deg: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def tilted(self) -> bool:
+        return bool(np.abs(self.shift_column).max(initial=0) > POSITION_TOLERANCE_MM) or bool(
+            np.abs(self.shift_row).max(initial=0) > POSITION_TOLERANCE_MM
+        )
+
+    @property
+    def steps(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def stack_geometry(positions: list[np.ndarray], iop: np.ndarray, name: str = "") -> StackGeometry:
+    """Order slices and measure spacing, gaps and tilt from positions and orientation."""
+    row, col = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+    row, col = row / np.linalg.norm(row), col / np.linalg.norm(col)
+    normal = np.cross(row, col)
+    normal /= np.linalg.norm(normal)
+    pos = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    along = pos @ normal
+    order = np.argsort(along, kind="stable")
+    pos, along = pos[order], along[order]
+    offsets = along - along[0]
+    steps = np.diff(offsets)
+    if len(steps) and steps.min() < POSITION_TOLERANCE_MM:
+        dup = int(np.sum(steps < POSITION_TOLERANCE_MM))
+        raise GeometryError(
+            f"{dup} slice(s) share a position with another slice (overlapping acquisitions or duplicate files)",
+            path=name or None,
+            hint="remove duplicate files or pick one acquisition",
+        )
+    drift = pos - pos[0] - offsets[:, None] * normal[None, :]
+    shift_col, shift_row = drift @ col, drift @ row
+    step = float(np.median(steps)) if len(steps) else 1.0
+    warnings: list[str] = []
+    uneven = False
+    missing = 0
+    if len(steps):
+        tol = max(POSITION_TOLERANCE_MM, UNEVEN_RELATIVE_TOLERANCE * step)
+        odd = np.abs(steps - step) > tol
+        uneven = bool(odd.any())
+        if uneven:
+            ratios = steps[odd] / step
+            gaps = np.round(ratios)
+            is_gap = (gaps >= 2) & (np.abs(ratios - gaps) < 0.1)
+            missing = int((gaps[is_gap] - 1).sum())
+            desc = ", ".join(f"{s:.3g}" for s in np.unique(np.round(steps, 3)))
+            msg = f"uneven slice spacing: steps of {desc} mm (usual {step:.4g} mm)"
+            if missing:
+                msg += f"; about {missing} slice(s) appear to be missing"
+            warnings.append(msg)
+    tilt = 0.0
+    if len(steps) and offsets[-1] > 0:
+        slope = np.hypot(shift_col[-1], shift_row[-1]) / offsets[-1]
+        tilt = float(np.degrees(np.arctan(slope)))
+        if tilt > 0:
+            predicted = np.outer(offsets / offsets[-1], [shift_col[-1], shift_row[-1]])
+            if np.abs(predicted - np.c_[shift_col, shift_row]).max() > max(0.1, 0.01 * step):
+                raise GeometryError(
+                    "slice origins drift irregularly within the slice plane (not a constant gantry tilt)",
+                    path=name or None,
+                    hint="the series may mix several stacks; check it with `ctlens info`",
+                )
+        if np.hypot(shift_col[-1], shift_row[-1]) <= POSITION_TOLERANCE_MM:
+            tilt = 0.0
+    return StackGeometry(
+        order=order,
+        row_cosine=row,
+        column_cosine=col,
+        normal=normal,
+        origin=pos[0],
+        offsets=offsets,
+        shift_column=shift_col,
+        shift_row=shift_row,
+        step=step,
+        uneven=uneven,
+        missing_slices=missing,
+        tilt_deg=tilt,
+        warnings=warnings,
+    )

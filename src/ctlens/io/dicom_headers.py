@@ -1,0 +1,179 @@
+"""Read DICOM headers (no pixels) into one :class:`SliceRef` per image plane.
+
+Single-frame files give one ref each; enhanced multi-frame files give one per
+frame, with geometry from the functional groups. Files that are not DICOM, or
+whose header cannot be parsed, are returned as skipped with the reason.
+
+Example:
+    >>> refs, skipped = read_slice_refs([])
+    >>> refs, skipped
+    ([], [])
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from ctlens.io.dicom_source import CandidateFile
+
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+_NON_IMAGE_HINTS = ("RTSTRUCT", "RTPLAN", "SR", "PR", "KO", "SEG", "REG")
+
+
+@dataclass
+class SliceRef:
+    """One image plane: where its pixels are and the header facts needed to place it."""
+
+    file: CandidateFile
+    frame: int | None
+    header: Dataset
+    position: np.ndarray
+    orientation: np.ndarray
+    pixel_spacing: tuple[float, float]
+    rows: int
+    columns: int
+    slope: float
+    intercept: float
+    sop_uid: str
+    instance_number: int = 0
+    acquisition: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _group(ds: Dataset, frame_group: Dataset | None, seq: str) -> Dataset | None:
+    """Functional-group item ``seq`` from the per-frame group, else from the shared one."""
+    shared = getattr(ds, "SharedFunctionalGroupsSequence", None)
+    for holder in (frame_group, shared[0] if shared else None):
+        if holder is not None and seq in holder and holder[seq].value:
+            return holder[seq].value[0]
+    return None
+
+
+def _read_header(candidate: CandidateFile) -> Dataset | str:
+    try:
+        return pydicom.dcmread(candidate.path, stop_before_pixels=True)
+    except InvalidDicomError:
+        with open(candidate.path, "rb") as fh:
+            start = fh.read(4)
+        if start[:2] in (b"\x08\x00", b"\x02\x00"):  # a raw dataset without the 128-byte preamble
+            try:
+                return pydicom.dcmread(candidate.path, stop_before_pixels=True, force=True)
+            except Exception as exc:  # noqa: BLE001 - any parser failure means "not readable"
+                return f"unreadable DICOM header ({type(exc).__name__}: {exc})"
+        return "not a DICOM file"
+    except Exception as exc:  # noqa: BLE001 - truncated or corrupt files raise many types
+        return f"unreadable DICOM header ({type(exc).__name__}: {exc})"
+
+
+def _floats(value: Any, n: int) -> np.ndarray | None:
+    try:
+        out = np.array([float(v) for v in value], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return out if out.shape == (n,) else None
+
+
+def _single_frame_refs(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] | str:
+    pos = _floats(ds.get("ImagePositionPatient"), 3)
+    iop = _floats(ds.get("ImageOrientationPatient"), 6)
+    spacing = _floats(ds.get("PixelSpacing"), 2)
+    if "Rows" not in ds or "Columns" not in ds:
+        return "no image (Rows/Columns missing)"
+    if pos is None or iop is None:
+        return "no ImagePositionPatient/ImageOrientationPatient (not a cross-sectional image)"
+    return [
+        SliceRef(
+            file=candidate,
+            frame=None,
+            header=ds,
+            position=pos,
+            orientation=iop,
+            pixel_spacing=tuple(spacing) if spacing is not None else (1.0, 1.0),
+            rows=int(ds.Rows),
+            columns=int(ds.Columns),
+            slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
+            intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+            sop_uid=str(ds.get("SOPInstanceUID", "")),
+            instance_number=int(ds.get("InstanceNumber", 0) or 0),
+            acquisition=str(ds.get("AcquisitionNumber", "") or ""),
+        )
+    ]
+
+
+def _multi_frame_refs(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] | str:
+    per_frame = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if not per_frame or len(per_frame) != n_frames:
+        return "multi-frame file without one PerFrameFunctionalGroupsSequence item per frame"
+    refs: list[SliceRef] = []
+    for k, group in enumerate(per_frame):
+        plane_pos = _group(ds, group, "PlanePositionSequence")
+        plane_ori = _group(ds, group, "PlaneOrientationSequence")
+        measures = _group(ds, group, "PixelMeasuresSequence")
+        transform = _group(ds, group, "PixelValueTransformationSequence")
+        pos = _floats(getattr(plane_pos, "ImagePositionPatient", None), 3)
+        iop = _floats(getattr(plane_ori, "ImageOrientationPatient", None), 6)
+        if pos is None or iop is None:
+            return f"frame {k + 1} has no plane position/orientation"
+        spacing = _floats(getattr(measures, "PixelSpacing", None), 2)
+        slope = getattr(transform, "RescaleSlope", None) if transform is not None else ds.get("RescaleSlope")
+        intercept = (
+            getattr(transform, "RescaleIntercept", None) if transform is not None else ds.get("RescaleIntercept")
+        )
+        refs.append(
+            SliceRef(
+                file=candidate,
+                frame=k,
+                header=ds,
+                position=pos,
+                orientation=iop,
+                pixel_spacing=tuple(spacing) if spacing is not None else (1.0, 1.0),
+                rows=int(ds.Rows),
+                columns=int(ds.Columns),
+                slope=float(slope if slope not in (None, "") else 1.0),
+                intercept=float(intercept if intercept not in (None, "") else 0.0),
+                sop_uid=f"{ds.get('SOPInstanceUID', '')}#{k + 1}",
+                instance_number=k + 1,
+                acquisition=str(ds.get("AcquisitionNumber", "") or ""),
+            )
+        )
+    return refs
+
+
+def slice_refs_of(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] | str:
+    """The image planes of one parsed header, or the reason it holds none."""
+    if str(getattr(ds, "file_meta", Dataset()).get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS or (
+        "DirectoryRecordSequence" in ds
+    ):
+        return "DICOMDIR (an index, not an image)"
+    if str(ds.get("Modality", "")) in _NON_IMAGE_HINTS and "Rows" not in ds:
+        return f"non-image object ({ds.get('Modality')})"
+    if "PixelData" not in ds and "Rows" not in ds:
+        return "no pixel data"
+    if int(ds.get("NumberOfFrames", 1) or 1) > 1 or "PerFrameFunctionalGroupsSequence" in ds:
+        return _multi_frame_refs(candidate, ds)
+    return _single_frame_refs(candidate, ds)
+
+
+def read_slice_refs(
+    candidates: list[CandidateFile], workers: int = 4
+) -> tuple[list[SliceRef], list[tuple[CandidateFile, str]]]:
+    """Parse every candidate's header in parallel; return (slice refs, [(skipped file, reason)])."""
+    refs: list[SliceRef] = []
+    skipped: list[tuple[CandidateFile, str]] = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        headers = list(pool.map(_read_header, candidates))
+    for candidate, header in zip(candidates, headers, strict=True):
+        result = header if isinstance(header, str) else slice_refs_of(candidate, header)
+        if isinstance(result, str):
+            skipped.append((candidate, result))
+        else:
+            refs.extend(result)
+    return refs, skipped

@@ -1,0 +1,89 @@
+"""`load` and `save`: the public entry points that pick the reader/writer by input type.
+
+DICOM (folder searched recursively, zip, single file with or without ``.dcm``,
+or a list of files), NIfTI (``.nii``, ``.nii.gz``), NRRD/MetaImage (``.nrrd``,
+``.nhdr``, ``.mha``, ``.mhd``) and 2-D images (PNG, JPEG, BMP, TIFF) as a
+one-slice volume.
+
+Example:
+    >>> import tempfile, pathlib, numpy as np
+    >>> from ctlens.core.volume import Volume
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "v.nii.gz"
+    >>> save(Volume(np.arange(8, dtype=np.int16).reshape(2, 2, 2)), out)
+    >>> load(out).array.ravel().tolist()
+    [0, 1, 2, 3, 4, 5, 6, 7]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ctlens.core.errors import InputNotFoundError, UnsupportedFormatError
+from ctlens.core.volume import Volume
+from ctlens.io.dicom_source import PathInput
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+IMAGE2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def file_kind(path: str | os.PathLike) -> str:
+    """'nifti', 'itk', 'image2d' or 'dicom' (folders, zips and anything else) from the name."""
+    name = str(path).lower()
+    if name.endswith(NIFTI_SUFFIXES):
+        return "nifti"
+    if name.endswith(ITK_SUFFIXES):
+        return "itk"
+    if name.endswith(IMAGE2D_SUFFIXES):
+        return "image2d"
+    return "dicom"
+
+
+def load(path: PathInput, series: int | str | None = None, **options: Any) -> Volume:
+    """Load any supported image into a :class:`Volume` (HU for CT).
+
+    ``series`` picks one DICOM series (index, SeriesInstanceUID or description
+    text); other keyword options go to :func:`ctlens.io.dicom_reader.read_dicom`
+    (``tilt=``, ``uneven=``, ``workers=``).
+    """
+    if isinstance(path, str | os.PathLike):
+        kind = file_kind(path)
+        if kind != "dicom" and not Path(path).exists():
+            raise InputNotFoundError("no such file", path=path)
+        if kind == "nifti":
+            from ctlens.io.nifti import read_nifti
+
+            return read_nifti(path)
+        if kind == "itk":
+            from ctlens.io.itk_image import read_itk_image
+
+            return read_itk_image(path)
+        if kind == "image2d":
+            from ctlens.io.image2d import read_image2d
+
+            return read_image2d(path)
+    from ctlens.io.dicom_reader import read_dicom
+
+    return read_dicom(path, series=series, **options)
+
+
+def save(volume: Volume, path: str | os.PathLike) -> None:
+    """Write a Volume as NIfTI (``.nii``/``.nii.gz``) or NRRD/MetaImage (``.nrrd``/``.mha``/``.mhd``).
+
+    Writes atomically: a failed save leaves no partial file.
+    """
+    kind = file_kind(path)
+    if kind == "nifti":
+        from ctlens.io.nifti import write_nifti
+
+        write_nifti(volume, path)
+    elif kind == "itk":
+        from ctlens.io.itk_image import write_itk_image
+
+        write_itk_image(volume, path)
+    else:
+        raise UnsupportedFormatError(
+            "cannot write this format", path=path, hint="use .nii.gz, .nii, .nrrd, .mha or .mhd"
+        )
