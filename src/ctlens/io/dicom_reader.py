@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-from ctlens.core.errors import GantryTiltError, InputNotFoundError, UnevenSpacingError
+from ctlens.core.errors import CorruptFileError, GantryTiltError, InputNotFoundError, UnevenSpacingError
 from ctlens.core.volume import Volume
 from ctlens.io.deid import hash_uid
 from ctlens.io.dicom_geometry import StackGeometry, stack_geometry
@@ -59,9 +59,17 @@ _META_NUMBER = {
 
 def _scan(source: DicomSource, workers: int) -> tuple[list[SeriesInfo], list[str]]:
     refs, skipped = read_slice_refs(source.files, workers=workers)
-    notes = [f"skipped {c.path.name}: {why}" for c, why in skipped]
+    not_dicom = [c.path.name for c, why in skipped if why == "not a DICOM file"]
+    notes = [f"skipped {c.path.name}: {why}" for c, why in skipped if why != "not a DICOM file"]
+    if not_dicom:
+        examples = ", ".join(not_dicom[:3]) + (", ..." if len(not_dicom) > 3 else "")
+        log.info("%s: ignored %d non-DICOM file(s) (%s)", source.name, len(not_dicom), examples)
+    if not refs and len(source.files) == 1 and skipped:
+        raise CorruptFileError(skipped[0][1], path=skipped[0][0].display, hint="give a DICOM file or series")
     if not refs:
         reasons = "; ".join(notes[:5]) + (" ..." if len(notes) > 5 else "")
+        if not_dicom:
+            reasons = "; ".join(filter(None, [reasons, f"{len(not_dicom)} not DICOM: {examples}"]))
         raise InputNotFoundError(
             f"no DICOM images found in {len(source.files)} file(s)" + (f" ({reasons})" if reasons else ""),
             path=source.name,
@@ -202,7 +210,7 @@ def read_dicom(
         meta["sop_uids"] = []
         meta["warnings"].append(f"resampled {len(refs)} unevenly spaced slices to {n_out} at {geom.step:.4g} mm")
     for warning in meta["warnings"]:
-        log.warning("%s: %s", src.name, warning)
+        log.warning("%s, series %s: %s", src.name, info.index, warning)
     step = geom.step
     if len(refs) == 1:
         step = float(meta.get("slice_thickness") or 1.0)

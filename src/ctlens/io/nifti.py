@@ -64,8 +64,8 @@ def guess_modality(array: np.ndarray) -> str:
 
     Example:
         >>> import numpy as np
-        >>> guess_modality(np.array([-1024, 0, 40])), guess_modality(np.array([0, 1, 5])), guess_modality(np.arange(900))
-        ('CT', 'SEG', 'MR')
+        >>> [guess_modality(np.array(values)) for values in ([-1024, 0, 40], [0, 1, 5], range(900))]
+        ['CT', 'SEG', 'MR']
     """
     arr = np.asarray(array)
     if arr.size == 0 or arr.dtype.kind not in "biuf":
@@ -189,11 +189,11 @@ def read_nifti(path: str | Path, *, modality: str | None = None) -> Volume:
     Example:
         >>> import tempfile, pathlib
         >>> import nibabel as nib, numpy as np
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "mr.nii"
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "labels.nii"
         >>> nib.save(nib.Nifti1Image(np.arange(24, dtype=np.int16).reshape(2, 3, 4), np.eye(4)), path)
         >>> v = read_nifti(path)
-        >>> v.shape, v.array[3, 2, 1] == 1 * 12 + 2 * 4 + 3, v.modality, v.meta["source_format"]
-        ((4, 3, 2), True, 'SEG', 'nifti')
+        >>> v.shape, int(v.array[3, 2, 1]), v.modality, v.meta["source_format"]  # voxel x=1, y=2, z=3
+        ((4, 3, 2), 23, 'SEG', 'nifti')
     """
     path = Path(path)
     _check_readable(path, "NIfTI")

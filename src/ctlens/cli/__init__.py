@@ -1,0 +1,1 @@
+"""The ``ctlens`` command line (Typer): thin wrappers that parse, call one function, format."""

@@ -1,0 +1,123 @@
+"""``ctlens`` commands: info, convert, deid.
+
+Example:
+    >>> from typer.testing import CliRunner
+    >>> CliRunner().invoke(app, ["--help"]).exit_code
+    0
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from ctlens.cli.errors import one_line_errors
+from ctlens.core.volume import Volume
+
+app = typer.Typer(help="ctlens: AI on CT scans.", no_args_is_help=True, add_completion=False)
+console = Console()
+
+SeriesOption = Annotated[
+    str | None, typer.Option("--series", "-s", help="series index, SeriesInstanceUID or description text")
+]
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show info messages")] = False) -> None:
+    """ctlens: read, prepare, compress, analyse and serve CT scans."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False, show_time=False)],
+    )
+
+
+def _series_arg(series: str | None) -> int | str | None:
+    return int(series) if series is not None and series.isdigit() and len(series) < 6 else series
+
+
+def _dicom_inputs(path: Path) -> list[Path]:
+    """Folders holding several inputs (like the sample data) are shown input by input."""
+    from ctlens.io.loader import file_kind
+
+    if path.is_dir():
+        images = [p for p in sorted(path.rglob("*")) if p.is_file() and file_kind(p) in ("nifti", "itk")]
+        return [path, *images]
+    return [path]
+
+
+@app.command()
+@one_line_errors
+def info(path: Annotated[Path, typer.Argument(help="DICOM folder/zip/file, NIfTI, NRRD/MHA or image")]) -> None:
+    """Show the series found in PATH and the geometry of each."""
+    from ctlens.io import list_series, load
+    from ctlens.io.loader import file_kind
+
+    for item in _dicom_inputs(path):
+        if file_kind(item) != "dicom":
+            _print_volume(str(item), load(item))
+            continue
+        series = list_series(item)
+        table = Table(title=f"{item}: {len(series)} series")
+        for col in ("#", "study", "description", "modality", "kernel", "orientation", "slices", "matrix"):
+            table.add_column(col)
+        for s in series:
+            table.add_row(
+                str(s.index),
+                s.study_id,
+                s.description,
+                s.modality,
+                s.kernel,
+                s.orientation,
+                str(s.n_slices),
+                f"{s.rows}x{s.columns}",
+            )
+        console.print(table)
+        for s in series:
+            _print_volume(f"{item} #{s.index} {s.description}", load(item, series=s.index))
+
+
+def _print_volume(name: str, vol: Volume) -> None:
+    sp = " x ".join(f"{v:.4g}" for v in vol.spacing)
+    console.print(f"[bold]{name}[/]: {vol.shape} voxels (z, y, x), spacing {sp} mm, {vol.modality}")
+    console.print(f"  values {vol.array.min()} .. {vol.array.max()} ({vol.array.dtype}), origin {vol.origin} (LPS mm)")
+
+
+@app.command()
+@one_line_errors
+def convert(
+    path: Annotated[Path, typer.Argument(help="input image or DICOM series")],
+    out: Annotated[Path, typer.Argument(help="output .nii.gz, .nii, .nrrd, .mha or .mhd")],
+    series: SeriesOption = None,
+    tilt: Annotated[str, typer.Option(help="gantry tilt: correct | refuse")] = "correct",
+    uneven: Annotated[str, typer.Option(help="uneven spacing: warn | resample | error")] = "warn",
+) -> None:
+    """Convert PATH to a NIfTI/NRRD/MHA file (written atomically)."""
+    from ctlens.io import load, save
+    from ctlens.io.loader import file_kind
+
+    options = {"tilt": tilt, "uneven": uneven} if file_kind(path) == "dicom" else {}
+    vol = load(path, series=_series_arg(series), **options)
+    save(vol, out)
+    console.print(f"wrote {out}: {vol.shape} voxels, spacing {tuple(round(s, 4) for s in vol.spacing)} mm")
+
+
+@app.command()
+@one_line_errors
+def deid(
+    src: Annotated[Path, typer.Argument(help="a DICOM file or folder")],
+    dst: Annotated[Path, typer.Argument(help="output file or folder (must not exist inside SRC)")],
+    salt: Annotated[str, typer.Option(help="secret mixed into the UID hashes")] = "",
+) -> None:
+    """De-identify DICOM (PS3.15 Basic Profile): identifiers removed, UIDs hashed, private tags dropped."""
+    from ctlens.io.deid import deidentify_path
+
+    reports = deidentify_path(src, dst, salt=salt)
+    removed = sum(len(r.removed) + len(r.emptied) + len(r.replaced) for r in reports)
+    console.print(f"de-identified {len(reports)} file(s) into {dst}: {removed} attributes removed or replaced")

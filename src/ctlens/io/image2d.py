@@ -1,0 +1,150 @@
+"""2-D images (PNG, JPEG, BMP, TIFF) as one-slice volumes, with Pillow.
+
+Images have no patient geometry: the volume has shape ``(1, H, W)``, spacing ``(1, 1, 1)``, origin 0, the
+default axial direction and modality ``"OT"`` (DICOM's "other").
+
+Colour is reduced to one grey channel with the ITU-R BT.601 luma formula
+``Y = 0.299 R + 0.587 G + 0.114 B`` (the one Pillow's ``convert("L")`` uses), rounded to the nearest integer;
+an alpha channel is dropped (not blended). Grayscale images keep their values and dtype: 8-bit as uint8,
+16-bit (PNG / TIFF) as uint16, 32-bit integer as int32, float TIFF as float32.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "xray.png"
+    >>> Image.fromarray(np.full((4, 5), 200, np.uint8)).save(path)
+    >>> read_image2d(path)
+    Volume(shape=(1, 4, 5), dtype=uint8, spacing=(1, 1, 1) mm, modality='OT')
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from ctlens.core.errors import CorruptFileError, UnsupportedFormatError
+from ctlens.core.volume import Volume
+from ctlens.io.nifti import _check_readable
+
+__all__ = ["IMAGE2D_SUFFIXES", "LUMA_WEIGHTS", "read_image2d", "to_grayscale"]
+
+IMAGE2D_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+"""File suffix -> Pillow format name; only these decoders are used."""
+
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+"""ITU-R BT.601 luma weights for R, G, B."""
+
+_SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+
+def to_grayscale(image: Image.Image, *, source_format: str | None = None) -> tuple[np.ndarray, str | None]:
+    """One grey channel of a loaded Pillow image and the colour mode it was converted from (None if grey).
+
+    ``source_format`` (default ``image.format``) matters only for 32-bit ``"I"`` images: from a PNG they
+    are 16-bit data and become uint16.
+
+    Example:
+        >>> from PIL import Image
+        >>> arr, source = to_grayscale(Image.new("RGBA", (2, 1), (255, 0, 0, 7)))
+        >>> arr.tolist(), source
+        ([[76, 76]], 'RGBA')
+    """
+    mode = image.mode
+    if mode == "L":
+        return np.asarray(image), None
+    if mode in _SIXTEEN_BIT:
+        return np.asarray(image).astype(np.uint16), None
+    if mode == "I":
+        arr = np.asarray(image)
+        if (source_format or image.format) == "PNG" and arr.size and arr.min() >= 0 and arr.max() <= 65535:
+            return arr.astype(np.uint16), None  # older Pillow opens 16-bit PNG as 32-bit "I"
+        return arr.astype(np.int32), None
+    if mode == "F":
+        return np.asarray(image).astype(np.float32), None
+    if mode == "1":
+        return np.asarray(image.convert("L")), None
+    if mode == "LA":
+        return np.asarray(image.getchannel("L")), mode
+    rgb = image if mode in ("RGB", "RGBA", "RGBX") else image.convert("RGBA" if "A" in mode else "RGB")
+    channels = np.asarray(rgb)[..., :3].astype(np.float32)
+    luma = channels @ np.asarray(LUMA_WEIGHTS, dtype=np.float32)
+    return np.clip(np.rint(luma), 0, 255).astype(np.uint8), mode
+
+
+def read_image2d(path: str | Path) -> Volume:
+    """Read a PNG / JPEG / BMP / TIFF image as a one-slice grey :class:`Volume` of shape ``(1, H, W)``.
+
+    EXIF orientation (cameras, phones) is applied. ``meta`` holds ``source_format`` (``'png'``, ``'jpeg'``,
+    ``'bmp'``, ``'tiff'``), the original Pillow ``mode`` and, for colour images, ``grayscale_from``; text
+    chunks and EXIF fields (which may identify people) are dropped. Multi-page TIFFs are refused
+    (:class:`~ctlens.core.errors.UnsupportedFormatError`); truncated or undecodable images and images over
+    Pillow's ``Image.MAX_IMAGE_PIXELS`` (decompression bombs) raise :class:`~ctlens.core.errors.CorruptFileError`.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "photo.jpg"
+        >>> Image.new("RGB", (3, 2), (0, 0, 255)).save(path, quality=100)
+        >>> v = read_image2d(path)
+        >>> v.shape, v.array.dtype, int(v.array.mean()), v.meta["source_format"], v.meta["grayscale_from"]
+        ((1, 2, 3), dtype('uint8'), 29, 'jpeg', 'RGB')
+    """
+    path = Path(path)
+    fmt = IMAGE2D_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise UnsupportedFormatError(
+            f"not a 2-D image file name (expected one of {', '.join(IMAGE2D_SUFFIXES)})",
+            path=path,
+            hint="rename the file or use the reader for its format",
+        )
+    _check_readable(path, fmt)
+    hint = "re-export or re-download the image"
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path, formats=sorted(set(IMAGE2D_SUFFIXES.values()))) as opened:
+                width, height = opened.size
+                if limit is not None and width * height > limit:
+                    raise Image.DecompressionBombError(f"{width * height} pixels")
+                frames = int(getattr(opened, "n_frames", 1) or 1)
+                if frames > 1:
+                    raise UnsupportedFormatError(
+                        f"multi-page image ({frames} pages); only single 2-D images are read",
+                        path=path,
+                        hint="split the pages into separate files or store the stack as NIfTI/NRRD",
+                    )
+                opened.load()
+                source_format = (opened.format or fmt).lower()
+                source_mode = opened.mode
+                orientation = opened.getexif().get(ExifTags.Base.Orientation, 1)
+                image = opened if orientation in (None, 1) else (ImageOps.exif_transpose(opened) or opened)
+                array, converted_from = to_grayscale(image, source_format=opened.format)
+    except UnidentifiedImageError:
+        raise CorruptFileError(
+            f"not a readable {'/'.join(sorted(set(IMAGE2D_SUFFIXES.values())))} image", path=path, hint=hint
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise CorruptFileError(
+            f"image too large: more than Pillow's limit of {limit} pixels (possible decompression bomb)",
+            path=path,
+            hint="if the image is trusted, raise PIL.Image.MAX_IMAGE_PIXELS",
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "truncated" in reason.lower():
+            reason = "truncated image (the data ends early)"
+        raise CorruptFileError(f"cannot decode image: {reason}", path=path, hint=hint) from None
+
+    meta: dict[str, Any] = {"source_format": source_format, "mode": source_mode}
+    if converted_from is not None:
+        meta["grayscale_from"] = converted_from
+    if image is not opened:
+        meta["exif_transposed"] = True
+    return Volume(np.ascontiguousarray(array[None]), spacing=(1.0, 1.0, 1.0), modality="OT", meta=meta)

@@ -1,0 +1,233 @@
+"""NRRD (``.nrrd``, ``.nhdr``) and MetaImage (``.mha``, ``.mhd``) reading and writing with SimpleITK.
+
+SimpleITK already works in LPS; its ``(x, y, z)`` ordering is converted with
+:meth:`Volume.from_itk_geometry <ctlens.core.volume.Volume.from_itk_geometry>` /
+:meth:`Volume.itk_geometry <ctlens.core.volume.Volume.itk_geometry>`. SimpleITK's ``RuntimeError`` (a C++
+traceback in text) is turned into a one-line :class:`~ctlens.core.errors.CorruptFileError`.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from ctlens.core.volume import Volume
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ct.nrrd"
+    >>> write_itk_image(Volume(np.full((2, 3, 4), -1000, np.int16), spacing=(3, 1, 1)), path)
+    >>> read_itk_image(path)
+    Volume(shape=(2, 3, 4), dtype=int16, spacing=(3, 1, 1) mm, modality='CT')
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from ctlens.core.errors import CorruptFileError, CTLensError, UnsupportedFormatError
+from ctlens.core.volume import Volume
+from ctlens.io.nifti import _MAX_DEFLATE_RATIO, _check_readable, atomic_output, guess_modality
+
+__all__ = ["ITK_SUFFIXES", "read_itk_image", "write_itk_image"]
+
+ITK_SUFFIXES = {".nrrd": "nrrd", ".nhdr": "nrrd", ".mha": "metaimage", ".mhd": "metaimage"}
+"""File suffix -> format name (``meta['source_format']``)."""
+
+_IMAGE_IO = {"nrrd": "NrrdImageIO", "metaimage": "MetaImageIO"}
+_MODALITY_KEY = "ctlens_modality"
+_META_MODALITY = {"MET_MOD_CT": "CT", "MET_MOD_MR": "MR", "MET_MOD_PET": "PT", "MET_MOD_US": "US", "MET_MOD_NM": "NM"}
+_COMPLEX = {sitk.sitkComplexFloat32, sitk.sitkComplexFloat64}
+
+
+def short_reason(exc: BaseException, path: str | Path | None = None) -> str:
+    """The first meaningful line of a SimpleITK error (no C++ file names, object addresses or file path).
+
+    Example:
+        >>> msg = 'Exception thrown in sitk: /src/x.cxx:99:\\nsitk::ERROR: The file "a.mha" does not exist.'
+        >>> short_reason(RuntimeError(msg), "a.mha")
+        'The file does not exist.'
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = next((line.split("ERROR:", 1)[1].strip() for line in lines if "ERROR:" in line), "")
+    reason = re.sub(r"^\w+\(0x[0-9a-fA-F]+\):\s*", "", reason)  # "NrrdImageIO(0x55...): "
+    reason = re.sub(r"^(ReadImageInformation|Read|Write\w*):\s*", "", reason)
+    details = [line for line in lines if line.startswith("[nrrd]")]
+    if details:  # teem's chain of messages: the last one says what is wrong
+        last = re.sub(r"^\[nrrd\]\s*\w+:\s*", "", details[-1])
+        reason = f"{reason.rstrip(':')}: {last}"
+    if not reason:
+        reason = next((line for line in lines if not re.search(r"\.(cxx|h|hxx):\d+", line)), type(exc).__name__)
+    if path is not None:
+        for form in dict.fromkeys([str(path), Path(path).name]):  # full path first
+            reason = reason.replace(f'"{form}"', "").replace(f"'{form}'", "").replace(form, "the file")
+        reason = re.sub(r"\s{2,}", " ", reason).replace(" for.", ".").strip()
+    return reason
+
+
+def _format_of(path: Path) -> str | None:
+    return ITK_SUFFIXES.get(path.suffix.lower())
+
+
+def _pixel_bytes(reader: sitk.ImageFileReader) -> int:
+    bits = re.search(r"(\d+)-bit", sitk.GetPixelIDValueAsString(reader.GetPixelID()))
+    return int(bits.group(1)) // 8 if bits else 8
+
+
+def read_itk_image(path: str | Path, *, modality: str | None = None) -> Volume:
+    """Read a NRRD / MetaImage file (``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``) into a :class:`Volume`.
+
+    The array is SimpleITK's ``[z, y, x]``; a 2-D image becomes one slice (1 mm thick unless stated), a 4-D
+    image with one volume is squeezed. Multi-component (vector / RGB) and complex images are refused with
+    :class:`~ctlens.core.errors.UnsupportedFormatError`. ``modality`` comes from the argument, else from
+    the file (the ``ctlens_modality`` field :func:`write_itk_image` writes, or MetaImage's ``Modality``),
+    else from :func:`ctlens.io.nifti.guess_modality`. ``meta`` holds only the format, dtype and where the
+    modality came from; free-text header fields are dropped. Empty, truncated or unreadable files raise
+    :class:`~ctlens.core.errors.CorruptFileError`.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> import numpy as np, SimpleITK as sitk
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "slice.mha"
+        >>> sitk.WriteImage(sitk.GetImageFromArray(np.arange(6, dtype=np.float32).reshape(2, 3) * 100), path)
+        >>> v = read_itk_image(path)
+        >>> v.shape, v.array[0, 1, 2], v.modality, v.meta["source_format"]
+        ((1, 2, 3), np.float32(500.0), 'MR', 'metaimage')
+    """
+    path = Path(path)
+    fmt = _format_of(path)
+    if fmt is None:
+        raise UnsupportedFormatError(
+            f"not a NRRD or MetaImage file name (expected one of {', '.join(ITK_SUFFIXES)})",
+            path=path,
+            hint="rename the file or use the reader for its format",
+        )
+    _check_readable(path, "NRRD/MetaImage" if fmt == "nrrd" else "MetaImage")
+    hint = "re-export or re-download the file"
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.SetImageIO(_IMAGE_IO[fmt])
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise CorruptFileError(short_reason(exc, path), path=path, hint=hint) from None
+
+    size = tuple(int(n) for n in reader.GetSize())
+    dim = len(size)
+    components = int(reader.GetNumberOfComponents())
+    if components != 1 or reader.GetPixelID() in _COMPLEX:
+        raise UnsupportedFormatError(
+            f"{components}-component {sitk.GetPixelIDValueAsString(reader.GetPixelID())} image (vector, RGB or "
+            "complex) is not supported",
+            path=path,
+            hint="extract one scalar component first (e.g. SimpleITK.VectorIndexSelectionCast)",
+        )
+    if dim not in (2, 3) and not (dim > 3 and all(n == 1 for n in size[3:])):
+        raise UnsupportedFormatError(
+            f"{dim}-D image of size {size} (x, y, z, ...) is not one 2-D or 3-D image",
+            path=path,
+            hint="split it into 3-D volumes first and read one",
+        )
+    needed = int(np.prod(size)) * _pixel_bytes(reader)
+    if path.suffix.lower() in (".nrrd", ".mha") and needed > _MAX_DEFLATE_RATIO * path.stat().st_size:
+        raise CorruptFileError(
+            f"truncated or corrupt file: the header claims {needed} bytes of voxels, more than the file can hold",
+            path=path,
+            hint=hint,
+        )
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise CorruptFileError(short_reason(exc, path), path=path, hint=hint) from None
+
+    array = sitk.GetArrayFromImage(image)
+    spacing = list(image.GetSpacing())
+    origin = list(image.GetOrigin())
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(dim, dim)
+    if dim == 2:
+        array = array[None]
+        spacing, origin = [*spacing, 1.0], [*origin, 0.0]
+        direction = np.block([[direction, np.zeros((2, 1))], [np.zeros((1, 2)), np.ones((1, 1))]])
+    elif dim > 3:
+        array = array.reshape(array.shape[dim - 3 :])
+        spacing, origin, direction = spacing[:3], origin[:3], direction[:3, :3]
+
+    keys = set(reader.GetMetaDataKeys())
+    meta: dict[str, Any] = {
+        "source_format": fmt,
+        "detached_header": path.suffix.lower() in (".nhdr", ".mhd"),
+        "dtype": str(array.dtype),
+    }
+    if dim != 3:
+        meta["source_ndim"] = dim
+    file_modality = reader.GetMetaData(_MODALITY_KEY).strip() if _MODALITY_KEY in keys else ""
+    if not file_modality and "Modality" in keys:
+        file_modality = _META_MODALITY.get(reader.GetMetaData("Modality").strip(), "")
+    if modality is not None:
+        meta["modality_source"] = "caller"
+    elif re.fullmatch(r"[A-Z]{2,8}", file_modality):
+        modality, meta["modality_source"] = file_modality, "file"
+    else:
+        modality, meta["modality_source"] = guess_modality(array), "heuristic"
+    try:
+        return Volume.from_itk_geometry(array, spacing, origin, direction, modality=modality, meta=meta)
+    except ValueError as exc:
+        raise CorruptFileError(f"invalid geometry: {exc}", path=path, hint=hint) from None
+
+
+def write_itk_image(volume: Volume, path: str | Path, *, compress: bool = True) -> None:
+    """Write ``volume`` as NRRD or MetaImage (chosen by the suffix), atomically.
+
+    Geometry is written in LPS (ITK's own convention), the array in its dtype (bool as uint8, float16 as
+    float32), the modality in a ``ctlens_modality`` field. ``compress`` gzips / zlib-compresses the voxels.
+    For detached headers (``.nhdr``, ``.mhd``) the data file is moved into place before the header, so a
+    header never points at missing data. See :func:`ctlens.io.nifti.atomic_output`.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> import numpy as np
+        >>> from ctlens.core.volume import Volume
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> write_itk_image(Volume(np.ones((2, 2, 2), np.uint16), modality="MR"), folder / "mr.mhd")
+        >>> sorted(p.name for p in folder.iterdir()), read_itk_image(folder / "mr.mhd").modality
+        (['mr.mhd', 'mr.zraw'], 'MR')
+    """
+    path = Path(path)
+    fmt = _format_of(path)
+    if fmt is None:
+        raise UnsupportedFormatError(
+            f"not a NRRD or MetaImage file name (expected one of {', '.join(ITK_SUFFIXES)})",
+            path=path,
+            hint="choose a .nrrd, .nhdr, .mha or .mhd path",
+        )
+    arr = volume.array
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    elif arr.dtype == np.float16:
+        arr = arr.astype(np.float32)
+    elif arr.dtype.kind not in "iuf":
+        raise UnsupportedFormatError(
+            f"cannot store voxel type {arr.dtype} in {fmt}", path=path, hint="convert the array to int or float"
+        )
+    try:
+        image = sitk.GetImageFromArray(np.ascontiguousarray(arr), isVector=False)
+        spacing, origin, direction = volume.itk_geometry()
+        image.SetSpacing(spacing)
+        image.SetOrigin(origin)
+        image.SetDirection(direction)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise UnsupportedFormatError(
+            f"cannot convert the volume for {fmt}: {short_reason(exc)}", path=path, hint="check its dtype and geometry"
+        ) from None
+    if re.fullmatch(r"[A-Z]{2,8}", str(volume.modality or "")):
+        image.SetMetaData(_MODALITY_KEY, volume.modality)
+    with atomic_output(path) as tmp:
+        writer = sitk.ImageFileWriter()
+        writer.SetFileName(str(tmp))
+        writer.SetImageIO(_IMAGE_IO[fmt])
+        writer.SetUseCompression(compress)
+        try:
+            writer.Execute(image)
+        except RuntimeError as exc:
+            raise CTLensError(
+                f"cannot write {fmt}: {short_reason(exc, tmp)}", path=path, hint="check free disk space"
+            ) from None
