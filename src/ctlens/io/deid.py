@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -317,6 +318,7 @@ PROFILE_ACTIONS: dict[str, str] = {
     "TopicSubject": "X",
     "TopicTitle": "X",
     "Arbitrary": "X",
+    "ROIInterpreter": "X",
     # UIDs (U); other UIDs follow the generic rule in _uid_action
     "StudyInstanceUID": "U",
     "SeriesInstanceUID": "U",
@@ -447,7 +449,7 @@ class DeidReport:
 
 
 def _name(elem: pydicom.DataElement) -> str:
-    return elem.keyword or str(elem.tag)
+    return elem.keyword or keyword_for_tag(elem.tag) or str(elem.tag)
 
 
 def _is_curve_or_overlay(tag: BaseTag) -> bool:
@@ -644,7 +646,7 @@ def _read(src: Path) -> Dataset:
             and raw.length != 0xFFFFFFFF
             and len(raw.value) < raw.length
         ):
-            keyword = pydicom.datadict.keyword_for_tag(tag) or str(tag)
+            keyword = keyword_for_tag(tag) or str(tag)
             raise CorruptFileError(
                 f"truncated: {keyword} has {len(raw.value)} of its {raw.length} bytes", path=src, hint=hint
             )
@@ -696,10 +698,12 @@ def deidentify_file(src: Path, dst: Path, *, salt: str = "") -> DeidReport:
     Example:
         >>> import tempfile, pydicom
         >>> from pydicom.data import get_testdata_file
-        >>> out = Path(tempfile.mkdtemp()) / "ct.dcm"
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> out = Path(tmp.name) / "ct.dcm"
         >>> report = deidentify_file(Path(get_testdata_file("CT_small.dcm")), out, salt="s")
         >>> "PatientName" in report.emptied, pydicom.dcmread(out).PatientIdentityRemoved
         (True, 'YES')
+        >>> tmp.cleanup()
     """
     src, dst = Path(src), Path(dst)
     if dst.is_dir():
@@ -734,6 +738,15 @@ def _is_relative_to(path: Path, other: Path) -> bool:
     return True
 
 
+def _walk_files(folder: Path) -> list[Path]:
+    """Every non-folder entry under ``folder``, sorted, without descending into symbolically linked folders."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        found.extend(Path(root) / name for name in files)
+        found.extend(Path(root) / name for name in dirs if (Path(root) / name).is_symlink())
+    return sorted(found)
+
+
 def deidentify_path(src: Path, dst: Path, *, salt: str = "") -> list[DeidReport]:
     """De-identify a DICOM file, or every DICOM file under a folder, into ``dst``.
 
@@ -745,10 +758,13 @@ def deidentify_path(src: Path, dst: Path, *, salt: str = "") -> list[DeidReport]
     Example:
         >>> import tempfile, shutil
         >>> from pydicom.data import get_testdata_file
-        >>> src, dst = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp()) / "out"
-        >>> _ = (src / "a").mkdir(), shutil.copy(get_testdata_file("CT_small.dcm"), src / "a" / "1.dcm")
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> src, dst = Path(tmp.name) / "in", Path(tmp.name) / "out"
+        >>> (src / "a").mkdir(parents=True)
+        >>> _ = shutil.copy(get_testdata_file("CT_small.dcm"), src / "a" / "1.dcm")
         >>> [Path(r.destination).relative_to(dst).as_posix() for r in deidentify_path(src, dst)]
         ['a/1.dcm']
+        >>> tmp.cleanup()
     """
     src, dst = Path(src), Path(dst)
     if not src.exists():
@@ -763,7 +779,7 @@ def deidentify_path(src: Path, dst: Path, *, salt: str = "") -> list[DeidReport]
             hint="choose a destination outside the folder being de-identified",
         )
     reports: list[DeidReport] = []
-    for path in sorted(p for p in src.rglob("*") if not p.is_dir()):
+    for path in _walk_files(src):
         if path.is_symlink():
             logger.warning("%s: skipped (symbolic link)", path)
             continue

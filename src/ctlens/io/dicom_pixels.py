@@ -22,9 +22,12 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.pixels import pixel_array
+from pydicom.uid import JPEG2000, JPEG2000Lossless
 
 from ctlens.core.errors import CorruptFileError
 from ctlens.io.dicom_headers import SliceRef
+from ctlens.io.j2k_plugin import PLUGIN_LABEL
+from ctlens.io.j2k_plugin import register as register_j2k_plugin
 
 AIR_HU = -1024
 
@@ -36,13 +39,22 @@ def default_workers() -> int:
     return get_settings().decode_workers or os.cpu_count() or 1
 
 
-def _decode_file(path: Path, display: str, frames: list[int] | None) -> np.ndarray:
+def _plugin_for(transfer_syntax: str) -> str:
+    """Our GIL-free JPEG 2000 plugin where it applies, else pydicom's choice ("")."""
+    if transfer_syntax in (JPEG2000Lossless, JPEG2000) and register_j2k_plugin():
+        return PLUGIN_LABEL
+    return ""
+
+
+def _decode_file(path: Path, display: str, frames: list[int] | None, plugin: str = "") -> np.ndarray:
     """Stored values of one file: ``(rows, cols)`` or ``(n_frames, rows, cols)``."""
     try:
         if frames is None:
-            arr = pixel_array(os.fspath(path))
+            arr = pixel_array(os.fspath(path), decoding_plugin=plugin)
         else:
             ds = pydicom.dcmread(path)
+            if plugin:
+                ds.pixel_array_options(decoding_plugin=plugin)
             arr = ds.pixel_array
             arr = arr[None] if arr.ndim == 2 else arr
             arr = arr[frames]
@@ -90,9 +102,10 @@ def decode_hu(refs: list[SliceRef], workers: int | None = None) -> np.ndarray:
     def run(job: tuple[Path, list[int]]) -> list[np.ndarray]:
         path, idx = job
         first = refs[idx[0]]
+        plugin = _plugin_for(str(first.header.file_meta.get("TransferSyntaxUID", "")))
         if first.frame is None:
-            return [_decode_file(path, first.file.display, None)]
-        stack = _decode_file(path, first.file.display, [refs[i].frame for i in idx])
+            return [_decode_file(path, first.file.display, None, plugin)]
+        stack = _decode_file(path, first.file.display, [refs[i].frame for i in idx], plugin)
         return list(stack)
 
     n = workers or default_workers()

@@ -137,7 +137,11 @@ def read_itk_image(path: str | Path, *, modality: str | None = None) -> Volume:
     try:
         image = reader.Execute()
     except RuntimeError as exc:
-        raise CorruptFileError(short_reason(exc, path), path=path, hint=hint) from None
+        reason = short_reason(exc, path)
+        if reason.startswith("File cannot be read"):  # MetaIO says only this (and a stale errno)
+            detached = " or a missing data file named in the header" if path.suffix.lower() == ".mhd" else ""
+            reason = f"the voxel data could not be read (truncated data{detached})"
+        raise CorruptFileError(reason, path=path, hint=hint) from None
 
     array = sitk.GetArrayFromImage(image)
     spacing = list(image.GetSpacing())

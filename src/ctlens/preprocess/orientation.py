@@ -60,11 +60,11 @@ def axcodes(volume: Volume) -> tuple[str, str, str]:
     Example:
         >>> import numpy as np
         >>> from ctlens.core.volume import Volume
-        >>> sagittal = np.array([[0.0, 0, -1], [0, -1, 0], [1, 0, 0]])  # columns: z->L... see below
-        >>> axcodes(Volume(np.zeros((2, 2, 2)), direction=np.eye(3)[:, ::-1]))
+        >>> axcodes(Volume(np.zeros((2, 2, 2))))  # default: axial, LPS-stored
         ('S', 'P', 'L')
+        >>> sagittal = np.array([[1.0, 0, 0], [0, 0, -1], [0, -1, 0]])  # columns: slices->L, rows->I, cols->A
         >>> axcodes(Volume(np.zeros((2, 2, 2)), direction=sagittal))
-        ('S', 'A', 'R')
+        ('L', 'I', 'A')
     """
     return tuple(  # type: ignore[return-value]
         (_POSITIVE if sign > 0 else _NEGATIVE)[world] for world, sign in _world_axes(volume.direction)
@@ -127,8 +127,10 @@ def reorient(volume: Volume, target: str | Sequence[str] = "RPI") -> Volume:
         >>> from ctlens.core.volume import Volume
         >>> v = Volume(np.arange(8).reshape(2, 2, 2), spacing=(3.0, 1.0, 1.0))
         >>> r = reorient(v, "RPI")
-        >>> axcodes(r), r.array[0, 0, 0] == v.array[1, 0, 1], bool(np.allclose(r.world((0, 0, 0)), v.world((1, 0, 1))))
-        (('I', 'P', 'R'), np.True_, True)
+        >>> axcodes(r), int(r.array[0, 0, 0]) == int(v.array[1, 0, 1])
+        (('I', 'P', 'R'), True)
+        >>> bool(np.allclose(r.world((0, 0, 0)), v.world((1, 0, 1))))
+        True
         >>> axcodes(reorient(v, "LPS"))
         ('S', 'P', 'L')
     """
