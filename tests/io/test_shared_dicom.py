@@ -12,11 +12,10 @@ import pytest
 import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from shared_data import data_dir  # noqa: E402
-
 import ctlens  # noqa: E402
 from ctlens.core.errors import GantryTiltError, UnevenSpacingError  # noqa: E402
 from ctlens.io import list_series, slice_index_for_sop, voc_annotations_for_volume  # noqa: E402
+from shared_data import data_dir  # noqa: E402
 
 pytestmark = pytest.mark.shared_data
 
@@ -110,14 +109,12 @@ def test_gantry_tilt_correction_moves_anatomy_into_place() -> None:
     """The tilt-corrected slice k equals the raw slice shifted by its drift along the column axis."""
     folder = _ge_folder()
     vol = ctlens.load(folder)
-    headers = sorted(
-        (pydicom.dcmread(f) for f in folder.iterdir()), key=lambda d: float(d.ImagePositionPatient[2])
-    )
+    headers = sorted((pydicom.dcmread(f) for f in folder.iterdir()), key=lambda d: float(d.ImagePositionPatient[2]))
     last = headers[-1]
     raw = last.pixel_array.astype(np.float64) * float(last.RescaleSlope) + float(last.RescaleIntercept)
-    drift_px = (
-        (np.array(last.ImagePositionPatient, float) - np.array(vol.origin)) @ vol.direction[:, 1]
-    ) / float(last.PixelSpacing[0])
+    drift_px = ((np.array(last.ImagePositionPatient, float) - np.array(vol.origin)) @ vol.direction[:, 1]) / float(
+        last.PixelSpacing[0]
+    )
     shift = int(round(drift_px))
     assert abs(shift) > 50  # 18.5 degrees over ~150 mm
     corrected = vol.array[-1].astype(np.float64)
