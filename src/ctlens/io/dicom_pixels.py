@@ -22,7 +22,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.pixels import pixel_array
-from pydicom.uid import JPEG2000, JPEG2000Lossless
+from pydicom.uid import (
+    JPEG2000,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+)
 
 from ctlens.core.errors import CorruptFileError
 from ctlens.io.dicom_headers import SliceRef
@@ -30,6 +36,7 @@ from ctlens.io.j2k_plugin import PLUGIN_LABEL
 from ctlens.io.j2k_plugin import register as register_j2k_plugin
 
 AIR_HU = -1024
+NATIVE_SYNTAXES = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian})
 
 
 def default_workers() -> int:
@@ -109,6 +116,9 @@ def decode_hu(refs: list[SliceRef], workers: int | None = None) -> np.ndarray:
         return list(stack)
 
     n = workers or default_workers()
+    syntax = str(refs[0].header.file_meta.get("TransferSyntaxUID", "")) if hasattr(refs[0].header, "file_meta") else ""
+    if syntax in NATIVE_SYNTAXES:
+        n = 1  # uncompressed: copying bytes is cheaper than handing slices to threads (the GIL is held)
     if n > 1 and len(jobs) > 1:
         with ThreadPoolExecutor(max_workers=n) as pool:
             results = list(pool.map(run, jobs))

@@ -23,7 +23,6 @@ import logging
 from typing import Literal
 
 import numpy as np
-from scipy import ndimage
 
 from ctlens.core.errors import CorruptFileError, GantryTiltError, InputNotFoundError, UnevenSpacingError
 from ctlens.core.volume import Volume
@@ -126,6 +125,34 @@ def _meta(info: SeriesInfo, refs: list[SliceRef], geom: StackGeometry, n_files: 
     return meta
 
 
+def _translate(plane: np.ndarray, offset: int, axis: int) -> np.ndarray:
+    """Move ``plane`` by a whole number of pixels along ``axis``; uncovered pixels become air."""
+    out = np.full_like(plane, AIR_HU)
+    n = plane.shape[axis]
+    if abs(offset) >= n:
+        return out
+    src, dst = [slice(None)] * 2, [slice(None)] * 2
+    src[axis] = slice(max(0, -offset), n - max(0, offset))
+    dst[axis] = slice(max(0, offset), n - max(0, -offset))
+    out[tuple(dst)] = plane[tuple(src)]
+    return out
+
+
+def _shift_plane(plane: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
+    """``out[y, x] = plane[y - sy, x - sx]`` with linear interpolation, air outside (separable, fast)."""
+    out = plane.astype(np.float32)
+    for axis, amount in enumerate(shift):
+        if abs(amount) < 1e-6:
+            continue
+        whole = int(np.floor(amount))
+        frac = np.float32(amount - whole)
+        moved = _translate(out, whole, axis) * (1 - frac)
+        if frac:
+            moved += _translate(out, whole + 1, axis) * frac
+        out = moved
+    return out
+
+
 def _correct_tilt(hu: np.ndarray, geom: StackGeometry, dy: float, dx: float) -> np.ndarray:
     """Shift every slice within its plane so its origin sits on the first slice's normal line."""
     out = np.empty_like(hu)
@@ -134,7 +161,7 @@ def _correct_tilt(hu: np.ndarray, geom: StackGeometry, dy: float, dx: float) -> 
         if abs(shift[0]) < 1e-6 and abs(shift[1]) < 1e-6:
             out[k] = hu[k]
             continue
-        moved = ndimage.shift(hu[k].astype(np.float32), shift, order=1, mode="constant", cval=AIR_HU)
+        moved = _shift_plane(hu[k], shift)
         out[k] = np.rint(moved) if np.issubdtype(hu.dtype, np.integer) else moved
     return out
 
