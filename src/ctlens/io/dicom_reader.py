@@ -35,6 +35,10 @@ from ctlens.io.dicom_source import DicomSource, PathInput
 
 log = logging.getLogger("ctlens.io")
 
+DOCUMENT_SUFFIXES = (".txt", ".md", ".json", ".xml", ".csv", ".html", ".pdf", ".nii", ".gz", ".png", ".jpg")
+DOCUMENT_SUFFIXES += ("license", "readme", ".py", ".log", ".yaml", ".yml", ".ini", ".zip")
+"""Names of files that are expected beside DICOM series and are ignored quietly when not DICOM."""
+
 TiltPolicy = Literal["correct", "refuse"]
 UnevenPolicy = Literal["warn", "resample", "error"]
 
@@ -60,6 +64,9 @@ def _scan(source: DicomSource, workers: int) -> tuple[list[SeriesInfo], list[str
     refs, skipped = read_slice_refs(source.files, workers=workers)
     not_dicom = [c.path.name for c, why in skipped if why == "not a DICOM file"]
     notes = [f"skipped {c.path.name}: {why}" for c, why in skipped if why != "not a DICOM file"]
+    suspicious = [name for name in not_dicom if not name.lower().endswith(DOCUMENT_SUFFIXES)]
+    if suspicious:  # a file that could have been an image: say so; README/JSON/XML files are just noted
+        notes.append(f"skipped {len(suspicious)} file(s) that are not DICOM: {', '.join(suspicious[:5])}")
     if not_dicom:
         examples = ", ".join(not_dicom[:3]) + (", ..." if len(not_dicom) > 3 else "")
         log.info("%s: ignored %d non-DICOM file(s) (%s)", source.name, len(not_dicom), examples)

@@ -8,7 +8,7 @@ Example:
     >>> tmp = pathlib.Path(tempfile.mkdtemp()); (tmp / "a").write_bytes(b"x")
     1
     >>> with DicomSource(tmp) as src:
-    ...     [f.display for f in src.files]
+    ...     [f.path.name for f in src.files]
     ['a']
 """
 
@@ -61,8 +61,12 @@ class DicomSource:
         paths = [self.source] if isinstance(self.source, str | os.PathLike) else list(self.source)
         if not paths:
             raise InputNotFoundError("no input files were given")
-        for item in paths:
-            self._add(Path(item))
+        try:
+            for item in paths:
+                self._add(Path(item))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def _add(self, path: Path) -> None:

@@ -233,8 +233,9 @@ def read_nifti(path: str | Path, *, modality: str | None = None) -> Volume:
         )
     _check_size(path, img, suffix, shape, file_dtype)
 
-    slope, inter = header.get_slope_inter()
-    identity = slope in (None, 1.0) and inter in (None, 0.0)
+    # nibabel moves scl_slope / scl_inter from the header into the data proxy on load
+    slope, inter = float(getattr(img.dataobj, "slope", 1.0)), float(getattr(img.dataobj, "inter", 0.0))
+    identity = slope == 1.0 and inter == 0.0
     try:
         if identity:
             data = np.asarray(img.dataobj.get_unscaled())
