@@ -9,6 +9,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-_IO_TESTS = str(Path(__file__).resolve().parent / "io")
-if _IO_TESTS not in sys.path:
-    sys.path.insert(0, _IO_TESTS)
+for _folder in (Path(__file__).resolve().parent, Path(__file__).resolve().parent / "io"):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))

@@ -179,8 +179,3 @@ def test_missing_path_is_not_found(tmp_path: Path, sandbox: Path) -> None:
     with pytest.raises(InputNotFoundError) as info:
         load(tmp_path / "no_such_series")
     assert "no_such_series" in str(info.value)
-
-
-@pytest.mark.skip(reason="CLI not written yet: check one-line messages and exit codes for the cases above")
-def test_cli_reports_unsafe_archive_in_one_line() -> None:  # pragma: no cover
-    pass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +10,10 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ctlens  # noqa: E402
-from ctlens.core.errors import GantryTiltError, UnevenSpacingError  # noqa: E402
-from ctlens.io import list_series, slice_index_for_sop, voc_annotations_for_volume  # noqa: E402
-from shared_data import data_dir  # noqa: E402
+import ctlens
+from ctlens.core.errors import GantryTiltError, UnevenSpacingError
+from ctlens.io import list_series, slice_index_for_sop, voc_annotations_for_volume
+from shared_data import data_dir
 
 pytestmark = pytest.mark.shared_data
 
