@@ -29,7 +29,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ctlens.core.errors import CorruptFileError, UnsupportedFormatError
 from ctlens.core.volume import Volume
-from ctlens.io.nifti import _check_readable
+from ctlens.io.files import check_readable
 
 __all__ = ["IMAGE2D_SUFFIXES", "LUMA_WEIGHTS", "read_image2d", "to_grayscale"]
 
@@ -103,7 +103,7 @@ def read_image2d(path: str | Path) -> Volume:
             path=path,
             hint="rename the file or use the reader for its format",
         )
-    _check_readable(path, fmt)
+    check_readable(path, fmt)
     hint = "re-export or re-download the image"
     limit = Image.MAX_IMAGE_PIXELS
     try:

@@ -26,7 +26,8 @@ import SimpleITK as sitk
 
 from ctlens.core.errors import CorruptFileError, CTLensError, UnsupportedFormatError
 from ctlens.core.volume import Volume
-from ctlens.io.nifti import _MAX_DEFLATE_RATIO, _check_readable, atomic_output, guess_modality
+from ctlens.io.files import MAX_DEFLATE_RATIO, atomic_output, check_readable
+from ctlens.io.nifti import guess_modality
 
 __all__ = ["ITK_SUFFIXES", "read_itk_image", "write_itk_image"]
 
@@ -101,7 +102,7 @@ def read_itk_image(path: str | Path, *, modality: str | None = None) -> Volume:
             path=path,
             hint="rename the file or use the reader for its format",
         )
-    _check_readable(path, "NRRD/MetaImage" if fmt == "nrrd" else "MetaImage")
+    check_readable(path, "NRRD/MetaImage" if fmt == "nrrd" else "MetaImage")
     hint = "re-export or re-download the file"
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
@@ -128,7 +129,7 @@ def read_itk_image(path: str | Path, *, modality: str | None = None) -> Volume:
             hint="split it into 3-D volumes first and read one",
         )
     needed = int(np.prod(size)) * _pixel_bytes(reader)
-    if path.suffix.lower() in (".nrrd", ".mha") and needed > _MAX_DEFLATE_RATIO * path.stat().st_size:
+    if path.suffix.lower() in (".nrrd", ".mha") and needed > MAX_DEFLATE_RATIO * path.stat().st_size:
         raise CorruptFileError(
             f"truncated or corrupt file: the header claims {needed} bytes of voxels, more than the file can hold",
             path=path,

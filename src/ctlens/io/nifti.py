@@ -17,27 +17,22 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 
-from ctlens.core.errors import CorruptFileError, CTLensError, InputNotFoundError, UnsupportedFormatError
+from ctlens.core.errors import CorruptFileError, UnsupportedFormatError
 from ctlens.core.volume import Volume
+from ctlens.io.files import MAX_DEFLATE_RATIO, atomic_output, check_readable
 from ctlens.io.orientation import nifti_affine, volume_geometry_from_nifti_affine
 
 __all__ = ["atomic_output", "guess_modality", "read_nifti", "write_nifti"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
-_MAX_DEFLATE_RATIO = 1100
 """Deflate cannot expand more than ~1032:1, so a .nii.gz claiming more voxel bytes than this is truncated."""
 
 _MODALITY_TAG = re.compile(r"^ctlens modality=([A-Z]{2,8})$")
@@ -89,68 +84,9 @@ def guess_modality(array: np.ndarray) -> str:
     return "MR"
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to write ``path`` to; move the result into place only if the block succeeds.
-
-    The temporary path has the same file name in a hidden folder next to ``path`` (so writers that pick
-    the format, or name companion files such as ``.raw``, from the name behave the same). On success every
-    file written there is moved into ``path``'s folder with :func:`os.replace`, companions first and the
-    named file last; on any error the temporary folder is removed and nothing is left behind. A missing
-    destination folder raises :class:`~ctlens.core.errors.InputNotFoundError`; other OS errors become
-    :class:`~ctlens.core.errors.CTLensError`.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> out = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
-        >>> with atomic_output(out) as tmp:
-        ...     _ = tmp.write_text("done")
-        >>> out.read_text(), sorted(p.name for p in out.parent.iterdir())
-        ('done', ['a.txt'])
-    """
-    dest = Path(path)
-    parent = dest.parent
-    if not parent.is_dir():
-        raise InputNotFoundError(
-            f"cannot write: the folder {str(parent)!r} does not exist",
-            path=dest,
-            hint="create the folder first or choose another output path",
-        )
-    try:
-        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent))
-    except OSError as exc:
-        raise CTLensError(f"cannot write: {exc.strerror or exc}", path=dest, hint="check folder permissions") from exc
-    try:
-        tmp_path = tmp_dir / dest.name
-        yield tmp_path
-        if not tmp_path.is_file():
-            raise CTLensError("writer produced no file", path=dest)
-        written = sorted(p for p in tmp_dir.iterdir() if p.name != dest.name) + [tmp_path]
-        for item in written:
-            with open(item, "rb") as fh:
-                os.fsync(fh.fileno())
-        for item in written:
-            os.replace(item, parent / item.name)
-    except OSError as exc:
-        raise CTLensError(
-            f"cannot write: {exc.strerror or exc}", path=dest, hint="check free disk space and folder permissions"
-        ) from exc
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
 def _nifti_suffix(path: Path) -> str | None:
     name = path.name.lower()
     return next((s for s in sorted(NIFTI_SUFFIXES, key=len, reverse=True) if name.endswith(s)), None)
-
-
-def _check_readable(path: Path, kind: str) -> None:
-    if not path.exists():
-        raise InputNotFoundError("file not found", path=path, hint="check the path")
-    if not path.is_file():
-        raise InputNotFoundError(f"not a file (a {kind} file was expected)", path=path, hint="pass the file itself")
-    if path.stat().st_size == 0:
-        raise CorruptFileError("empty file (0 bytes)", path=path, hint=f"re-export or re-download the {kind} file")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -196,7 +132,7 @@ def read_nifti(path: str | Path, *, modality: str | None = None) -> Volume:
         ((4, 3, 2), 23, 'SEG', 'nifti')
     """
     path = Path(path)
-    _check_readable(path, "NIfTI")
+    check_readable(path, "NIfTI")
     suffix = _nifti_suffix(path)
     if suffix is None:
         raise UnsupportedFormatError(
@@ -289,7 +225,7 @@ def _check_size(path: Path, img: Any, suffix: str, shape: tuple[int, ...], dtype
             path=path,
             hint="re-export or re-download the file",
         )
-    if suffix == ".nii.gz" and needed > _MAX_DEFLATE_RATIO * size:
+    if suffix == ".nii.gz" and needed > MAX_DEFLATE_RATIO * size:
         raise CorruptFileError(
             f"truncated or corrupt file: the header claims {needed} bytes of voxels, more than {size} "
             "compressed bytes can hold",
