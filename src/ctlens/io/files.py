@@ -21,6 +21,7 @@ from pathlib import Path
 from ctlens.core.errors import CorruptFileError, CTLensError, InputNotFoundError
 
 MAX_DEFLATE_RATIO = 1100
+"""Largest size ratio accepted for a gzip-compressed image: deflate cannot exceed about 1032:1 (zlib docs)."""
 
 
 @contextlib.contextmanager

@@ -44,7 +44,7 @@ def pad_widths(shape: Sequence[int], multiple: Sequence[int] | int = (4, 16, 16)
         ((1, 2), (6, 6), (0, 0))
     """
     m = _multiple(multiple, len(shape))
-    totals = [(-int(n)) % q for n, q in zip(shape, m)]
+    totals = [(-int(n)) % q for n, q in zip(shape, m, strict=True)]
     return tuple((t // 2, t - t // 2) for t in totals)
 
 
@@ -58,17 +58,18 @@ def crop_widths(shape: Sequence[int], multiple: Sequence[int] | int = (4, 16, 16
         ((0, 1), (2, 2), (0, 0))
     """
     m = _multiple(multiple, len(shape))
-    short = [(int(n), q) for n, q in zip(shape, m) if int(n) < q]
+    short = [(int(n), q) for n, q in zip(shape, m, strict=True) if int(n) < q]
     if short:
         raise ValueError(f"cannot crop shape {tuple(shape)} to a multiple of {m}: axis too short; pad instead")
-    totals = [int(n) % q for n, q in zip(shape, m)]
+    totals = [int(n) % q for n, q in zip(shape, m, strict=True)]
     return tuple((t // 2, t - t // 2) for t in totals)
 
 
 def pad_to_multiple(data: Data, multiple: Sequence[int] | int = (4, 16, 16), value: float | None = None) -> Data:
     """Centre-pad an array or Volume so each axis is a multiple of ``multiple`` (array order ``z, y, x``).
 
-    ``value`` defaults to -1024 (air) for a CT Volume and 0 otherwise. A Volume comes back with the
+    ``value`` defaults to -1024 (air) for a CT Volume of signed or float values and 0 otherwise (arrays,
+    MR, masks). A Volume comes back with the
     origin moved to the new first voxel; an array comes back as an array (see :func:`pad_widths` for
     the offsets).
 
@@ -79,7 +80,8 @@ def pad_to_multiple(data: Data, multiple: Sequence[int] | int = (4, 16, 16), val
     """
     arr = data.array if isinstance(data, Volume) else np.asarray(data)
     if value is None:
-        value = -1024 if isinstance(data, Volume) and data.modality.upper() == "CT" else 0
+        is_ct = isinstance(data, Volume) and str(data.modality or "").upper() == "CT"
+        value = -1024 if is_ct and arr.dtype.kind in "if" else 0  # masks / unsigned arrays pad with 0
     widths = pad_widths(arr.shape, multiple)
     if not any(b or a for b, a in widths):
         return data.with_array(arr.copy()) if isinstance(data, Volume) else arr.copy()
@@ -105,7 +107,7 @@ def crop_to_multiple(data: Data, multiple: Sequence[int] | int = (4, 16, 16)) ->
     """
     arr = data.array if isinstance(data, Volume) else np.asarray(data)
     widths = crop_widths(arr.shape, multiple)
-    out = arr[tuple(slice(b, n - a) for (b, a), n in zip(widths, arr.shape))].copy()
+    out = arr[tuple(slice(b, n - a) for (b, a), n in zip(widths, arr.shape, strict=True))].copy()
     if not isinstance(data, Volume):
         return out
     return data.with_array(out, origin=tuple(data.world([b for b, _ in widths]).tolist()))

@@ -20,7 +20,7 @@ Example:
     >>> v = Volume(np.zeros((10, 8, 8), np.int16), spacing=(2.0, 0.5, 0.5))
     >>> r = resample(v, (4.0, 1.0, 1.0))
     >>> r.shape, r.spacing, r.origin, r.array.dtype
-    ((5, 4, 4), (4.0, 1.0, 1.0), (1.0, 0.25, 0.25), dtype('float32'))
+    ((5, 4, 4), (4.0, 1.0, 1.0), (0.25, 0.25, 1.0), dtype('float32'))
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ _INTERPOLATORS = {"linear": sitk.sitkLinear, "nearest": sitk.sitkNearestNeighbor
 def resampled_grid(
     volume: Volume, spacing_zyx: Sequence[float], align: Literal["center", "origin"] = "center"
 ) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
-    """``(shape, origin)`` of the grid :func:`resample` produces (see the module doc for the rule).
+    """``(shape (z, y, x), origin (LPS mm))`` of the grid :func:`resample` produces (rule: module doc).
 
     Example:
         >>> import numpy as np
         >>> from ctlens.core.volume import Volume
         >>> resampled_grid(Volume(np.zeros((3, 4, 4)), spacing=(3.0, 1.0, 1.0)), (1.0, 1.0, 1.0))
-        ((9, 4, 4), (-1.0, 0.0, 0.0))
+        ((9, 4, 4), (0.0, 0.0, -1.0))
     """
     new = np.asarray([float(s) for s in spacing_zyx])
     if new.shape != (3,) or not (new > 0).all():
@@ -76,26 +76,28 @@ def resample(
     """Resample ``volume`` to ``spacing_zyx`` mm (array order ``z, y, x``) with the same direction.
 
     ``method``: ``"linear"`` (default), ``"nearest"`` (label maps, masks: keeps the dtype) or
-    ``"bspline"`` (cubic B-spline, smoother, may overshoot). Linear / B-spline give float32 for integer
-    or bool input and keep float32 / float64. ``fill_value`` is used outside the input grid; default
-    -1024 for CT, else 0. A volume already on the target grid comes back as a copy.
+    ``"bspline"`` (cubic B-spline, smoother, may overshoot, much slower). Linear / B-spline give
+    float32 for integer or bool input and keep float32 / float64. ``fill_value`` is used outside the input grid; default
+    -1024 for CT (signed or float values), else 0. A volume already on the target grid comes back as a copy.
 
     Example:
         >>> import numpy as np
         >>> from ctlens.core.volume import Volume
         >>> ramp = Volume(np.broadcast_to(np.arange(4.0)[:, None, None], (4, 2, 2)), spacing=(2.0, 1.0, 1.0))
-        >>> resample(ramp, (1.0, 1.0, 1.0), align="origin").array[:, 0, 0].tolist()
-        [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.0]
+        >>> resample(ramp, (1.0, 1.0, 1.0)).array[:, 0, 0].tolist()
+        [0.0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3.0]
+        >>> resample(ramp, (1.0, 1.0, 1.0), align="origin").array[:, 0, 0].tolist()  # last voxel outside
+        [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, -1024.0]
     """
     if method not in _INTERPOLATORS:
         raise ValueError(f"method must be one of {', '.join(_INTERPOLATORS)}, got {method!r}")
     shape, origin = resampled_grid(volume, spacing_zyx, align)
     spacing = tuple(float(s) for s in spacing_zyx)
-    if fill_value is None:
-        fill_value = -1024.0 if volume.modality.upper() == "CT" else 0.0
-
     arr = np.asarray(volume.array)
     in_dtype = arr.dtype
+    if fill_value is None:
+        is_ct = str(volume.modality or "").upper() == "CT"
+        fill_value = -1024.0 if is_ct and in_dtype.kind in "if" else 0.0  # masks / unsigned: 0
     if method == "nearest":
         out_dtype = in_dtype
     else:
@@ -103,12 +105,10 @@ def resample(
     if shape == volume.shape and np.allclose(spacing, volume.spacing) and np.allclose(origin, volume.origin):
         return volume.with_array(arr.astype(out_dtype, copy=True), spacing=spacing, origin=origin)
 
-    if in_dtype == bool:
+    if in_dtype.kind == "b":
         arr = arr.view(np.uint8)
     elif in_dtype == np.float16:
         arr = arr.astype(np.float32)
-    if method != "nearest" and arr.dtype != out_dtype:
-        arr = arr.astype(out_dtype)  # interpolate in the output type, never in a truncating integer type
     image = sitk.GetImageFromArray(np.ascontiguousarray(arr))
     spacing_xyz, origin_in, direction_xyz = volume.itk_geometry()
     image.SetSpacing(spacing_xyz)
@@ -122,7 +122,9 @@ def resample(
     resampler.SetOutputDirection(direction_xyz)
     resampler.SetInterpolator(_INTERPOLATORS[method])
     resampler.SetDefaultPixelValue(float(fill_value))
+    if method != "nearest":  # interpolate (in double) straight into a float output, never a truncating integer
+        resampler.SetOutputPixelType(sitk.sitkFloat64 if out_dtype == np.float64 else sitk.sitkFloat32)
     out = sitk.GetArrayFromImage(resampler.Execute(image))
-    if in_dtype == bool and method == "nearest":
+    if in_dtype.kind == "b" and method == "nearest":
         out = out.astype(bool)
     return volume.with_array(out.astype(out_dtype, copy=False), spacing=spacing, origin=origin)

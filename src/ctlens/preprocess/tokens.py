@@ -40,12 +40,12 @@ def grid_shape(shape: Sequence[int], patch: Sequence[int] = (4, 16, 16)) -> tupl
     s = tuple(int(v) for v in shape)
     if len(s) != 3:
         raise ValueError(f"tokenization needs a 3-D array (z, y, x), got shape {s}")
-    if any(n % q for n, q in zip(s, p)):
+    if any(n % q for n, q in zip(s, p, strict=True)):
         raise ValueError(
             f"array shape {s} is not divisible by the patch {p}; "
             "pad first with ctlens.preprocess.pad_to_multiple(array, multiple=patch)"
         )
-    return tuple(n // q for n, q in zip(s, p))  # type: ignore[return-value]
+    return tuple(n // q for n, q in zip(s, p, strict=True))  # type: ignore[return-value]
 
 
 def tokenize(arr: np.ndarray, patch: Sequence[int] = (4, 16, 16)) -> tuple[np.ndarray, np.ndarray]:
