@@ -24,6 +24,8 @@ from pydicom.errors import InvalidDicomError
 from ctlens.io.dicom_source import CandidateFile
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+DEFER_BYTES = 64 * 1024
+"""Values larger than this (pixel data) are read from the file only when decoded."""
 _NON_IMAGE_HINTS = ("RTSTRUCT", "RTPLAN", "SR", "PR", "KO", "SEG", "REG")
 
 
@@ -58,13 +60,13 @@ def _group(ds: Dataset, frame_group: Dataset | None, seq: str) -> Dataset | None
 
 def _read_header(candidate: CandidateFile) -> Dataset | str:
     try:
-        return pydicom.dcmread(candidate.path, stop_before_pixels=True)
+        return pydicom.dcmread(candidate.path, defer_size=DEFER_BYTES)
     except InvalidDicomError:
         with open(candidate.path, "rb") as fh:
             start = fh.read(4)
         if start[:2] in (b"\x08\x00", b"\x02\x00"):  # a raw dataset without the 128-byte preamble
             try:
-                return pydicom.dcmread(candidate.path, stop_before_pixels=True, force=True)
+                return pydicom.dcmread(candidate.path, defer_size=DEFER_BYTES, force=True)
             except Exception as exc:  # noqa: BLE001 - any parser failure means "not readable"
                 return f"unreadable DICOM header ({type(exc).__name__}: {exc})"
         return "not a DICOM file"

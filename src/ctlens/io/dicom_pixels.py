@@ -53,6 +53,32 @@ def _plugin_for(transfer_syntax: str) -> str:
     return ""
 
 
+def _native_plane(ref: SliceRef) -> np.ndarray:
+    """Stored values of an uncompressed single-frame slice straight from its bytes (no copy through pydicom)."""
+    ds = ref.header
+    bits = int(ds.get("BitsAllocated", 16))
+    if bits not in (8, 16, 32) or int(ds.get("SamplesPerPixel", 1)) != 1:
+        return _decode_file(ref.file.path, ref.file.display, None)
+    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    dtype = np.dtype(f"{'i' if signed else 'u'}{bits // 8}").newbyteorder("<")
+    try:
+        data = ds.PixelData
+    except Exception as exc:  # noqa: BLE001 - a deferred read of a damaged file fails in many ways
+        raise CorruptFileError(f"cannot read pixel data ({exc})", path=ref.file.display) from None
+    needed = ref.rows * ref.columns * dtype.itemsize
+    if data is None or len(data) < needed:
+        got = 0 if data is None else len(data)
+        raise CorruptFileError(
+            f"pixel data is truncated ({got} of {needed} bytes)", path=ref.file.display, hint="re-export the file"
+        )
+    plane = np.frombuffer(data, dtype=dtype, count=ref.rows * ref.columns).reshape(ref.rows, ref.columns)
+    bits_stored = int(ds.get("BitsStored", bits))
+    if bits_stored < bits:  # mask unused high bits, sign-extending signed data as pydicom does
+        shift = bits - bits_stored
+        plane = (plane << shift) >> shift if signed else plane & ((1 << bits_stored) - 1)
+    return plane.astype(dtype.newbyteorder("="), copy=False)
+
+
 def _decode_file(path: Path, display: str, frames: list[int] | None, plugin: str = "") -> np.ndarray:
     """Stored values of one file: ``(rows, cols)`` or ``(n_frames, rows, cols)``."""
     try:
@@ -109,7 +135,10 @@ def decode_hu(refs: list[SliceRef], workers: int | None = None) -> np.ndarray:
     def run(job: tuple[Path, list[int]]) -> list[np.ndarray]:
         path, idx = job
         first = refs[idx[0]]
-        plugin = _plugin_for(str(first.header.file_meta.get("TransferSyntaxUID", "")))
+        syntax = str(first.header.file_meta.get("TransferSyntaxUID", ""))
+        plugin = _plugin_for(syntax)
+        if first.frame is None and syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+            return [_native_plane(first)]
         if first.frame is None:
             return [_decode_file(path, first.file.display, None, plugin)]
         stack = _decode_file(path, first.file.display, [refs[i].frame for i in idx], plugin)
