@@ -19,19 +19,7 @@ import pydicom
 import SimpleITK as sitk
 
 import ctlens
-
-
-def series_folders(root: Path) -> list[Path]:
-    """Folders directly holding DICOM files (discovered, not hard-coded)."""
-    found = set()
-    for f in root.rglob("*"):
-        if f.is_file() and f.parent not in found and f.suffix.lower() not in (".xml", ".json", ".csv", ".md", ".gz"):
-            try:
-                pydicom.dcmread(f, stop_before_pixels=True)
-            except Exception:  # noqa: BLE001
-                continue
-            found.add(f.parent)
-    return sorted(found)
+from ctlens.io.dicom_headers import dicom_folders
 
 
 def load_sitk(folder: Path) -> sitk.Image:
@@ -59,7 +47,7 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}, SimpleITK {sitk.Version.VersionString()}, ctlens {ctlens.__version__}")
     header = f"{'series':<52} {'syntax':<24} {'n':>3} {'sitk s':>8} {'ctlens s':>9} {'1 thread':>9} {'sitk/ctlens':>11}"
     print(header)
-    for folder in series_folders(args.data):
+    for folder in dicom_folders(args.data):
         first = pydicom.dcmread(next(p for p in sorted(folder.iterdir()) if p.is_file()), stop_before_pixels=True)
         syntax = first.file_meta.TransferSyntaxUID.name
         n = sum(1 for p in folder.iterdir() if p.is_file())

@@ -13,22 +13,10 @@ import SimpleITK as sitk
 import ctlens
 from ctlens.core.errors import GantryTiltError, UnevenSpacingError
 from ctlens.io import list_series, slice_index_for_sop, voc_annotations_for_volume
+from ctlens.io.dicom_headers import dicom_folders
 from shared_data import data_dir
 
 pytestmark = pytest.mark.shared_data
-
-
-def _series_dirs() -> list[Path]:
-    root = data_dir()
-    dirs = set()
-    for f in root.rglob("*"):
-        if f.is_file() and f.suffix.lower() not in (".xml", ".json", ".csv", ".md", ".gz", ".txt"):
-            try:
-                pydicom.dcmread(f, stop_before_pixels=True)
-            except Exception:  # noqa: BLE001
-                continue
-            dirs.add(f.parent)
-    return sorted(dirs)
 
 
 def _is_tilted(folder: Path) -> bool:
@@ -44,12 +32,12 @@ def _sitk_read(folder: Path) -> sitk.Image:
 
 
 def test_shared_data_has_series() -> None:
-    assert len(_series_dirs()) >= 4
+    assert len(dicom_folders(data_dir())) >= 4
 
 
 @pytest.mark.parametrize("index", range(8))
 def test_series_matches_simpleitk(index: int) -> None:
-    dirs = _series_dirs()
+    dirs = dicom_folders(data_dir())
     if index >= len(dirs):
         pytest.skip(f"only {len(dirs)} DICOM series in the shared data")
     folder = dirs[index]

@@ -12,8 +12,10 @@ Example:
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,31 +84,50 @@ def _floats(value: Any, n: int) -> np.ndarray | None:
     return out if out.shape == (n,) else None
 
 
+def _number(value: object, default: float) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return number if number == number else default
+
+
+def _plane_ref(
+    candidate: CandidateFile,
+    ds: Dataset,
+    frame: int | None,
+    pos: np.ndarray,
+    iop: np.ndarray,
+    spacing: np.ndarray | None,
+    rescale: Dataset | None,
+) -> SliceRef:
+    """One plane; ``rescale`` holds RescaleSlope/Intercept (the dataset or a functional-group item)."""
+    sop = str(ds.get("SOPInstanceUID", ""))
+    return SliceRef(
+        file=candidate,
+        frame=frame,
+        header=ds,
+        position=pos,
+        orientation=iop,
+        pixel_spacing=tuple(spacing) if spacing is not None else (1.0, 1.0),
+        rows=int(ds.Rows),
+        columns=int(ds.Columns),
+        slope=_number(getattr(rescale, "RescaleSlope", None), 1.0) or 1.0,
+        intercept=_number(getattr(rescale, "RescaleIntercept", None), 0.0),
+        sop_uid=sop if frame is None else f"{sop}#{frame + 1}",
+        instance_number=int(_number(ds.get("InstanceNumber"), 0)) if frame is None else frame + 1,
+        acquisition=str(ds.get("AcquisitionNumber", "") or ""),
+    )
+
+
 def _single_frame_refs(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] | str:
     pos = _floats(ds.get("ImagePositionPatient"), 3)
     iop = _floats(ds.get("ImageOrientationPatient"), 6)
-    spacing = _floats(ds.get("PixelSpacing"), 2)
     if "Rows" not in ds or "Columns" not in ds:
         return "no image (Rows/Columns missing)"
     if pos is None or iop is None:
         return "no ImagePositionPatient/ImageOrientationPatient (not a cross-sectional image)"
-    return [
-        SliceRef(
-            file=candidate,
-            frame=None,
-            header=ds,
-            position=pos,
-            orientation=iop,
-            pixel_spacing=tuple(spacing) if spacing is not None else (1.0, 1.0),
-            rows=int(ds.Rows),
-            columns=int(ds.Columns),
-            slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
-            intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
-            sop_uid=str(ds.get("SOPInstanceUID", "")),
-            instance_number=int(ds.get("InstanceNumber", 0) or 0),
-            acquisition=str(ds.get("AcquisitionNumber", "") or ""),
-        )
-    ]
+    return [_plane_ref(candidate, ds, None, pos, iop, _floats(ds.get("PixelSpacing"), 2), ds)]
 
 
 def _multi_frame_refs(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] | str:
@@ -116,36 +137,13 @@ def _multi_frame_refs(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] |
         return "multi-frame file without one PerFrameFunctionalGroupsSequence item per frame"
     refs: list[SliceRef] = []
     for k, group in enumerate(per_frame):
-        plane_pos = _group(ds, group, "PlanePositionSequence")
-        plane_ori = _group(ds, group, "PlaneOrientationSequence")
-        measures = _group(ds, group, "PixelMeasuresSequence")
-        transform = _group(ds, group, "PixelValueTransformationSequence")
-        pos = _floats(getattr(plane_pos, "ImagePositionPatient", None), 3)
-        iop = _floats(getattr(plane_ori, "ImageOrientationPatient", None), 6)
+        pos = _floats(getattr(_group(ds, group, "PlanePositionSequence"), "ImagePositionPatient", None), 3)
+        iop = _floats(getattr(_group(ds, group, "PlaneOrientationSequence"), "ImageOrientationPatient", None), 6)
         if pos is None or iop is None:
             return f"frame {k + 1} has no plane position/orientation"
-        spacing = _floats(getattr(measures, "PixelSpacing", None), 2)
-        slope = getattr(transform, "RescaleSlope", None) if transform is not None else ds.get("RescaleSlope")
-        intercept = (
-            getattr(transform, "RescaleIntercept", None) if transform is not None else ds.get("RescaleIntercept")
-        )
-        refs.append(
-            SliceRef(
-                file=candidate,
-                frame=k,
-                header=ds,
-                position=pos,
-                orientation=iop,
-                pixel_spacing=tuple(spacing) if spacing is not None else (1.0, 1.0),
-                rows=int(ds.Rows),
-                columns=int(ds.Columns),
-                slope=float(slope if slope not in (None, "") else 1.0),
-                intercept=float(intercept if intercept not in (None, "") else 0.0),
-                sop_uid=f"{ds.get('SOPInstanceUID', '')}#{k + 1}",
-                instance_number=k + 1,
-                acquisition=str(ds.get("AcquisitionNumber", "") or ""),
-            )
-        )
+        spacing = _floats(getattr(_group(ds, group, "PixelMeasuresSequence"), "PixelSpacing", None), 2)
+        transform = _group(ds, group, "PixelValueTransformationSequence")
+        refs.append(_plane_ref(candidate, ds, k, pos, iop, spacing, transform if transform is not None else ds))
     return refs
 
 
@@ -179,3 +177,21 @@ def read_slice_refs(
         else:
             refs.extend(result)
     return refs, skipped
+
+
+def dicom_folders(root: str | os.PathLike) -> list[Path]:
+    """Folders below ``root`` that directly hold at least one readable DICOM file, sorted.
+
+    Example:
+        >>> import tempfile
+        >>> dicom_folders(tempfile.mkdtemp())
+        []
+    """
+    found: set[Path] = set()
+    for folder, _, names in os.walk(root):
+        for name in sorted(names):
+            path = Path(folder) / name
+            if not isinstance(_read_header(CandidateFile(path, str(path))), str):
+                found.add(Path(folder))
+                break
+    return sorted(found)
