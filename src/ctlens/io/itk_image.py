@@ -74,6 +74,16 @@ def _pixel_bytes(reader: sitk.ImageFileReader) -> int:
     return int(bits.group(1)) // 8 if bits else 8
 
 
+def _format_or_error(path: Path, hint: str) -> str:
+    """The format of ``path`` from its name, or an UnsupportedFormatError naming it."""
+    fmt = _format_of(path)
+    if fmt is None:
+        raise UnsupportedFormatError(
+            f"not a NRRD or MetaImage file name (expected one of {', '.join(ITK_SUFFIXES)})", path=path, hint=hint
+        )
+    return fmt
+
+
 def read_itk_image(path: str | Path, *, modality: str | None = None) -> Volume:
     """Read a NRRD / MetaImage file (``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``) into a :class:`Volume`.
 
@@ -95,13 +105,7 @@ def read_itk_image(path: str | Path, *, modality: str | None = None) -> Volume:
         ((1, 2, 3), np.float32(500.0), 'MR', 'metaimage')
     """
     path = Path(path)
-    fmt = _format_of(path)
-    if fmt is None:
-        raise UnsupportedFormatError(
-            f"not a NRRD or MetaImage file name (expected one of {', '.join(ITK_SUFFIXES)})",
-            path=path,
-            hint="rename the file or use the reader for its format",
-        )
+    fmt = _format_or_error(path, hint="rename the file or use the reader for its format")
     check_readable(path, "NRRD/MetaImage" if fmt == "nrrd" else "MetaImage")
     hint = "re-export or re-download the file"
     reader = sitk.ImageFileReader()
@@ -197,13 +201,7 @@ def write_itk_image(volume: Volume, path: str | Path, *, compress: bool = True) 
         (['mr.mhd', 'mr.zraw'], 'MR')
     """
     path = Path(path)
-    fmt = _format_of(path)
-    if fmt is None:
-        raise UnsupportedFormatError(
-            f"not a NRRD or MetaImage file name (expected one of {', '.join(ITK_SUFFIXES)})",
-            path=path,
-            hint="choose a .nrrd, .nhdr, .mha or .mhd path",
-        )
+    fmt = _format_or_error(path, hint="choose a .nrrd, .nhdr, .mha or .mhd path")
     arr = volume.array
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8)
