@@ -13,8 +13,13 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# torch is pinned to the CPU build first (an unpinned torch pulls a multi-GB CUDA build);
+# Debian's chromium + chromedriver drive the browser test (installed when apt-get is usable).
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[all]'
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get install -y -q chromium chromium-driver >/dev/null; } || echo "chromium not installed: browser tests will skip"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -1,4 +1,4 @@
-"""``ctlens`` commands: info, convert, deid.
+"""``ctlens`` commands: info, convert, deid, and those each ``cmd_<topic>`` module registers.
 
 Example:
     >>> from typer.testing import CliRunner
@@ -121,3 +121,18 @@ def deid(
     reports = deidentify_path(src, dst, salt=salt)
     removed = sum(len(r.removed) + len(r.emptied) + len(r.replaced) for r in reports)
     console.print(f"de-identified {len(reports)} file(s) into {dst}: {removed} attributes removed or replaced")
+
+
+def _register_command_modules() -> None:
+    """Each ``ctlens.cli.cmd_<topic>`` module adds its commands with ``register(app)`` (heavy imports stay lazy)."""
+    import importlib
+    import pkgutil
+
+    import ctlens.cli as package
+
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if module.name.startswith("cmd_"):
+            importlib.import_module(f"ctlens.cli.{module.name}").register(app)
+
+
+_register_command_modules()

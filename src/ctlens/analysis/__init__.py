@@ -1,0 +1,1 @@
+"""Quantitative CT analysis: body region, lungs, emphysema, nodule / mass candidates, heatmaps."""

@@ -1,0 +1,1 @@
+"""FastAPI service and the web viewer (needs the `server` extra)."""

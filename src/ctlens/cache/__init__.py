@@ -1,0 +1,1 @@
+"""On-disk cache of preprocessed volumes, its metadata, and HDF5 export."""

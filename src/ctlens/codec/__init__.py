@@ -1,0 +1,1 @@
+"""ROI detection and the lossless / ROI-lossless series container (`.ctz`)."""

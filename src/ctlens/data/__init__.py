@@ -1,0 +1,1 @@
+"""PyTorch datasets, collate functions and samplers (needs the `ml` extra: torch)."""

@@ -1,0 +1,1 @@
+"""LLM payloads, image token accounting and provider clients."""

@@ -1,0 +1,1 @@
+"""Inference pipelines: slice interpolation, embeddings, zero-shot findings."""
