@@ -28,12 +28,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from ctlens.core.volume import Volume
+from ctlens.io.orientation import axcodes
 
 __all__ = ["axcodes", "permute_axes", "reorient", "slice_axis", "slice_plane"]
 
-_POSITIVE = ("L", "P", "S")
-"""Letter of the +x, +y, +z LPS world axes."""
-_NEGATIVE = ("R", "A", "I")
 _WORLD_AXIS = {"L": 0, "R": 0, "P": 1, "A": 1, "S": 2, "I": 2}
 _PLANES = ("sagittal", "coronal", "axial")
 """Slice plane when the slice (through-plane) axis runs along LPS x, y, z."""
@@ -49,26 +47,6 @@ def _world_axes(direction: np.ndarray) -> list[tuple[int, int]]:
         weights[world, :] = -1.0
         weights[:, axis] = -1.0
     return out
-
-
-def axcodes(volume: Volume) -> tuple[str, str, str]:
-    """Where each array axis points, in **array order** ``(z, y, x)``, from ``volume.direction``.
-
-    Oblique axes get the letter of the closest patient axis (each patient axis used once).
-    Reverse the tuple for NIfTI order: ``"".join(axcodes(v)[::-1])``.
-
-    Example:
-        >>> import numpy as np
-        >>> from ctlens.core.volume import Volume
-        >>> axcodes(Volume(np.zeros((2, 2, 2))))  # default: axial, LPS-stored
-        ('S', 'P', 'L')
-        >>> sagittal = np.array([[1.0, 0, 0], [0, 0, -1], [0, -1, 0]])  # columns: slices->L, rows->I, cols->A
-        >>> axcodes(Volume(np.zeros((2, 2, 2)), direction=sagittal))
-        ('L', 'I', 'A')
-    """
-    return tuple(  # type: ignore[return-value]
-        (_POSITIVE if sign > 0 else _NEGATIVE)[world] for world, sign in _world_axes(volume.direction)
-    )
 
 
 def _parse_codes(codes: str | Sequence[str]) -> tuple[str, str, str]:
