@@ -61,3 +61,37 @@ class UnevenSpacingError(GeometryError):
 
 class MissingDependencyError(CTLensError):
     """An optional dependency (an extra) is needed for this operation."""
+
+
+class InterpolationError(CTLensError):
+    """Slice interpolation cannot run on this input (not axial, one slice, factor < 1, bad checkpoint)."""
+
+
+class LLMProviderError(CTLensError):
+    """An LLM provider refused or failed a request (bad key, quota, unreachable server)."""
+
+
+class ServiceError(CTLensError):
+    """A request to the ctlens service cannot be served; ``status`` is the HTTP status to answer with."""
+
+    status: int = 400
+
+    def __init__(self, reason: str, *, status: int = 400, path: str | None = None, hint: str | None = None) -> None:
+        self.status = status
+        super().__init__(reason, path=path, hint=hint)
+
+
+class CacheError(CTLensError):
+    """The preprocessed-image cache cannot do what was asked."""
+
+
+class CacheMissError(CacheError):
+    """A cache entry is not built (or failed, or is damaged)."""
+
+
+class CacheBusyError(CacheError):
+    """Another process is building the same cache."""
+
+
+class PayloadBudgetError(CTLensError):
+    """An LLM payload cannot be built within the token budget or the provider's request limits."""
