@@ -1,0 +1,93 @@
+"""Time and peak memory of `ctlens.analysis.analyze` on a 512x512x300 chest CT, against a named peer.
+
+Volume: the real Lung_Dx-A0002 B70f chest CT (30 slices of 8 mm) resampled along z (linear interpolation)
+to 300 slices of 0.8 mm, i.e. a 512x512x300 int16 series like a thin-slice chest CT.
+
+Peer ("sitk+skimage baseline"): the common plain pipeline without trained weights, at full resolution:
+SimpleITK Otsu threshold + connected components + hole filling for the lungs, then scikit-image
+``blob_log`` (Laplacian of Gaussian) on the lung-masked slices every 8 mm for nodule blobs.
+Both run in this process on the same array; peak memory is tracemalloc's peak of numpy allocations.
+
+Usage:
+    python benchmarks/bench_analysis.py [--data ../shared/data] [--slices 300] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+from skimage.feature import blob_log
+
+import ctlens
+from ctlens.analysis import analyze
+
+
+def thin_chest(data: Path, slices: int) -> ctlens.Volume:
+    vol = ctlens.load(data / "lung_pet_ct_dx" / "Lung_Dx-A0002" / "series_B70f_8mm")
+    zoom = (slices / vol.shape[0], 1.0, 1.0)
+    arr = ndimage.zoom(vol.array.astype(np.float32), zoom, order=1).round().astype(np.int16)
+    spacing = (vol.spacing[0] * vol.shape[0] / arr.shape[0], *vol.spacing[1:])
+    return vol.with_array(arr, spacing=spacing)
+
+
+def peer(vol: ctlens.Volume) -> int:
+    img = sitk.GetImageFromArray(vol.array)
+    img.SetSpacing(vol.itk_geometry()[0])
+    body = sitk.OtsuThreshold(img, 0, 1)  # 1 = above the threshold (body), 0 = air and lung
+    body = sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(body, [3, 3, 1]))
+    air = sitk.And(body, sitk.BinaryThreshold(img, -2000, -400, 1, 0))
+    cc = sitk.RelabelComponent(sitk.ConnectedComponent(air), minimumObjectSize=10000)
+    lungs = sitk.GetArrayFromImage(cc) > 0
+    lungs = ndimage.binary_fill_holes(lungs, np.array([np.zeros((3, 3)), np.ones((3, 3)), np.zeros((3, 3))], bool))
+    step = max(1, int(round(8.0 / vol.spacing[0])))
+    blobs = 0
+    for z in range(0, vol.shape[0], step):
+        if not lungs[z].any():
+            continue
+        soft = np.where(lungs[z], np.clip((vol.array[z] + 1000.0) / 1000.0, 0, 1), 0.0)[::2, ::2]
+        blobs += len(blob_log(soft, min_sigma=2, max_sigma=12, num_sigma=6, threshold=0.2))
+    return blobs
+
+
+def measure(func, repeats: int) -> tuple[float, float]:
+    best, peak = float("inf"), 0.0
+    for _ in range(repeats):
+        tracemalloc.start()
+        start = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - start)
+        peak = max(peak, tracemalloc.get_traced_memory()[1] / 2**20)
+        tracemalloc.stop()
+    return best, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("CTLENS_DATA_DIR", "../shared/data")))
+    parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    vol = thin_chest(args.data, args.slices)
+    print(f"cores: {os.cpu_count()}, volume {vol.shape} int16, spacing {tuple(round(s, 3) for s in vol.spacing)} mm")
+    findings = analyze(vol)
+    print(f"ctlens: region {findings.region}, {len(findings.candidates)} candidates, stages {findings.timings}")
+    t_ours, m_ours = measure(lambda: analyze(vol), args.repeats)
+    t_peer, m_peer = measure(lambda: peer(vol), args.repeats)
+    print(f"{'method':<34} {'time s':>8} {'peak MiB':>9}")
+    print(f"{'ctlens.analysis.analyze':<34} {t_ours:>8.2f} {m_ours:>9.0f}")
+    print(f"{'sitk Otsu lungs + skimage blob_log':<34} {t_peer:>8.2f} {m_peer:>9.0f}")
+    print(
+        f"peer / ctlens time: {t_peer / t_ours:.2f}x (> 1: ctlens faster); goal: ctlens < 10 s -> "
+        f"{'met' if t_ours < 10 else 'missed'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

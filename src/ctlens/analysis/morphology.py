@@ -1,0 +1,60 @@
+"""In-plane (slice by slice) Euclidean distances and the closing / opening built on them.
+
+Large disks make structuring-element morphology slow; a distance transform gives the same result at a cost
+independent of the radius. Slice-by-slice 2-D transforms are about 6x faster than one 3-D transform with a
+huge z sampling (scipy computes every axis either way).
+
+Example:
+    >>> import numpy as np
+    >>> m = np.zeros((1, 9, 9), bool); m[0, 2:7, 2:7] = True; m[0, 4, 4] = False
+    >>> bool(closing_in_plane(m, 1.5, (1.0, 1.0))[0, 4, 4]), int(opening_in_plane(m, 3.0, (1.0, 1.0)).sum())
+    (True, 0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["closing_in_plane", "distance_in_plane", "nearest_label_in_plane", "opening_in_plane"]
+
+
+def distance_in_plane(mask: np.ndarray, spacing_yx: Sequence[float]) -> np.ndarray:
+    """Per slice, the distance (mm) of each True voxel to the nearest False voxel of its slice (inf if none)."""
+    out = np.zeros(mask.shape, np.float32)
+    sampling = (float(spacing_yx[-2]), float(spacing_yx[-1]))
+    for z in range(mask.shape[0]):
+        s = mask[z]
+        if not s.any():
+            continue
+        if s.all():
+            out[z] = np.inf
+            continue
+        out[z] = ndimage.distance_transform_edt(s, sampling=sampling)
+    return out
+
+
+def closing_in_plane(mask: np.ndarray, radius_mm: float, spacing_yx: Sequence[float]) -> np.ndarray:
+    """Binary closing with an in-plane disk of ``radius_mm``."""
+    grown = distance_in_plane(~mask, spacing_yx) <= radius_mm
+    return distance_in_plane(grown, spacing_yx) > radius_mm
+
+
+def opening_in_plane(mask: np.ndarray, radius_mm: float, spacing_yx: Sequence[float]) -> np.ndarray:
+    """Binary opening with an in-plane disk of ``radius_mm`` (kept within ``mask``)."""
+    core = distance_in_plane(mask, spacing_yx) > radius_mm
+    return (distance_in_plane(~core, spacing_yx) <= radius_mm) & mask
+
+
+def nearest_label_in_plane(seeds: np.ndarray, mask: np.ndarray, spacing_yx: Sequence[float]) -> np.ndarray:
+    """Label of the nearest non-zero ``seeds`` voxel of the same slice, for every ``mask`` voxel (0 if none)."""
+    out = np.zeros(seeds.shape, seeds.dtype)
+    sampling = (float(spacing_yx[-2]), float(spacing_yx[-1]))
+    for z in range(seeds.shape[0]):
+        if not mask[z].any() or not seeds[z].any():
+            continue
+        _, (iy, ix) = ndimage.distance_transform_edt(seeds[z] == 0, sampling=sampling, return_indices=True)
+        out[z] = np.where(mask[z], seeds[z][iy, ix], 0)
+    return out
