@@ -6,8 +6,21 @@ Example:
     'data/processed'
 """
 
+from ctlens.cache.hdf5_export import ExportReport, discover_volumes, export_hdf5, to_clip_array
 from ctlens.cache.layout import CacheSettings
 from ctlens.cache.manager import BuildReport, CacheManager, CacheStats, Failure
 from ctlens.cache.metadata import DatasetMetadata, ImageEntry
 
-__all__ = ["BuildReport", "CacheManager", "CacheSettings", "CacheStats", "DatasetMetadata", "Failure", "ImageEntry"]
+__all__ = [
+    "BuildReport",
+    "CacheManager",
+    "CacheSettings",
+    "CacheStats",
+    "DatasetMetadata",
+    "ExportReport",
+    "Failure",
+    "ImageEntry",
+    "discover_volumes",
+    "export_hdf5",
+    "to_clip_array",
+]
