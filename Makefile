@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/ctlens info $(DATA)
+	$(BIN)/ctlens serve --create-key
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

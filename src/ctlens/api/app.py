@@ -1,0 +1,188 @@
+"""The FastAPI application: ``create_app(settings)``; ``ctlens serve`` runs it with uvicorn.
+
+Example:
+    >>> import tempfile
+    >>> from ctlens.core.settings import Settings
+    >>> app = create_app(Settings(service_dir=tempfile.mkdtemp()), start_jobs=False)
+    >>> "/api/analyze" in app.openapi()["paths"]
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from ctlens.api import problems, services
+from ctlens.api.context import ServiceContext
+from ctlens.api.jobs import JobRunner
+from ctlens.api.metrics import MetricsMiddleware, ServiceMetrics
+from ctlens.api.models import AuditEntry, AuditLog, Health, Me, Ready
+from ctlens.api.problems import problem
+from ctlens.api.routes_chat import router as chat_router
+from ctlens.api.routes_studies import ERRORS, run_job
+from ctlens.api.routes_studies import router as studies_router
+from ctlens.api.security import Caller, require_key
+from ctlens.core.settings import Settings, get_settings
+
+logger = logging.getLogger("ctlens.api")
+STATIC = Path(__file__).with_name("static")
+MULTIPART_OVERHEAD = 1024 * 1024
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+}
+
+
+class BodyLimit:
+    """Pure ASGI middleware: refuse bodies over the upload limit (413), by header or while they stream in."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            response = problem(413, f"request body larger than the limit of {self.limit} bytes")
+            return await response(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    from ctlens.core.errors import ServiceError
+
+                    raise ServiceError(f"request body larger than the limit of {self.limit} bytes", status=413)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: nosniff, no referrer, and a strict CSP on the web page."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        page = scope["path"] == "/" or scope["path"].startswith("/static/")
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+                if page:
+                    headers += [(k.lower().encode(), v.encode()) for k, v in PAGE_HEADERS.items()]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> FastAPI:
+    """Build the service. ``start_jobs=False`` leaves the background job threads off (for tests/doctests)."""
+    from PIL import Image
+
+    settings = settings or get_settings()
+    Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
+    ctx = ServiceContext(settings)
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if start_jobs:
+            ctx.runner = JobRunner(
+                ctx.store,
+                lambda job, progress: run_job(ctx, job, progress),
+                threads=settings.job_workers,
+                lease=settings.job_lease_seconds,
+            )
+            ctx.runner.start()
+        yield
+        if ctx.runner is not None:
+            ctx.runner.stop()
+
+    app = FastAPI(
+        title="ctlens",
+        version="0.1.0",
+        summary="Upload, view, analyse and ask about CT scans; every route but health and the page needs an API key.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.state.metrics = metrics
+    problems.install(app)
+    app.include_router(studies_router)
+    app.include_router(chat_router)
+
+    @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness")
+    def healthz():
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Ready, tags=["health"], summary="Readiness: database and layers")
+    def readyz():
+        from ctlens.llm.providers import get_provider
+
+        try:
+            ctx.store._conn().execute("SELECT 1").fetchone()
+            database = "ok"
+        except Exception as exc:  # report, do not crash
+            database = f"error: {type(exc).__name__}"
+        try:
+            llm = get_provider(settings).name
+        except Exception as exc:
+            llm = f"error: {type(exc).__name__}"
+        body = Ready(
+            status="ok" if database == "ok" else "unavailable",
+            database=database,
+            llm_provider=llm,
+            layers=services.layer_status(),
+        )
+        return JSONResponse(body.model_dump(), status_code=200 if database == "ok" else 503)
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}} | ERRORS,
+        tags=["health"],
+        summary="Prometheus metrics (needs a key)",
+    )
+    def prometheus(caller: Caller = Depends(require_key)):
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/api/me", response_model=Me, responses=ERRORS, summary="The calling key (used by the page to log in)")
+    def me(caller: Caller = Depends(require_key)):
+        return Me(key_id=caller.id, name=caller.name)
+
+    @app.get("/api/audit", response_model=AuditLog, responses=ERRORS, summary="The calling key's audit log")
+    def audit(request: Request, caller: Caller = Depends(require_key)):
+        rows = ctx.store.audit_log(caller.id)
+        return AuditLog(entries=[AuditEntry(**{k: r[k] for k in ("ts", "action", "study_id", "detail")}) for r in rows])
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + MULTIPART_OVERHEAD)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory (``uvicorn --factory ctlens.api.app:app_from_env``): settings from the environment."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app()

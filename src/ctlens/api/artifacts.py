@@ -1,0 +1,120 @@
+"""What the service keeps per analysed content: a de-identified volume and its analysis, under one folder.
+
+``<service_dir>/content/<sha256>/`` holds ``volume.npy`` (the array, memory-mapped when read), ``meta.json``
+(geometry and de-identified facts), ``findings.json``, ``heatmap.npy`` / ``roi.npy`` (uint8, same grid) and,
+made on demand, ``volume.nii.gz`` and ``compressed.ctz``. A folder is written under a temporary name and
+renamed, so a reader never sees half of it. The raw upload (which may carry patient identifiers in its DICOM
+headers) is never kept.
+
+Example:
+    >>> import tempfile, pathlib, numpy as np
+    >>> from ctlens.core.volume import Volume
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> write_artifacts(root / "abc", Volume(np.zeros((2, 3, 4), np.int16)), {"findings": None}, None, None)
+    >>> load_artifacts(root / "abc").volume.shape
+    (2, 3, 4)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctlens.core.errors import ServiceError
+from ctlens.core.volume import Volume
+
+
+@dataclass
+class Artifacts:
+    """A stored content: the volume (array memory-mapped), heatmap / ROI arrays and the stored result."""
+
+    folder: Path
+    volume: Volume
+    heatmap: np.ndarray | None
+    roi: np.ndarray | None
+    result: dict[str, Any]
+
+
+def write_artifacts(
+    folder: Path, volume: Volume, result: dict[str, Any], heatmap: np.ndarray | None, roi: np.ndarray | None
+) -> None:
+    """Write everything for one content into ``folder`` atomically (temp folder, then rename)."""
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        np.save(tmp / "volume.npy", np.ascontiguousarray(volume.array))
+        geometry = {
+            "spacing": list(volume.spacing),
+            "origin": list(volume.origin),
+            "direction": volume.direction.tolist(),
+            "modality": volume.modality,
+            "meta": volume.meta,
+        }
+        (tmp / "meta.json").write_text(json.dumps(geometry, default=str))
+        (tmp / "result.json").write_text(json.dumps(result, default=str))
+        if heatmap is not None:
+            np.save(tmp / "heatmap.npy", heatmap)
+        if roi is not None:
+            np.save(tmp / "roi.npy", roi)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _load(folder: Path) -> Artifacts:
+    if not (folder / "volume.npy").exists():
+        raise ServiceError("the study's stored data are missing", status=404)
+    geometry = json.loads((folder / "meta.json").read_text())
+    array = np.load(folder / "volume.npy", mmap_mode="r")
+    volume = Volume(
+        array,
+        spacing=tuple(geometry["spacing"]),
+        origin=tuple(geometry["origin"]),
+        direction=np.asarray(geometry["direction"]),
+        modality=geometry["modality"],
+        meta=geometry.get("meta") or {},
+    )
+    heat = np.load(folder / "heatmap.npy", mmap_mode="r") if (folder / "heatmap.npy").exists() else None
+    roi = np.load(folder / "roi.npy", mmap_mode="r") if (folder / "roi.npy").exists() else None
+    result = json.loads((folder / "result.json").read_text())
+    return Artifacts(folder, volume, heat, roi, result)
+
+
+_CACHE: OrderedDict[str, Artifacts] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 16
+
+
+def load_artifacts(folder: Path) -> Artifacts:
+    """The stored content in ``folder`` (a small in-process LRU keeps recent ones open)."""
+    key = str(folder)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and hit.folder.exists():
+            _CACHE.move_to_end(key)
+            return hit
+    art = _load(folder)
+    with _CACHE_LOCK:
+        _CACHE[key] = art
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return art
+
+
+def forget_artifacts(folder: Path) -> None:
+    """Drop ``folder`` from the LRU and delete it."""
+    with _CACHE_LOCK:
+        _CACHE.pop(str(folder), None)
+    shutil.rmtree(folder, ignore_errors=True)

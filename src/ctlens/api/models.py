@@ -1,0 +1,129 @@
+"""Response bodies of the API (they document the OpenAPI schema).
+
+Example:
+    >>> Health(status="ok").status
+    'ok'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    database: str
+    layers: dict[str, bool] = Field(default_factory=dict)
+    llm_provider: str = ""
+
+
+class Me(BaseModel):
+    key_id: str
+    name: str
+
+
+class JobRef(BaseModel):
+    id: str
+    url: str
+
+
+class StudyLinks(BaseModel):
+    self: str
+    slice: str = Field(description="template: replace {k} by the slice index")
+    heatmap: str
+    roi: str
+    volume: str
+    payload: str
+    compressed: str
+    chat: str
+
+
+class Study(BaseModel):
+    """A study: what was uploaded, its state and (when ready) the analysis result."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    sha256: str
+    status: str = Field(description="ready | processing | failed")
+    cached: bool = False
+    created: float
+    error: str | None = None
+    job: JobRef | None = None
+    links: StudyLinks
+    kind: str | None = None
+    series: list[dict[str, Any]] = Field(default_factory=list)
+    shape: list[int] | None = None
+    spacing: list[float] | None = None
+    modality: str | None = None
+    analysis: dict[str, Any] | None = None
+    findings: dict[str, Any] | None = None
+    has_heatmap: bool = False
+    has_roi: bool = False
+
+
+class StudyList(BaseModel):
+    studies: list[Study]
+
+
+class Job(BaseModel):
+    id: str
+    state: str = Field(description="queued | running | done | failed")
+    progress: float
+    message: str
+    error: str | None = None
+    study_id: str
+    study_url: str
+
+
+class ChatAnswer(BaseModel):
+    answer: str
+    provider: str
+    model: str
+    offline: bool
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    token_estimate: int | None = None
+    images: int = 0
+    study_id: str | None = None
+
+
+class ChatTurn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str
+    created: float
+
+
+class Conversation(BaseModel):
+    study_id: str
+    messages: list[ChatTurn]
+
+
+class ProcessedImage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    shape: list[int]
+    findings: dict[str, Any] | None
+    analysis: dict[str, Any]
+    overlay_png: str | None = Field(None, description="base64 PNG: image with heatmap and ROI outline")
+    heatmap_png: str | None = Field(None, description="base64 PNG: heatmap, 0-255 grey")
+
+
+class AuditEntry(BaseModel):
+    ts: float
+    action: str
+    study_id: str | None
+    detail: str
+
+
+class AuditLog(BaseModel):
+    entries: list[AuditEntry]

@@ -1,0 +1,67 @@
+"""Authentication (API keys on every route but health and the page), rate limits and the audit trail.
+
+Keys come as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. A missing or unknown key is 401;
+a key over its rate is 429 with ``Retry-After``.
+
+Example:
+    >>> presented_key({"authorization": "Bearer ctl_abc"}), presented_key({"x-api-key": "ctl_x"})
+    ('ctl_abc', 'ctl_x')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from ctlens.core.errors import ServiceError
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated key: its id (owner of studies) and name."""
+
+    id: str
+    name: str
+
+
+def presented_key(headers: Any) -> str | None:
+    """The key from the request headers, if any."""
+    auth = headers.get("authorization") or ""
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return (headers.get("x-api-key") or "").strip() or None
+
+
+class RateLimited(ServiceError):
+    """Too many requests for one key."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"rate limit exceeded; retry in {retry_after:.1f} s", status=429)
+
+
+def _refuse(ctx, request: Request, reason: str) -> ServiceError:
+    """A 401, or a 429 once one client address keeps presenting bad keys (guessing is throttled)."""
+    client = request.client.host if request.client else "unknown"
+    allowed, wait = ctx.auth_failures.take(client)
+    if not allowed:
+        return RateLimited(wait)
+    return ServiceError(reason, status=401)
+
+
+async def require_key(request: Request) -> Caller:
+    """FastAPI dependency: the calling key, or 401 / 429 (async: a hash and one indexed SQLite read)."""
+    ctx = request.app.state.ctx
+    key = presented_key(request.headers)
+    if not key or len(key) > 200:
+        raise _refuse(ctx, request, "an API key is required (Authorization: Bearer <key>)")
+    record = ctx.key_for(key)
+    if record is None:
+        raise _refuse(ctx, request, "unknown or revoked API key")
+    allowed, wait = ctx.limiter.take(record["id"])
+    if not allowed:
+        raise RateLimited(wait)
+    request.state.caller = Caller(record["id"], record["name"])
+    return request.state.caller

@@ -1,0 +1,120 @@
+"""The web page in headless Chromium: log in, upload a shared series, scroll, heatmap, ask, streamed answer."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from shared_data import data_dir
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip(f"chromium not installed at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.mark.shared_data
+def test_page_login_upload_scroll_heatmap_chat(server, browser, tmp_path):
+    series = data_dir() / "lung_pet_ct_dx" / "Lung_Dx-A0002" / "series_B70f_8mm"
+    if not series.is_dir():
+        pytest.skip(f"{series} not in the shared data")
+    # bypass_csp: Playwright evaluates its wait predicates as strings, which the page's strict CSP forbids
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.base_url + "/")
+    page.fill("#key", "ctl_wrong")
+    page.click("#login-btn")
+    page.wait_for_function("document.getElementById('login-error').textContent.includes('refused')")
+    page.fill("#key", server.key)
+    page.click("#login-btn")
+    page.wait_for_selector("#app:not(.hidden)")
+    page.screenshot(path=str(tmp_path / "1-login.png"))
+
+    page.set_input_files("#file-input", sorted(str(p) for p in series.iterdir()))
+    page.wait_for_function("Number(document.getElementById('viewer').dataset.loaded) >= 1", timeout=120_000)
+    assert "Region" in page.inner_text("#findings") or "Analysis" in page.inner_text("#findings")
+    assert page.locator("#studies li").count() >= 1
+    page.screenshot(path=str(tmp_path / "2-uploaded.png"))
+
+    viewer = page.locator("#viewer")
+    start = int(viewer.get_attribute("data-slice"))
+    page.hover("#stage")
+    page.mouse.wheel(0, 120)
+    page.wait_for_function(f"document.getElementById('viewer').dataset.slice === '{start + 1}'")
+    page.mouse.wheel(0, -120)
+    page.mouse.wheel(0, -120)
+    page.wait_for_function(f"document.getElementById('viewer').dataset.slice === '{start - 1}'")
+    assert page.inner_text("#slice-label").startswith(f"slice {start}")
+
+    if not page.locator("#toggle-heatmap").is_disabled():
+        page.check("#toggle-heatmap")
+        page.wait_for_function("document.getElementById('viewer').dataset.overlay === 'heatmap'")
+    page.select_option("#window-select", "bone")
+    page.wait_for_function("document.getElementById('viewer').dataset.window === 'bone'")
+    box = page.locator("#marks").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5, steps=4)
+    page.mouse.up()
+    assert " mm" in page.inner_text("#measure")
+    page.screenshot(path=str(tmp_path / "3-heatmap.png"))
+
+    page.fill("#chat-input", "Where is the largest candidate?")
+    page.click("#chat-send")
+    page.wait_for_selector(".msg.assistant[data-state=done]", timeout=60_000)
+    answer = page.locator(".msg.assistant").last.inner_text()
+    assert "offline" in answer and "Candidates" in answer or "analysis" in answer
+    assert "tokens" in page.inner_text("#chat-usage")
+    page.screenshot(path=str(tmp_path / "4-chat.png"))
+    assert not errors, errors
+    assert all(
+        (tmp_path / f).stat().st_size > 0 for f in ("1-login.png", "2-uploaded.png", "3-heatmap.png", "4-chat.png")
+    )
+    page.close()
+
+
+@pytest.mark.shared_data
+def test_page_shows_job_progress_for_a_large_upload(browser, tmp_path):
+    from live_server import service_settings, start_server
+
+    nifti = data_dir() / "totalsegmentator_example" / "ct_3mm.nii.gz"
+    if not nifti.exists():
+        pytest.skip(f"{nifti} not in the shared data")
+    srv = start_server(service_settings(tmp_path / "svc", job_threshold_bytes=1000))
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+        page.goto(srv.base_url + "/")
+        page.fill("#key", srv.key)
+        page.click("#login-btn")
+        page.wait_for_selector("#app:not(.hidden)")
+        page.set_input_files("#file-input", [str(nifti)])
+        page.wait_for_function(
+            "['queued', 'running', 'done']"
+            ".some(s => document.getElementById('upload-status').textContent.startsWith(s))"
+        )
+        page.wait_for_function("Number(document.getElementById('viewer').dataset.loaded) >= 1", timeout=120_000)
+        assert page.inner_text("#upload-status").startswith("done")
+        assert page.evaluate("document.getElementById('job-progress').style.width") == "100%"
+        page.screenshot(path=str(tmp_path / "job.png"))
+        page.close()
+    finally:
+        srv.stop()
