@@ -59,7 +59,7 @@ from ctlens.llm.slice_selection import SliceStats, scan_slices, select_slices
 
 __all__ = ["DEFAULT_MODELS", "Box", "Payload", "PayloadImage", "Tile", "build_payload", "candidate_boxes"]
 
-DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4.1", "gemini": "gemini-3-pro-preview"}
+DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-4.1", "gemini": "gemini-3-pro-preview"}
 SCALE_LADDER = (1.0, 0.875, 0.75, 0.625, 0.5)
 CROP_TARGET_PX = 192
 """Crops are drawn at about this size (at least native resolution, at most 2 px per voxel)."""
