@@ -1,0 +1,84 @@
+"""``ctlens compress`` / ``ctlens decompress``: series <-> ``.ctz`` (lossless or ROI-lossless).
+
+Example:
+    >>> import typer
+    >>> app = typer.Typer()
+    >>> register(app)
+    >>> sorted(c.callback.__name__ for c in app.registered_commands)
+    ['compress', 'decompress']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ctlens.cli.errors import one_line_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``compress`` and ``decompress`` commands to ``app``."""
+
+    @app.command()
+    @one_line_errors
+    def compress(
+        path: Annotated[Path, typer.Argument(help="DICOM folder/zip/file, NIfTI, NRRD/MHA")],
+        out: Annotated[Path, typer.Argument(help="output .ctz file")],
+        mode: Annotated[str, typer.Option(help="lossless | roi (ROI exact, background within --max-error)")] = (
+            "lossless"
+        ),
+        max_error: Annotated[
+            int, typer.Option("--max-error", min=0, max=127, help="HU error bound outside the ROI (roi mode)")
+        ] = 5,
+        profile: Annotated[str, typer.Option(help="compact (JPEG-LS) | fast (HTJ2K) | thorough")] = "compact",
+        series: Annotated[str | None, typer.Option("--series", "-s", help="series index, UID or text")] = None,
+        uneven: Annotated[str, typer.Option(help="uneven slice spacing: warn | resample | error")] = "warn",
+    ) -> None:
+        """Compress PATH into OUT (.ctz): bit-exact, or ROI-exact with --mode roi."""
+        import numpy as np
+        from rich.console import Console
+
+        from ctlens.codec.series import PROFILES, encode_volume
+        from ctlens.core.errors import UnsupportedFormatError
+        from ctlens.io import load
+
+        if mode not in ("lossless", "roi"):
+            raise typer.BadParameter("--mode must be lossless or roi")
+        if profile not in PROFILES:
+            raise typer.BadParameter(f"--profile must be one of {', '.join(PROFILES)}")
+        sel: int | str | None = int(series) if series is not None and series.isdigit() else series
+        volume = load(path, series=sel, uneven=uneven) if path.is_dir() or path.suffix == ".zip" else load(path)
+        arr = volume.array
+        if arr.dtype.kind == "f":
+            rounded = np.round(arr)
+            if not np.array_equal(rounded, arr) or rounded.min() < -32768 or rounded.max() > 32767:
+                raise UnsupportedFormatError(
+                    f"the image holds non-integer values ({arr.dtype}); .ctz stores integer samples",
+                    path=path,
+                    hint="save it as NIfTI instead",
+                )
+            volume = volume.with_array(rounded.astype(np.int16))
+        stats = encode_volume(volume, out, mode=mode, max_error=max_error, profile=profile, progress=True)
+        extra = f", ROI {stats.roi_coverage:.0%}, max error {stats.max_error} HU" if mode == "roi" else ""
+        Console().print(
+            f"{out}: {stats.n_slices} slices, {stats.raw_bytes / 1e6:.1f} MB -> {stats.encoded_bytes / 1e6:.2f} MB "
+            f"(ratio {stats.ratio:.2f}{extra}) in {stats.encode_seconds:.2f} s"
+        )
+
+    @app.command()
+    @one_line_errors
+    def decompress(
+        path: Annotated[Path, typer.Argument(help="input .ctz file")],
+        out: Annotated[Path, typer.Argument(help="output image (.nii.gz, .nii, .nrrd, .mha)")],
+    ) -> None:
+        """Decompress a .ctz file (checksums verified) and write it as NIfTI / NRRD / MHA."""
+        from rich.console import Console
+
+        from ctlens.codec.series import decode_volume
+        from ctlens.io import save
+
+        volume = decode_volume(path, progress=True)
+        save(volume, out)
+        Console().print(f"{out}: {volume.shape[0]} slices of {volume.shape[1]}x{volume.shape[2]} written")
