@@ -14,14 +14,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # torch is pinned to the CPU build first (an unpinned torch pulls a multi-GB CUDA build);
-# Debian's chromium + chromedriver drive the browser test and redis-server the Redis test
-# (installed when apt-get is usable; those tests skip, saying why, without them).
+# Debian's chromium, chromedriver and redis-server for the browser and Redis tests: scripts/system-deps.sh.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[all]'
-	@{ command -v chromium && command -v redis-server; } >/dev/null || { command -v apt-get >/dev/null && \
-		[ "$$(id -u)" = 0 ] && apt-get install -y -q chromium chromium-driver redis-server >/dev/null; } || \
-		echo "chromium / redis-server not installed: the browser and Redis tests will skip"
+	@bash scripts/system-deps.sh
 	touch $(STAMP)
 
 venv: $(STAMP)
