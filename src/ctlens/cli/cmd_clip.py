@@ -1,0 +1,164 @@
+"""``ctlens clip``: train, split, evaluate and zero-shot with the 3D CLIP (torch imported only when run).
+
+Example:
+    >>> import typer
+    >>> from typer.testing import CliRunner
+    >>> app = typer.Typer(); register(app)
+    >>> CliRunner().invoke(app, ["clip", "--help"]).exit_code
+    0
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ctlens.cli.errors import one_line_errors
+
+clip_app = typer.Typer(help="3D CLIP for CT: train, split, evaluate, zero-shot findings.", no_args_is_help=True)
+
+
+@clip_app.command("split")
+@one_line_errors
+def split_cmd(
+    ct: Annotated[Path, typer.Option("--ct", help="HDF5 volumes (ctlens preprocess-h5)")],
+    reports: Annotated[Path | None, typer.Option(help="reports CSV (volumes without text are left out)")] = None,
+    out: Annotated[Path, typer.Option(help="output JSON {train: [...], val: [...]}")] = Path("split.json"),
+    target_val_size: Annotated[int, typer.Option(help="validation volumes (whole patients)")] = 500,
+    seed: Annotated[int, typer.Option(help="shuffle seed")] = 42,
+) -> None:
+    """Patient-wise train/validation split of the volumes in --ct."""
+    from ctlens.data.ct_report import CTReportDataset, patient_id, patient_split
+
+    names = CTReportDataset(ct, reports).names
+    train, val = patient_split(names, target_val_size, seed)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps({"seed": seed, "train": train, "val": val}, indent=1))
+    tmp.replace(out)
+    n_pat = len({patient_id(n) for n in val})
+    typer.echo(f"wrote {out}: {len(train)} train, {len(val)} validation volumes ({n_pat} patients)")
+
+
+@clip_app.command("train")
+@one_line_errors
+def train_cmd(
+    ct: Annotated[Path, typer.Option("--ct", help="HDF5 volumes")],
+    reports: Annotated[Path, typer.Option(help="reports CSV")],
+    labels: Annotated[Path | None, typer.Option(help="labels CSV (for zero-shot validation)")] = None,
+    split: Annotated[Path | None, typer.Option(help="split JSON from `ctlens clip split`")] = None,
+    val_size: Annotated[int, typer.Option(help="validation volumes when no --split is given")] = 500,
+    model: Annotated[str, typer.Option(help="model config name (config/clip) or JSON path")] = "ctclip-dinov2-small",
+    out_dir: Annotated[Path, typer.Option(help="run folder (checkpoints, metrics)")] = Path("runs/clip"),
+    batch_size: Annotated[int, typer.Option(help="volumes per process per micro-batch")] = 32,
+    epochs: Annotated[int, typer.Option()] = 40,
+    max_steps: Annotated[int, typer.Option(help="stop after this many steps (0: epochs decide)")] = 0,
+    lr: Annotated[float, typer.Option()] = 1e-4,
+    warmup_steps: Annotated[int, typer.Option()] = 500,
+    accumulate: Annotated[int, typer.Option(help="micro-batches per optimizer step")] = 1,
+    amp: Annotated[str, typer.Option(help="auto | off | bf16 | fp16")] = "auto",
+    freeze_backbone: Annotated[bool, typer.Option("--freeze-backbone", help="keep DINOv2 frozen")] = False,
+    grad_checkpointing: Annotated[bool | None, typer.Option(help="override the config's setting")] = None,
+    validate_every: Annotated[int, typer.Option()] = 200,
+    save_every: Annotated[int, typer.Option()] = 1000,
+    num_workers: Annotated[int, typer.Option()] = 2,
+    resume: Annotated[str | None, typer.Option(help="checkpoint folder or 'latest'")] = None,
+    seed: Annotated[int, typer.Option()] = 42,
+) -> None:
+    """Train a 3D CLIP (also under `torchrun --nproc_per_node=N -m ctlens clip train ...`)."""
+    from ctlens.training.clip_train import ClipTrainConfig, train_clip
+
+    cfg = ClipTrainConfig(
+        ct=str(ct),
+        reports=str(reports),
+        labels=str(labels) if labels else None,
+        split=str(split) if split else None,
+        val_size=val_size,
+        model=model,
+        out_dir=str(out_dir),
+        batch_size=batch_size,
+        epochs=epochs,
+        max_steps=max_steps,
+        lr=lr,
+        warmup_steps=warmup_steps,
+        accumulate=accumulate,
+        amp=amp,
+        freeze_backbone=freeze_backbone,
+        grad_checkpointing=grad_checkpointing,
+        validate_every=validate_every,
+        save_every=save_every,
+        num_workers=num_workers,
+        resume=resume,
+        seed=seed,
+    )
+    result = train_clip(cfg)
+    typer.echo(
+        f"trained {result.steps} steps; model in {result.run_dir / 'model'}; log {result.run_dir / 'metrics.csv'}"
+    )
+
+
+@clip_app.command("evaluate")
+@one_line_errors
+def evaluate_cmd(
+    checkpoint: Annotated[Path, typer.Option(help="checkpoint folder (model.safetensors + config.json)")],
+    ct: Annotated[Path, typer.Option("--ct", help="HDF5 volumes")],
+    reports: Annotated[Path, typer.Option(help="reports CSV")],
+    labels: Annotated[Path, typer.Option(help="labels CSV")],
+    split: Annotated[Path, typer.Option(help="JSON with 'val' (thresholds) and 'test' (or 'train'...) lists")],
+    test_key: Annotated[str, typer.Option(help="key of the test list in --split")] = "test",
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("clip_eval"),
+    n_boot: Annotated[int, typer.Option(help="bootstrap draws")] = 1000,
+    ensemble: Annotated[bool, typer.Option("--ensemble", help="prompt ensemble")] = False,
+) -> None:
+    """Zero-shot evaluation: AUROC with patient bootstrap CIs, validation thresholds, peers' protocol beside."""
+    from ctlens.data.ct_report import CTReportDataset
+    from ctlens.models.clip3d.prompts import DEFAULT_PROMPTS, PROMPT_ENSEMBLE
+    from ctlens.pipelines.embed import load_clip
+    from ctlens.training.clip_eval import evaluate_zero_shot
+
+    names = json.loads(split.read_text())
+    model = load_clip(checkpoint)
+    test = CTReportDataset(ct, reports, labels, names=names[test_key])
+    val = CTReportDataset(ct, reports, labels, names=names["val"])
+    templates = PROMPT_ENSEMBLE if ensemble else DEFAULT_PROMPTS
+    result = evaluate_zero_shot(model, test, val, templates=templates, n_boot=n_boot, out_dir=out)
+    typer.echo(result["table_markdown"])
+    lo, hi = result["mean_auroc_ci"]
+    typer.echo(f"mean AUROC {result['mean_auroc']:.3f} [{lo:.3f}, {hi:.3f}] (thresholds from validation)")
+    typer.echo(f"peers' protocol (test-set thresholds): weighted F1 {result['peers_protocol']['f1_weighted']:.3f}")
+    typer.echo(f"wrote {out}/metrics.json, metrics_table.md, roc_curves.png")
+
+
+@clip_app.command("zero-shot")
+@one_line_errors
+def zero_shot_cmd(
+    scan: Annotated[Path, typer.Argument(help="DICOM folder/zip, NIfTI, NRRD/MHA")],
+    checkpoint: Annotated[Path, typer.Option(help="checkpoint folder")],
+    finding: Annotated[list[str] | None, typer.Option("--finding", "-f", help="finding name (repeatable)")] = None,
+    ensemble: Annotated[bool, typer.Option("--ensemble", help="prompt ensemble")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Probability of each finding in SCAN (model output, not a diagnosis)."""
+    from ctlens.data.ct_report import CT_RATE_FINDINGS
+    from ctlens.pipelines.zero_shot import zero_shot
+
+    probs = zero_shot(scan, findings=finding or list(CT_RATE_FINDINGS), checkpoint=checkpoint, ensemble=ensemble)
+    if as_json:
+        typer.echo(json.dumps(probs, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{scan.name}: zero-shot findings")
+    table.add_column("finding")
+    table.add_column("p(present)", justify="right")
+    for name, p in probs.items():
+        table.add_row(name, f"{p:.3f}")
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``clip`` command group."""
+    app.add_typer(clip_app, name="clip")

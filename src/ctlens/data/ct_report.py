@@ -1,0 +1,309 @@
+"""CT volume + report (+ labels) dataset over an HDF5 export, and a patient-wise split.
+
+Inputs:
+
+* the HDF5 file of ``ctlens preprocess-h5`` (:mod:`ctlens.cache.hdf5_export`): one uint8 ``[D, H, W]``
+  dataset per volume at the root, values ``round((hu - lo) / (hi - lo) * 255)``;
+* a reports CSV (CT-RATE layout: ``VolumeName, ClinicalInformation_EN, Technique_EN, Findings_EN,
+  Impressions_EN``): the text is the chosen sections joined; empty cells, ``NaN``/``None`` and missing
+  columns count as missing text (a volume without any text is dropped, and counted);
+* optionally a labels CSV (CT-RATE multi-abnormality labels: ``VolumeName`` + the 18 findings of
+  :data:`CT_RATE_FINDINGS`, 0/1).
+
+Names are matched without file suffix (``train_1_a_1.nii.gz`` == ``train_1_a_1``); an HDF5 name made from a
+nested path (``train__train_1__train_1_a_1``) also matches by its last part. The patient of a CT-RATE name
+``train_17_b_2`` is ``train_17`` (:func:`patient_id`).
+
+Example:
+    >>> patient_id("train_17_b_2.nii.gz"), volume_key("a/b/valid_3_a_1.nii.gz")
+    ('train_17', 'valid_3_a_1')
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import random
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctlens.core.errors import CorruptFileError, InputNotFoundError
+
+__all__ = [
+    "CT_RATE_FINDINGS",
+    "CTReportDataset",
+    "collate_ct_report",
+    "patient_id",
+    "patient_split",
+    "read_labels",
+    "read_reports",
+    "volume_key",
+]
+
+log = logging.getLogger(__name__)
+
+CT_RATE_FINDINGS = (
+    "Medical material",
+    "Arterial wall calcification",
+    "Cardiomegaly",
+    "Pericardial effusion",
+    "Coronary artery wall calcification",
+    "Hiatal hernia",
+    "Lymphadenopathy",
+    "Emphysema",
+    "Atelectasis",
+    "Lung nodule",
+    "Lung opacity",
+    "Pulmonary fibrotic sequela",
+    "Pleural effusion",
+    "Mosaic attenuation pattern",
+    "Peribronchial thickening",
+    "Consolidation",
+    "Bronchiectasis",
+    "Interlobular septal thickening",
+)
+"""The 18 abnormalities labelled in CT-RATE (Hamamci et al. 2024), in the dataset's column order."""
+
+DEFAULT_TEXT_COLUMNS = ("Findings_EN", "Impressions_EN")
+_NAME_COLUMNS = ("VolumeName", "volume_name", "name", "AccessionNo")
+_MISSING = {"", "nan", "none", "null", "na", "n/a"}
+_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".npz", ".npy", ".zip")
+
+
+def volume_key(name: str) -> str:
+    """A volume name without folders and file suffix (``"a/b/x.nii.gz"`` -> ``"x"``)."""
+    base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
+    for suffix in _SUFFIXES:
+        if base.lower().endswith(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+def patient_id(name: str) -> str:
+    """The patient of a volume: CT-RATE ``<split>_<n>_<scan>_<recon>`` -> ``<split>_<n>``; else the name.
+
+    Example:
+        >>> patient_id("valid_9_a_2"), patient_id("case-7")
+        ('valid_9', 'case-7')
+    """
+    key = volume_key(name).rsplit("__", 1)[-1]
+    match = re.match(r"^([A-Za-z]+_\d+)_[A-Za-z]+(_\d+)?$", key)
+    return match.group(1) if match else key
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return str(value).strip().lower() in _MISSING
+
+
+def _read_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[dict[str, str]]]:
+    p = Path(path)
+    if not p.is_file():
+        raise InputNotFoundError("CSV file not found", path=p)
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            columns = list(reader.fieldnames or [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise CorruptFileError(f"not a readable CSV ({exc})", path=p) from exc
+    return columns, rows
+
+
+def _name_column(columns: Sequence[str], path: str | os.PathLike[str]) -> str:
+    for col in _NAME_COLUMNS:
+        if col in columns:
+            return col
+    raise CorruptFileError(f"no volume name column (one of {list(_NAME_COLUMNS)}) in {list(columns)[:8]}", path=path)
+
+
+def read_reports(path: str | os.PathLike[str], text_columns: Sequence[str] = DEFAULT_TEXT_COLUMNS) -> dict[str, str]:
+    """``{volume key: report text}``: the present ``text_columns`` joined by a space; missing cells skipped.
+
+    Columns are matched case-insensitively; ``text_columns`` none of which exists is an error.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "r.csv"
+        >>> _ = p.write_text("VolumeName,Findings_EN,Impressions_EN\\na_1_a_1.nii.gz,No effusion.,nan\\n")
+        >>> read_reports(p)
+        {'a_1_a_1': 'No effusion.'}
+    """
+    columns, rows = _read_csv(path)
+    name_col = _name_column(columns, path)
+    lower = {c.lower(): c for c in columns}
+    chosen = [lower[c.lower()] for c in text_columns if c.lower() in lower]
+    if not chosen:
+        raise CorruptFileError(f"none of the text columns {list(text_columns)} in {columns}", path=path)
+    reports: dict[str, str] = {}
+    for row in rows:
+        parts = [" ".join(str(row[c]).split()) for c in chosen if not _is_missing(row.get(c))]
+        reports[volume_key(row[name_col])] = " ".join(parts)
+    return reports
+
+
+def read_labels(
+    path: str | os.PathLike[str], findings: Sequence[str] | None = None
+) -> tuple[list[str], dict[str, np.ndarray]]:
+    """``(findings, {volume key: float32 labels})``; ``findings=None`` takes every non-name column.
+
+    Missing cells become NaN (excluded from that finding's metrics).
+    """
+    columns, rows = _read_csv(path)
+    name_col = _name_column(columns, path)
+    names = [c for c in columns if c != name_col] if findings is None else list(findings)
+    absent = [f for f in names if f not in columns]
+    if absent:
+        raise CorruptFileError(f"label columns missing: {absent}", path=path)
+    labels = {}
+    for row in rows:
+        values = [np.nan if _is_missing(row.get(f)) else float(row[f]) for f in names]
+        labels[volume_key(row[name_col])] = np.asarray(values, dtype=np.float32)
+    return names, labels
+
+
+def patient_split(names: Sequence[str], target_val_size: int = 500, seed: int = 42) -> tuple[list[str], list[str]]:
+    """``(train, val)`` volume names, whole patients only, val reaching ``target_val_size`` volumes.
+
+    Patients are shuffled with ``seed`` and moved to validation until it holds at least
+    ``target_val_size`` volumes (or every patient but one is used).
+
+    Example:
+        >>> names = [f"train_{p}_a_{r}" for p in range(10) for r in (1, 2)]
+        >>> train, val = patient_split(names, target_val_size=4, seed=0)
+        >>> len(val), {patient_id(n) for n in train} & {patient_id(n) for n in val}
+        (4, set())
+    """
+    groups: dict[str, list[str]] = defaultdict(list)
+    for name in names:
+        groups[patient_id(name)].append(name)
+    patients = sorted(groups)
+    random.Random(seed).shuffle(patients)
+    val: list[str] = []
+    val_patients = set()
+    for pid in patients[:-1] if len(patients) > 1 else []:
+        if len(val) >= target_val_size:
+            break
+        val.extend(groups[pid])
+        val_patients.add(pid)
+    train = [n for n in names if patient_id(n) not in val_patients]
+    return train, sorted(val)
+
+
+class CTReportDataset:
+    """``dataset[i]`` -> ``{"volume": uint8 tensor [D, H, W], "text": str, "labels": float tensor | None, "name"}``.
+
+    ``names`` restricts to a subset (e.g. one side of :func:`patient_split`). Volumes without report text
+    are dropped (count in :attr:`dropped`), unless ``require_text=False``. The HDF5 file is opened lazily
+    in each DataLoader worker.
+    """
+
+    def __init__(
+        self,
+        h5_path: str | os.PathLike[str],
+        reports_csv: str | os.PathLike[str] | None = None,
+        labels_csv: str | os.PathLike[str] | None = None,
+        names: Sequence[str] | None = None,
+        text_columns: Sequence[str] = DEFAULT_TEXT_COLUMNS,
+        findings: Sequence[str] | None = None,
+        *,
+        require_text: bool = True,
+    ) -> None:
+        import h5py
+
+        self.h5_path = Path(h5_path)
+        if not self.h5_path.is_file():
+            raise InputNotFoundError("HDF5 volume file not found", path=self.h5_path, hint="run ctlens preprocess-h5")
+        try:
+            with h5py.File(self.h5_path, "r") as h5:
+                stored = [k for k, v in h5.items() if isinstance(v, h5py.Dataset) and v.ndim == 3]
+                self.value_to_hu = tuple(h5.attrs.get("value_to_hu", (2000.0 / 255.0, -1000.0)))
+        except OSError as exc:
+            raise CorruptFileError(f"not a readable HDF5 file ({exc})", path=self.h5_path) from exc
+        reports = read_reports(reports_csv, text_columns) if reports_csv is not None else {}
+        self.findings: list[str] = []
+        labels: dict[str, np.ndarray] = {}
+        if labels_csv is not None:
+            self.findings, labels = read_labels(labels_csv, findings)
+        wanted = {volume_key(n) for n in names} if names is not None else None
+        self.items: list[tuple[str, str, str, np.ndarray | None]] = []
+        self.dropped = 0
+        for h5_name in sorted(stored):
+            key = self._match(h5_name, reports if reports else labels)
+            if wanted is not None and key not in wanted:
+                continue
+            text = reports.get(key, "")
+            if require_text and reports_csv is not None and not text:
+                self.dropped += 1
+                continue
+            self.items.append((h5_name, key, text, labels.get(key)))
+        if self.dropped:
+            log.warning("CTReportDataset: %d volume(s) without report text dropped", self.dropped)
+        self._h5: Any = None
+
+    @staticmethod
+    def _match(h5_name: str, table: dict[str, Any]) -> str:
+        key = volume_key(h5_name)
+        if key in table or not table:
+            return key
+        last = key.rsplit("__", 1)[-1]
+        return last if last in table else key
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def names(self) -> list[str]:
+        """Volume keys in dataset order."""
+        return [key for _, key, _, _ in self.items]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        import h5py
+        import torch
+
+        if self._h5 is None:
+            self._h5 = h5py.File(self.h5_path, "r")
+        h5_name, key, text, labels = self.items[index]
+        volume = torch.from_numpy(np.asarray(self._h5[h5_name][()], dtype=np.uint8))
+        lab = None
+        if labels is not None:
+            lab = torch.from_numpy(labels)
+        elif self.findings:
+            lab = torch.full((len(self.findings),), float("nan"))
+        return {"volume": volume, "text": text, "labels": lab, "name": key}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_h5"] = None  # h5py handles do not cross process boundaries
+        return state
+
+
+def collate_ct_report(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack volumes (and labels when every item has them); texts and names as lists.
+
+    Example:
+        >>> import torch
+        >>> b = collate_ct_report([{"volume": torch.zeros(2, 3, 3, dtype=torch.uint8), "text": "x", "labels": None,
+        ...                         "name": "a"}] * 2)
+        >>> tuple(b["volume"].shape), b["labels"]
+        ((2, 2, 3, 3), None)
+    """
+    import torch
+
+    labels = [item["labels"] for item in batch]
+    return {
+        "volume": torch.stack([item["volume"] for item in batch]),
+        "text": [item["text"] for item in batch],
+        "labels": torch.stack(labels) if all(lab is not None for lab in labels) else None,
+        "name": [item["name"] for item in batch],
+    }

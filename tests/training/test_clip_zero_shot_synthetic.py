@@ -1,0 +1,119 @@
+"""Synthetic chest-CT benchmark: a tiny 3D CLIP trained for ~2 minutes on CPU learns zero-shot findings on
+held-out volumes (new patients), while the same model untrained stays near 0.5.
+
+Issue 8 asks for mean zero-shot AUROC >= 0.85 here. NOT MET yet: 200 steps reach ~0.67 mean (pleural
+effusion ~0.94; the others 0.6-0.7). The limit is the from-scratch text tower binding negations to their
+finding ("X is present." vs "X is not present." differ only by "not"), which needs more steps than the
+CPU budget allows. This test asserts what is reached, with margin, so a regression fails it.
+
+The reports never contain the zero-shot prompt wording ("... is present." / "... is not present.").
+Also exercises the CLI split and evaluate commands on the same files.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ctlens.data.ct_report import CTReportDataset, patient_split
+from ctlens.models.clip3d import build_model, load_config
+from ctlens.training.clip_eval import evaluate_zero_shot
+from ctlens.training.clip_synthetic import SYNTHETIC_FINDINGS, write_synthetic_ct_rate
+from ctlens.training.clip_train import ClipTrainConfig, train_clip
+
+N_TRAIN, N_HELD_OUT = 256, 160
+STEPS, LR, BATCH = 200, 3e-3, 32
+
+
+@pytest.fixture()
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # faster than 2 contended threads for these tiny matrices
+    yield
+    torch.set_num_threads(before)
+
+
+def test_tiny_clip_learns_zero_shot_findings(tmp_path, one_thread):
+    train_files = write_synthetic_ct_rate(tmp_path / "train", N_TRAIN, seed=1)
+    held_files = write_synthetic_ct_rate(tmp_path / "held", N_HELD_OUT, seed=2, prefix="held")
+    held = CTReportDataset(held_files["h5"], held_files["reports"], held_files["labels"])
+    test_names, val_names = patient_split(held.names, target_val_size=64, seed=0)
+    val = CTReportDataset(held_files["h5"], held_files["reports"], held_files["labels"], names=val_names)
+    test = CTReportDataset(held_files["h5"], held_files["reports"], held_files["labels"], names=test_names)
+    train = CTReportDataset(train_files["h5"], train_files["reports"], train_files["labels"])
+    assert len(train) == N_TRAIN and len(test) >= 90
+
+    torch.manual_seed(0)
+    model = build_model(load_config("ctclip-tiny"))
+    untrained = evaluate_zero_shot(model, test, val, n_boot=200, seed=0)
+    assert set(untrained["findings"]) == set(SYNTHETIC_FINDINGS)  # NaN-only CT-RATE columns are left out
+    assert abs(untrained["mean_auroc"] - 0.5) < 0.12, untrained["per_finding"]["auroc"]
+
+    cfg = ClipTrainConfig(
+        out_dir=str(tmp_path / "run"),
+        batch_size=BATCH,
+        max_steps=STEPS,
+        lr=LR,
+        warmup_steps=20,
+        weight_decay=0.05,
+        num_workers=0,
+        validate_every=STEPS,
+        save_every=STEPS,
+        log_every=25,
+        progress=False,
+    )
+    result = train_clip(cfg, train_set=train, val_set=val, model=model)
+    assert result.steps == STEPS and result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    trained = evaluate_zero_shot(model, test, val, n_boot=1000, seed=0, out_dir=tmp_path / "eval")
+    aucs = dict(zip(trained["findings"], trained["per_finding"]["auroc"], strict=True))
+    assert trained["mean_auroc"] >= 0.62, aucs  # issue target 0.85: not met (module doc)
+    assert trained["mean_auroc"] >= untrained["mean_auroc"] + 0.1, aucs
+    assert aucs["Pleural effusion"] >= 0.85, aucs
+    low, high = trained["mean_auroc_ci"]
+    assert low < trained["mean_auroc"] < high and high - low < 0.15
+    assert trained["thresholds_from"] == "validation"
+    assert trained["retrieval"]["image_to_text_R@10"] > 10 / len(test)  # better than chance
+    assert (tmp_path / "eval" / "roc_curves.png").stat().st_size > 2000
+    assert "Pleural effusion" in (tmp_path / "eval" / "metrics_table.md").read_text()
+
+    # the CLI on the same files: split, then evaluate the trained checkpoint
+    from ctlens.cli.main import app
+
+    runner = CliRunner()
+    split = tmp_path / "split.json"
+    out = runner.invoke(
+        app,
+        ["clip", "split", "--ct", str(held_files["h5"]), "--target-val-size", "64", "--seed", "0", "--out", str(split)],
+    )
+    assert out.exit_code == 0, out.output
+    names = json.loads(split.read_text())
+    assert names["val"] == val_names
+    split.write_text(json.dumps({"val": names["val"], "test": names["train"]}))
+    out = runner.invoke(
+        app,
+        [
+            "clip",
+            "evaluate",
+            "--checkpoint",
+            str(tmp_path / "run" / "model"),
+            "--ct",
+            str(held_files["h5"]),
+            "--reports",
+            str(held_files["reports"]),
+            "--labels",
+            str(held_files["labels"]),
+            "--split",
+            str(split),
+            "--out",
+            str(tmp_path / "cli_eval"),
+            "--n-boot",
+            "100",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert json.loads((tmp_path / "cli_eval" / "metrics.json").read_text())["mean_auroc"] == pytest.approx(
+        trained["mean_auroc"], abs=1e-4
+    )
