@@ -96,35 +96,20 @@ def interleaved(contestants: dict[str, Peer | Ctlens], repeats: int) -> dict[str
 
 
 STREAM_CHILD = r"""
-import json, resource, sys
+import json, sys, time
 
-def peak_kb():
-    # VmHWM: peak RSS of this process image (ru_maxrss would include the parent's RSS inherited at fork)
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-import time
 import numpy as np
 from ctlens.codec import encode_slices, decode_slice
+from ctlens.codec.synthetic import synthetic_slice, synthetic_slices
+from ctlens.core.memory import peak_rss_mb
 
-def one(k, size=512):
-    yy, xx = np.mgrid[:size, :size]
-    body = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (0.45 * size) ** 2)
-    noise = np.random.default_rng(k).integers(-25, 26, (size, size))
-    return np.where(body, 40 + np.round(20 * np.sin(k / 9 + xx / 17)) + noise, -1000).astype(np.int16)
-
-base = peak_kb()
+base = peak_rss_mb()
 t0 = time.perf_counter()
-stats = encode_slices((one(k) for k in range(1000)), sys.argv[1], n_slices=1000, progress=True)
+stats = encode_slices(synthetic_slices(1000, 512), sys.argv[1], n_slices=1000, progress=True)
 t = time.perf_counter() - t0
-peak = peak_kb()
-assert np.array_equal(decode_slice(sys.argv[1], 999), one(999))
-print(json.dumps({"base_mb": base / 1024, "peak_mb": peak / 1024, "raw_mb": stats.raw_bytes / 1e6,
+peak = peak_rss_mb()
+assert np.array_equal(decode_slice(sys.argv[1], 999), synthetic_slice(999, 512))
+print(json.dumps({"base_mb": base, "peak_mb": peak, "raw_mb": stats.raw_bytes / 1e6,
                   "ratio": stats.ratio, "seconds": t}))
 """
 

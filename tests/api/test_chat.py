@@ -17,16 +17,7 @@ from ctlens.llm.providers import estimate_cost_usd
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.111222333444"
 SERIES_UID = "1.2.826.0.1.3680043.8.498.555666777888"
-PHI = [
-    "Synthetic^Patient",
-    "SYN-PAT-001",
-    "19700101",
-    "Nowhere Hospital",
-    "Doe^Referrer",
-    "SYN0001",
-    STUDY_UID,
-    SERIES_UID,
-]
+PHI = [*dicom_factory.PHI_VALUES, STUDY_UID, SERIES_UID]
 
 
 def parse_sse(text: str) -> list[tuple[str, dict]]:
@@ -50,7 +41,7 @@ def phi_study(server, tmp_path):
         tmp_path / "phi", n_slices=10, rows=64, cols=64, study_uid=STUDY_UID, series_uid=SERIES_UID
     )
     raw = b"".join(p.read_bytes() for p in truth.paths)
-    assert all(marker.encode() in raw for marker in PHI[:6])  # the input really carries PHI
+    assert all(marker.encode() in raw for marker in dicom_factory.PHI_VALUES)  # the input really carries PHI
     files = [("files", (f"{p.name}", p.read_bytes(), "application/dicom")) for p in truth.paths]
     r = server.client().post("/api/analyze", files=files)
     assert r.status_code == 200, r.text

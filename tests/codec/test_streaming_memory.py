@@ -12,36 +12,18 @@ import sys
 from pathlib import Path
 
 CHILD = r"""
-import json, resource, sys
-
-def peak_kb():
-    # VmHWM: peak RSS of this process image (ru_maxrss would include the parent's RSS inherited at fork)
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+import json, sys
 
 import numpy as np
 from ctlens.codec import encode_slices, decode_slice
-
-def one(k, size=256):
-    yy, xx = np.mgrid[:size, :size]
-    body = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (0.45 * size) ** 2)
-    noise = np.random.default_rng(k).integers(-25, 26, (size, size))
-    return np.where(body, 40 + np.round(20 * np.sin(k / 9 + xx / 17)) + noise, -1000).astype(np.int16)
-
-def slices(n, size):
-    for k in range(n):
-        yield one(k, size)
+from ctlens.codec.synthetic import synthetic_slice, synthetic_slices
+from ctlens.core.memory import peak_rss_kb
 
 import ctlens.codec.series  # imports done before the baseline
-base = peak_kb()
-stats = encode_slices(slices(1000, 256), sys.argv[1], n_slices=1000, progress=True)
-peak = peak_kb()
-ok = bool(np.array_equal(decode_slice(sys.argv[1], 777), one(777)))
+base = peak_rss_kb()
+stats = encode_slices(synthetic_slices(1000, 256), sys.argv[1], n_slices=1000, progress=True)
+peak = peak_rss_kb()
+ok = bool(np.array_equal(decode_slice(sys.argv[1], 777), synthetic_slice(777, 256)))
 print(json.dumps({"base_kb": base, "peak_kb": peak, "n": stats.n_slices, "raw": stats.raw_bytes, "ok": ok}))
 """
 

@@ -50,6 +50,8 @@ from pydicom.uid import (
 
 __all__ = [
     "ENCAPSULATED_SYNTAXES",
+    "PHI_HEADER",
+    "PHI_VALUES",
     "SeriesTruth",
     "can_encode",
     "make_evil_zip",
@@ -72,6 +74,17 @@ ENCAPSULATED_SYNTAXES = {
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 CORONAL = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
 SAGITTAL = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+PHI_HEADER = {
+    "PatientName": "Synthetic^Patient",
+    "PatientID": "SYN-PAT-001",
+    "PatientBirthDate": "19700101",
+    "InstitutionName": "Nowhere Hospital",
+    "ReferringPhysicianName": "Doe^Referrer",
+    "AccessionNumber": "SYN0001",
+}
+"""Identifying header values every written file carries (keyword -> value); de-identification must drop them."""
+PHI_VALUES = tuple(PHI_HEADER.values())
+"""The values of :data:`PHI_HEADER`, to search for in anything that leaves the process."""
 
 
 # --------------------------------------------------------------------------- truth
@@ -299,17 +312,13 @@ def _base_dataset(
     ds.SOPInstanceUID = sop_uid
     ds.StudyDate = "20240102"
     ds.StudyTime = "101500"
-    ds.AccessionNumber = "SYN0001"
+    for keyword, value in PHI_HEADER.items():
+        setattr(ds, keyword, value)
     ds.Modality = "CT"
     ds.Manufacturer = manufacturer
     ds.ManufacturerModelName = "Synthetic"
-    ds.InstitutionName = "Nowhere Hospital"
-    ds.ReferringPhysicianName = "Doe^Referrer"
     ds.SeriesDescription = description
     ds.StudyDescription = "synthetic study"
-    ds.PatientName = "Synthetic^Patient"
-    ds.PatientID = "SYN-PAT-001"
-    ds.PatientBirthDate = "19700101"
     ds.PatientSex = "O"
     ds.BodyPartExamined = "CHEST"
     ds.KVP = "120"

@@ -7,22 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from dicom_factory import write_ct_series
+from dicom_factory import PHI_VALUES, write_ct_series
 
 import ctlens
 from ctlens.core.volume import Volume
 from ctlens.llm.payload import build_payload
 
-IDENTIFIERS = [
-    "Synthetic^Patient",
-    "SYN-PAT-001",
-    "19700101",
-    "Nowhere Hospital",
-    "Doe^Referrer",
-    "SYN0001",
-    "20240102",
-    "Jane Roe",
-]
+IDENTIFIERS = [*PHI_VALUES, "20240102", "Jane Roe"]
 
 
 @pytest.mark.parametrize("provider", ["anthropic", "openai", "gemini"])

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from ctlens.analysis.heatmaps import candidate_heatmap
+from ctlens.analysis.morphology import PLANE4, component_extent
 
 __all__ = ["BONE_MARGIN_MM", "HYPERDENSE_HU", "MIN_VOLUME_ML", "REPORT_SCORE", "HeadAnalysis", "analyze_head"]
 
@@ -39,8 +40,6 @@ BONE_MARGIN_MM = 5.0
 BRAIN_MARGIN_MM = 6.0
 MIN_VOLUME_ML = 0.1
 REPORT_SCORE = 0.5
-_PLANE4 = np.zeros((3, 3, 3), bool)
-_PLANE4[1] = ndimage.generate_binary_structure(2, 1)
 
 
 @dataclass
@@ -70,9 +69,9 @@ def analyze_head(hu: np.ndarray, spacing: Sequence[float], *, report_score: floa
     spacing = tuple(float(s) for s in spacing)
     warnings: list[str] = []
     bone = hu > 300
-    intracranial = ndimage.binary_fill_holes(bone, _PLANE4) & ~bone
+    intracranial = ndimage.binary_fill_holes(bone, PLANE4) & ~bone
     tissue = intracranial & (hu > -20) & (hu < 100)
-    tissue = ndimage.binary_opening(tissue, _PLANE4, iterations=2)
+    tissue = ndimage.binary_opening(tissue, PLANE4, iterations=2)
     labels, n = ndimage.label(tissue)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     if n == 0:
@@ -82,7 +81,7 @@ def analyze_head(hu: np.ndarray, spacing: Sequence[float], *, report_score: floa
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
     brain = labels == sizes.argmax()
-    brain = ndimage.binary_fill_holes(brain, _PLANE4)
+    brain = ndimage.binary_fill_holes(brain, PLANE4)
     if not (hu > 1000).any():
         warnings.append("no voxel above 1000 HU: no cortical bone, check the HU scaling of this head CT")
     dense_bone = hu > 150
@@ -103,27 +102,16 @@ def analyze_head(hu: np.ndarray, spacing: Sequence[float], *, report_score: floa
             continue
         mean = float(hu[sl][comp].mean())
         score = hyperdense_score(volume, mean)
-        zz, yy, xx = np.nonzero(comp)
-        off = np.array([s.start for s in sl])
-        slices = {}
-        for z in np.unique(zz):
-            sel = zz == z
-            slices[int(z + off[0])] = (
-                int(yy[sel].min() + off[1]),
-                int(xx[sel].min() + off[2]),
-                int(yy[sel].max() + off[1]),
-                int(xx[sel].max() + off[2]),
-            )
+        extent = component_extent(comp, [s.start for s in sl])
         found.append(
             {
                 "label": i,
                 "volume_ml": volume,
                 "mean_hu": mean,
                 "score": score,
-                "centre": tuple(float(c) for c in np.array([zz.mean(), yy.mean(), xx.mean()]) + off),
-                "bbox": (*(int(v) for v in off + [zz.min(), yy.min(), xx.min()]),)
-                + (*(int(v) for v in off + [zz.max(), yy.max(), xx.max()]),),
-                "slices": slices,
+                "centre": extent.centre,
+                "bbox": extent.bbox,
+                "slices": extent.slices,
             }
         )
     found.sort(key=lambda c: -c["score"])

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from ctlens.analysis.morphology import distance_in_plane, nearest_label_in_plane
+from ctlens.analysis.morphology import PLANE4, distance_in_plane, nearest_label_in_plane
 from ctlens.preprocess.masks import foreground_mask
 
 __all__ = ["AIRWAY_MAX_AREA_CM2", "LUNG_THRESHOLD_HU", "MIN_LUNG_ML", "LungSegmentation", "segment_lungs"]
@@ -48,8 +48,6 @@ MIN_LUNG_ML = 5.0
 GAS_CORE_HU = -950.0
 GAS_CORE_FRACTION = 0.75
 RIGHT, LEFT = 1, 2
-_PLANE4 = np.zeros((3, 3, 3), bool)
-_PLANE4[1] = ndimage.generate_binary_structure(2, 1)
 _PLANE8 = np.zeros((3, 3, 3), bool)
 _PLANE8[1] = True
 
@@ -220,8 +218,8 @@ def segment_lungs(
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     sizes[0] = 0
     # bowel / stomach gas is pure air inside (its eroded core is below -950 HU); lung holds parenchyma
-    core = ndimage.binary_erosion(candidates, _PLANE4) & (hu < GAS_CORE_HU)
-    core_n = np.bincount(labels[ndimage.binary_erosion(candidates, _PLANE4)], minlength=n + 1)
+    core = ndimage.binary_erosion(candidates, PLANE4) & (hu < GAS_CORE_HU)
+    core_n = np.bincount(labels[ndimage.binary_erosion(candidates, PLANE4)], minlength=n + 1)
     gas_n = np.bincount(labels[core], minlength=n + 1)
     gas = gas_n > GAS_CORE_FRACTION * np.maximum(core_n, 1)
     sizes[gas] = 0
@@ -234,6 +232,6 @@ def segment_lungs(
     sides = _split_sides(lung, direction, spacing)
     filled = np.zeros_like(sides)
     for code in (RIGHT, LEFT):
-        part = ndimage.binary_fill_holes(sides == code, _PLANE4)
+        part = ndimage.binary_fill_holes(sides == code, PLANE4)
         filled[part & (filled == 0)] = code
     return LungSegmentation(filled, airway, body, spacing, warnings)

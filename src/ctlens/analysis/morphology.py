@@ -14,11 +14,24 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["closing_in_plane", "distance_in_plane", "nearest_label_in_plane", "opening_in_plane"]
+__all__ = [
+    "PLANE4",
+    "ComponentExtent",
+    "closing_in_plane",
+    "component_extent",
+    "distance_in_plane",
+    "nearest_label_in_plane",
+    "opening_in_plane",
+]
+
+PLANE4 = np.zeros((3, 3, 3), bool)
+"""3-D structuring element that connects only within a slice (4-connectivity in-plane)."""
+PLANE4[1] = ndimage.generate_binary_structure(2, 1)
 
 
 def distance_in_plane(mask: np.ndarray, spacing_yx: Sequence[float]) -> np.ndarray:
@@ -58,3 +71,38 @@ def nearest_label_in_plane(seeds: np.ndarray, mask: np.ndarray, spacing_yx: Sequ
         _, (iy, ix) = ndimage.distance_transform_edt(seeds[z] == 0, sampling=sampling, return_indices=True)
         out[z] = np.where(mask[z], seeds[z][iy, ix], 0)
     return out
+
+
+class ComponentExtent(NamedTuple):
+    """Where a component lies, in voxels of the full grid: mean position, inclusive 3-D box, per-slice boxes."""
+
+    centre: tuple[float, float, float]
+    bbox: tuple[int, int, int, int, int, int]
+    """``(z0, y0, x0, z1, y1, x1)``, inclusive."""
+    slices: dict[int, tuple[int, int, int, int]]
+    """``z -> (y0, x0, y1, x1)``, inclusive."""
+
+
+def component_extent(comp: np.ndarray, offset: Sequence[int]) -> ComponentExtent:
+    """Centre, box and per-slice boxes of the True voxels of ``comp``, a crop whose first voxel is at ``offset``.
+
+    Example:
+        >>> m = np.zeros((2, 4, 4), bool); m[0, 1:3, 2] = True; m[1, 2, 1:4] = True
+        >>> component_extent(m, (10, 0, 0))
+        ComponentExtent(centre=(10.6, 1.8, 2.0), bbox=(10, 1, 1, 11, 2, 3), slices={10: (1, 2, 2, 2), 11: (2, 1, 2, 3)})
+    """
+    zz, yy, xx = np.nonzero(comp)
+    off = np.asarray(offset)
+    centre = tuple(float(c) for c in np.array([zz.mean(), yy.mean(), xx.mean()]) + off)
+    lo = off + [zz.min(), yy.min(), xx.min()]
+    hi = off + [zz.max(), yy.max(), xx.max()]
+    slices = {}
+    for z in np.unique(zz):
+        sel = zz == z
+        slices[int(z + off[0])] = (
+            int(yy[sel].min() + off[1]),
+            int(xx[sel].min() + off[2]),
+            int(yy[sel].max() + off[1]),
+            int(xx[sel].max() + off[2]),
+        )
+    return ComponentExtent(centre, (*(int(v) for v in lo), *(int(v) for v in hi)), slices)  # type: ignore[arg-type]

@@ -44,7 +44,7 @@ from scipy import ndimage
 
 from ctlens.analysis.heatmaps import candidate_heatmap
 from ctlens.analysis.lungs import LEFT, RIGHT, LungSegmentation
-from ctlens.analysis.morphology import closing_in_plane, distance_in_plane, opening_in_plane
+from ctlens.analysis.morphology import PLANE4, closing_in_plane, component_extent, distance_in_plane, opening_in_plane
 
 __all__ = [
     "CLOSING_RADIUS_MM",
@@ -68,8 +68,6 @@ MIN_VOLUME_ML = 0.05
 TRACK_MIN_DIAMETER_MM = 30.0
 TRACK_MARGIN_MM = 3.0
 TRACK_MIN_CONTACT = 0.1
-_PLANE4 = np.zeros((3, 3, 3), bool)
-_PLANE4[1] = ndimage.generate_binary_structure(2, 1)
 
 
 @dataclass
@@ -199,7 +197,7 @@ def detect_lung_candidates(
     for code in (RIGHT, LEFT):
         side = lab == code
         if side.any():
-            region |= ndimage.binary_fill_holes(closing_in_plane(side, closing_radius_mm, spacing), _PLANE4)
+            region |= ndimage.binary_fill_holes(closing_in_plane(side, closing_radius_mm, spacing), PLANE4)
     region &= lungs.body[crop]
     dense = opening_in_plane(region & (h > dense_hu), opening_radius_mm, spacing)
     comps, n = ndimage.label(dense)
@@ -224,19 +222,7 @@ def detect_lung_candidates(
         if score < min_score:
             continue
         inscribed = float(distance_in_plane(comp, spacing[1:]).max())
-        zz, yy, xx = np.nonzero(comp)
-        offset = np.array([pad[a].start + crop[a].start for a in range(3)])
-        centre = tuple(float(c) for c in (np.array([zz.mean(), yy.mean(), xx.mean()]) + offset))
-        slices = {}
-        for z in np.unique(zz):
-            sel = zz == z
-            slices[int(z + offset[0])] = (
-                int(yy[sel].min() + offset[1]),
-                int(xx[sel].min() + offset[2]),
-                int(yy[sel].max() + offset[1]),
-                int(xx[sel].max() + offset[2]),
-            )
-        lo, hi = np.array([zz.min(), yy.min(), xx.min()]) + offset, np.array([zz.max(), yy.max(), xx.max()]) + offset
+        extent = component_extent(comp, [pad[a].start + crop[a].start for a in range(3)])
         sides = lab[pad][ring]
         sides = sides[sides > 0]
         side = ""
@@ -252,9 +238,9 @@ def detect_lung_candidates(
                 inscribed_mm=inscribed,
                 contact=contact,
                 mean_hu=float(h[pad][comp].mean()),
-                centre=centre,  # type: ignore[arg-type]
-                bbox=(*(int(v) for v in lo), *(int(v) for v in hi)),  # type: ignore[arg-type]
-                slices=slices,
+                centre=extent.centre,
+                bbox=extent.bbox,
+                slices=extent.slices,
                 side=side,
                 score=score,
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from ctlens.api.security import Caller, require_key
 from ctlens.api.store import new_id
 from ctlens.api.uploads import StagedUpload, check_expansion, stage_uploads, upload_key
 from ctlens.core.errors import CTLensError, ServiceError
+from ctlens.core.volume import Volume
 
 logger = logging.getLogger("ctlens.api")
 router = APIRouter()
@@ -114,6 +116,23 @@ def _ready(ctx, caller: Caller, study_id: str):
         status = entry.get("status", "missing")
         raise ServiceError(f"study {study_id} is not ready (status: {status})", status=409)
     return study, load_artifacts(ctx.content_dir(study["sha256"]))
+
+
+def _export(
+    ctx, caller: Caller, study_id: str, name: str, write: Callable[[Volume, Path], None], media_type: str, suffix: str
+) -> FileResponse:
+    """The study's volume as file ``name`` (written once by ``write``, to a temp name then renamed), audited."""
+    study, art = _ready(ctx, caller, study_id)
+    path = art.folder / name
+    if not path.exists():
+        tmp = art.folder / f".{new_id('t')}.{name}"
+        try:
+            write(art.volume, tmp)
+            tmp.rename(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    ctx.store.audit(caller.id, "export", study_id, name)
+    return FileResponse(path, media_type=media_type, filename=f"{study_id}{suffix}")
 
 
 def run_job(ctx, job: dict[str, Any], progress) -> None:
@@ -333,13 +352,7 @@ async def slice_png(
 def volume_nifti(study_id: str, request: Request, caller: Caller = Depends(require_key)):
     from ctlens.io import save
 
-    ctx = request.app.state.ctx
-    study, art = _ready(ctx, caller, study_id)
-    path = art.folder / "volume.nii.gz"
-    if not path.exists():
-        save(art.volume, path)
-    ctx.store.audit(caller.id, "export", study_id, "volume.nii.gz")
-    return FileResponse(path, media_type="application/gzip", filename=f"{study_id}.nii.gz")
+    return _export(request.app.state.ctx, caller, study_id, "volume.nii.gz", save, "application/gzip", ".nii.gz")
 
 
 @router.get(
@@ -350,17 +363,7 @@ def volume_nifti(study_id: str, request: Request, caller: Caller = Depends(requi
 )
 def volume_ctz(study_id: str, request: Request, caller: Caller = Depends(require_key)):
     ctx = request.app.state.ctx
-    study, art = _ready(ctx, caller, study_id)
-    path = art.folder / "compressed.ctz"
-    if not path.exists():
-        tmp = art.folder / f".compressed.{new_id('t')}.ctz"
-        try:
-            services.save_ctz(art.volume, tmp)
-            tmp.rename(path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    ctx.store.audit(caller.id, "export", study_id, "compressed.ctz")
-    return FileResponse(path, media_type="application/octet-stream", filename=f"{study_id}.ctz")
+    return _export(ctx, caller, study_id, "compressed.ctz", services.save_ctz, "application/octet-stream", ".ctz")
 
 
 @router.get(

@@ -50,45 +50,38 @@ def _configured(settings: Settings) -> str:
     return "offline"
 
 
+def _cloud(settings: Settings, name: str, provider_cls: type, *, configured: bool, missing: str) -> Provider:
+    """``provider_cls`` built from the ``{name}_model`` / ``_api_key`` / ``_base_url`` settings, if ``configured``."""
+    if not configured:
+        raise LLMProviderError(f"no {missing} is configured", hint=f"set CTLENS_{name.upper()}_API_KEY")
+    return provider_cls(
+        getattr(settings, f"{name}_model"),
+        api_key=_secret(getattr(settings, f"{name}_api_key")),
+        base_url=getattr(settings, f"{name}_base_url"),
+        max_output_tokens=settings.llm_max_output_tokens,
+    )
+
+
 def get_provider(settings: Settings, name: str | None = None) -> Provider:
     """The provider ``name`` (default ``settings.llm_provider``; ``auto`` = first configured, else offline)."""
     name = (name or settings.llm_provider or "auto").lower()
     if name == "auto":
         name = _configured(settings)
-    limit = settings.llm_max_output_tokens
     if name == "anthropic":
         from ctlens.llm.providers.anthropic_provider import AnthropicProvider
 
-        if settings.anthropic_api_key is None:
-            raise LLMProviderError("no Anthropic API key is configured", hint="set CTLENS_ANTHROPIC_API_KEY")
-        return AnthropicProvider(
-            settings.anthropic_model,
-            api_key=_secret(settings.anthropic_api_key),
-            base_url=settings.anthropic_base_url,
-            max_output_tokens=limit,
-        )
+        configured = settings.anthropic_api_key is not None
+        return _cloud(settings, name, AnthropicProvider, configured=configured, missing="Anthropic API key")
     if name == "openai":
         from ctlens.llm.providers.openai_provider import OpenAIProvider
 
-        if settings.openai_api_key is None and not settings.openai_base_url:
-            raise LLMProviderError("no OpenAI API key or base_url is configured", hint="set CTLENS_OPENAI_API_KEY")
-        return OpenAIProvider(
-            settings.openai_model,
-            api_key=_secret(settings.openai_api_key),
-            base_url=settings.openai_base_url,
-            max_output_tokens=limit,
-        )
+        configured = settings.openai_api_key is not None or bool(settings.openai_base_url)
+        return _cloud(settings, name, OpenAIProvider, configured=configured, missing="OpenAI API key or base_url")
     if name == "gemini":
         from ctlens.llm.providers.gemini_provider import GeminiProvider
 
-        if settings.gemini_api_key is None:
-            raise LLMProviderError("no Gemini API key is configured", hint="set CTLENS_GEMINI_API_KEY")
-        return GeminiProvider(
-            settings.gemini_model,
-            api_key=_secret(settings.gemini_api_key),
-            base_url=settings.gemini_base_url,
-            max_output_tokens=limit,
-        )
+        configured = settings.gemini_api_key is not None
+        return _cloud(settings, name, GeminiProvider, configured=configured, missing="Gemini API key")
     if name == "offline":
-        return OfflineProvider(max_output_tokens=limit)
+        return OfflineProvider(max_output_tokens=settings.llm_max_output_tokens)
     raise LLMProviderError(f"unknown LLM provider {name!r}", hint=f"choose one of {', '.join(PROVIDERS)} or auto")
