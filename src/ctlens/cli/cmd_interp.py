@@ -1,0 +1,130 @@
+"""``ctlens interpolate`` and ``ctlens interp eval | train-vae | train``: thick-slice CT to thin slices.
+
+Example:
+    >>> import typer
+    >>> app = typer.Typer()
+    >>> register(app)
+    >>> sorted(c.name for c in app.registered_commands), [g.name for g in app.registered_groups]
+    (['interpolate'], ['interp'])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ctlens.cli.errors import one_line_errors
+
+interp_app = typer.Typer(
+    help="Slice interpolation: evaluation harness and latent-diffusion training.", no_args_is_help=True
+)
+
+
+@one_line_errors
+def interpolate_command(
+    src: Annotated[Path, typer.Argument(help="input CT: DICOM folder/zip, NIfTI, NRRD/MHA")],
+    out: Annotated[Path, typer.Argument(help="output .nii.gz / .nii / .nrrd / .mha (written atomically)")],
+    spacing: Annotated[float | None, typer.Option(help="new slice spacing in mm")] = None,
+    factor: Annotated[float | None, typer.Option(help="or: output slices per input slice (>= 1)")] = None,
+    method: Annotated[str, typer.Option(help="nearest | linear | cubic | flow | self_supervised | ldm")] = "flow",
+    series: Annotated[str | None, typer.Option("--series", "-s", help="series index, UID or description")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="LDM checkpoint (method ldm)")] = None,
+    profile: Annotated[str, typer.Option(help="self_supervised: slab (real thick slices) | drop")] = "slab",
+    steps: Annotated[int, typer.Option(help="self_supervised: training steps")] = 200,
+) -> None:
+    """Interpolate SRC to thin slices (--spacing mm or --factor) and save OUT."""
+    from rich.console import Console
+
+    from ctlens.io import load, save
+    from ctlens.io.loader import file_kind
+    from ctlens.pipelines.interpolate import interpolate
+
+    if spacing is None and factor is None:
+        spacing = 1.0
+    options: dict = {"uneven": "resample"} if file_kind(src) == "dicom" else {}
+    selector = int(series) if series is not None and series.isdigit() and len(series) < 6 else series
+    volume = load(src, series=selector, **options)
+    method_options: dict = {}
+    if method == "ldm":
+        method_options["checkpoint"] = checkpoint
+    if method == "self_supervised":
+        method_options.update(profile=profile, steps=steps)
+    result = interpolate(volume, spacing_z=spacing, factor=factor, method=method, name=str(src), **method_options)
+    save(result, out)
+    sp = tuple(round(s, 4) for s in result.spacing)
+    Console().print(f"wrote {out}: {volume.shape[0]} -> {result.shape[0]} slices, spacing {sp} mm ({method})")
+
+
+@interp_app.command("eval")
+@one_line_errors
+def eval_command(
+    data: Annotated[Path, typer.Argument(help="a CT or a folder of CTs (e.g. ../shared/data)")],
+    out: Annotated[Path, typer.Option(help="folder for results.json, results.md and PNG grids")] = Path("interp_eval"),
+    factor: Annotated[list[int] | None, typer.Option(help="integer factor(s), repeatable")] = None,
+    methods: Annotated[str, typer.Option(help="comma-separated")] = "nearest,linear,cubic,flow,self_supervised",
+    simulation: Annotated[list[str] | None, typer.Option(help="drop and/or slab (repeatable)")] = None,
+    axis: Annotated[str, typer.Option(help="ground-truth axis: auto | z | y | x")] = "auto",
+    smore_steps: Annotated[int, typer.Option(help="self_supervised training steps")] = 200,
+    checkpoint: Annotated[Path | None, typer.Option(help="LDM checkpoint when methods include ldm")] = None,
+) -> None:
+    """Score interpolation methods on simulated thick slices; only synthesised slices count."""
+    from rich.console import Console
+
+    from ctlens.pipelines.interp_eval import run_eval
+
+    options = {"self_supervised": {"steps": smore_steps}, "ldm": {"checkpoint": checkpoint}}
+    result = run_eval(
+        data,
+        out,
+        factors=tuple(factor or [4]),
+        simulations=tuple(simulation or ["drop", "slab"]),
+        methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+        axis=axis,
+        options=options,
+    )
+    console = Console()
+    console.print(result["paths"]["md"].read_text().split("## Per case")[0])
+    console.print(
+        f"wrote {result['paths']['json']}, {result['paths']['md']} and {len(result['paths']['grids'])} PNG grids"
+    )
+
+
+def _train(kind: str, config: Path, steps: int | None) -> None:
+    from rich.console import Console
+
+    from ctlens.training.ldm_config import load_config
+    from ctlens.training.ldm_train import train
+
+    cfg = load_config(config, {"train.steps": steps} if steps else None)
+    result = train(kind, cfg)
+    last = max(result.losses) if result.losses else None
+    loss = f", last loss {result.losses[last]:.4f}" if last is not None else ""
+    Console().print(f"{kind}: trained to step {cfg.train.steps}{loss}; checkpoint {result.checkpoint}")
+
+
+@interp_app.command("train-vae")
+@one_line_errors
+def train_vae_command(
+    config: Annotated[Path, typer.Option(help="YAML, e.g. config/vae_training.yaml")],
+    steps: Annotated[int | None, typer.Option(help="override train.steps")] = None,
+) -> None:
+    """Train the per-slice VAE (resumes from the latest checkpoint; DDP under torchrun)."""
+    _train("vae", config, steps)
+
+
+@interp_app.command("train")
+@one_line_errors
+def train_command(
+    config: Annotated[Path, typer.Option(help="YAML, e.g. config/slice_interpolation.yaml")],
+    steps: Annotated[int | None, typer.Option(help="override train.steps")] = None,
+) -> None:
+    """Train the latent-diffusion slice interpolator (resumes; DDP under torchrun)."""
+    _train("ldm", config, steps)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``interpolate`` and the ``interp`` group to the main app."""
+    app.command("interpolate")(interpolate_command)
+    app.add_typer(interp_app, name="interp")
