@@ -11,8 +11,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ctlens.core.lazy import lazy_exports
 
 _EXPORTS = {
     "ImageDataset": "ctlens.data.image_dataset",
@@ -21,16 +20,17 @@ _EXPORTS = {
     "collate_padded": "ctlens.data.collate",
     "collate_tokens": "ctlens.data.collate",
     "load_study_labels": "ctlens.data.labels",
+    "SliceInterpolationDataset": "ctlens.data.slice_pairs",
+    "simulate_thick": "ctlens.data.slice_profiles",
+    "CTReportDataset": "ctlens.data.ct_report",
+    "CT_RATE_FINDINGS": "ctlens.data.ct_report",
+    "collate_ct_report": "ctlens.data.ct_report",
+    "patient_split": "ctlens.data.ct_report",
+    "read_labels": "ctlens.data.ct_report",
+    "read_reports": "ctlens.data.ct_report",
 }
+_NEED_TORCH = {"ctlens.data.image_dataset", "ctlens.data.sampler", "ctlens.data.collate", "ctlens.data.slice_pairs"}
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        if _EXPORTS[name] != "ctlens.data.labels":
-            from ctlens.core.optional import require
-
-            require("torch", extra="ml")
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ctlens.data' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS, needs_torch=_NEED_TORCH)

@@ -12,8 +12,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ctlens.core.lazy import lazy_exports
 
 _EXPORTS = {
     "build_payload": "ctlens.llm.payload",
@@ -27,8 +26,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ctlens.llm' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

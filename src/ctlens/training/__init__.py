@@ -1,1 +1,34 @@
-"""Training loops, checkpoints and evaluation metrics (needs torch)."""
+"""Training loops, checkpoints and evaluation metrics (needs torch).
+
+Names are imported on first use.
+
+Example:
+    >>> from ctlens.training import ClipTrainConfig
+    >>> ClipTrainConfig().__class__.__name__
+    'ClipTrainConfig'
+"""
+
+from __future__ import annotations
+
+from ctlens.core.lazy import lazy_exports
+
+_TORCH_MODULES = {
+    "ctlens.training.clip_train",
+    "ctlens.training.clip_eval",
+    "ctlens.training.ldm_train",
+    "ctlens.training.ldm_checkpoint",
+}
+_EXPORTS = {
+    "ClipTrainConfig": "ctlens.training.clip_train",
+    "train_clip": "ctlens.training.clip_train",
+    "evaluate_zero_shot": "ctlens.training.clip_eval",
+    "evaluate_scores": "ctlens.training.clip_eval",
+    "TrainConfig": "ctlens.training.ldm_config",
+    "load_config": "ctlens.training.ldm_config",
+    "train": "ctlens.training.ldm_train",
+    "save_checkpoint": "ctlens.training.ldm_checkpoint",
+    "load_checkpoint": "ctlens.training.ldm_checkpoint",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS, needs_torch=_TORCH_MODULES)
