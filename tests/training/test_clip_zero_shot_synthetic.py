@@ -1,10 +1,13 @@
 """Synthetic chest-CT benchmark: a tiny 3D CLIP trained for ~2 minutes on CPU learns zero-shot findings on
 held-out volumes (new patients), while the same model untrained stays near 0.5.
 
-Issue 8 asks for mean zero-shot AUROC >= 0.85 here. NOT MET yet: 200 steps reach ~0.67 mean (pleural
-effusion ~0.94; the others 0.6-0.7). The limit is the from-scratch text tower binding negations to their
-finding ("X is present." vs "X is not present." differ only by "not"), which needs more steps than the
-CPU budget allows. This test asserts what is reached, with margin, so a regression fails it.
+Model ``ctclip-tiny-lit``: a tiny per-slice ViT trained from scratch against a frozen pretrained MiniLM
+(LiT-style; text features cached per distinct sentence), one random report sentence per volume and step.
+
+Issue 8 asks for mean zero-shot AUROC >= 0.85 here. NOT MET: 1000 steps reach ~0.75 mean (pleural
+effusion and cardiomegaly ~1.0, consolidation ~0.76, lung nodule and emphysema ~0.5). The limit is the
+visual tower: even a supervised probe of the same tiny ViT reaches only ~0.65-0.9 on nodules and emphysema
+in this CPU budget (docs/clip3d.md). This test asserts what is reached, with margin, so a regression fails it.
 
 The reports never contain the zero-shot prompt wording ("... is present." / "... is not present.").
 Also exercises the CLI split and evaluate commands on the same files.
@@ -13,6 +16,7 @@ Also exercises the CLI split and evaluate commands on the same files.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -24,8 +28,9 @@ from ctlens.training.clip_eval import evaluate_zero_shot
 from ctlens.training.clip_synthetic import SYNTHETIC_FINDINGS, write_synthetic_ct_rate
 from ctlens.training.clip_train import ClipTrainConfig, train_clip
 
-N_TRAIN, N_HELD_OUT = 256, 160
-STEPS, LR, BATCH = 200, 3e-3, 32
+N_TRAIN, N_HELD_OUT = 1024, 160
+STEPS, LR, BATCH, WARMUP = 1000, 2e-3, 32, 50
+MODEL = "ctclip-tiny-lit"  # tiny per-slice ViT + frozen pretrained MiniLM (text features cached)
 
 
 @pytest.fixture()
@@ -47,7 +52,7 @@ def test_tiny_clip_learns_zero_shot_findings(tmp_path, one_thread):
     assert len(train) == N_TRAIN and len(test) >= 90
 
     torch.manual_seed(0)
-    model = build_model(load_config("ctclip-tiny"))
+    model = build_model(load_config(MODEL))
     untrained = evaluate_zero_shot(model, test, val, n_boot=200, seed=0)
     assert set(untrained["findings"]) == set(SYNTHETIC_FINDINGS)  # NaN-only CT-RATE columns are left out
     assert abs(untrained["mean_auroc"] - 0.5) < 0.12, untrained["per_finding"]["auroc"]
@@ -57,21 +62,26 @@ def test_tiny_clip_learns_zero_shot_findings(tmp_path, one_thread):
         batch_size=BATCH,
         max_steps=STEPS,
         lr=LR,
-        warmup_steps=20,
+        warmup_steps=WARMUP,
         weight_decay=0.05,
         num_workers=0,
         validate_every=STEPS,
         save_every=STEPS,
         log_every=25,
         progress=False,
+        sentences=1,  # one random report sentence per volume and step (label-free)
     )
+    started = time.perf_counter()
     result = train_clip(cfg, train_set=train, val_set=val, model=model)
+    print(f"trained {STEPS} steps in {time.perf_counter() - started:.1f} s")
     assert result.steps == STEPS and result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     trained = evaluate_zero_shot(model, test, val, n_boot=1000, seed=0, out_dir=tmp_path / "eval")
     aucs = dict(zip(trained["findings"], trained["per_finding"]["auroc"], strict=True))
-    assert trained["mean_auroc"] >= 0.62, aucs  # issue target 0.85: not met (module doc)
+    print("untrained", round(untrained["mean_auroc"], 3), untrained["per_finding"]["auroc"])
+    print("trained", round(trained["mean_auroc"], 3), aucs)
+    assert trained["mean_auroc"] >= 0.70, aucs  # issue target 0.85: not met (module doc)
     assert trained["mean_auroc"] >= untrained["mean_auroc"] + 0.1, aucs
-    assert aucs["Pleural effusion"] >= 0.85, aucs
+    assert aucs["Pleural effusion"] >= 0.9 and aucs["Cardiomegaly"] >= 0.8, aucs
     low, high = trained["mean_auroc_ci"]
     assert low < trained["mean_auroc"] < high and high - low < 0.15
     assert trained["thresholds_from"] == "validation"

@@ -3,9 +3,9 @@
 Each volume (default ``32 x 64 x 64``) has a body with fat rim, two lungs, a heart, a spine and noise; five
 findings are planted independently (probability ``prevalence``):
 
-* **Lung nodule** -- 2-4 soft-tissue spheres (radius 4-6 voxels) inside the lungs;
+* **Lung nodule** -- 2-4 soft-tissue spheres (radius 4-6 voxels) in still-aerated lung (never hidden in fluid);
 * **Pleural effusion** -- fluid filling the dependent (posterior) part of one or both lungs;
-* **Emphysema** -- low-attenuation (-1000 HU) blobs replacing much of the (-720 HU) lung;
+* **Emphysema** -- 10-14 confluent low-attenuation (-1000 HU) regions in the aerated (-720 HU) lung;
 * **Cardiomegaly** -- the (contrast-enhanced, 150 HU) heart enlarged by 60-80 %;
 * **Consolidation** -- a large soft-tissue (50 HU) region in the anterior part of one lung.
 
@@ -84,6 +84,12 @@ def _ellipsoid(grid: tuple[np.ndarray, ...], centre: Sequence[float], radii: Seq
     return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii, strict=True)) <= 1.0
 
 
+def _random_voxels(mask: np.ndarray, k: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``k`` random voxel coordinates inside ``mask`` (none when it is empty)."""
+    where = np.argwhere(mask)
+    return [] if len(where) == 0 else list(where[rng.integers(0, len(where), size=k)].astype(np.float32))
+
+
 def _one_volume(shape: tuple[int, int, int], labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     d, h, w = shape
     z, y, x = np.meshgrid(
@@ -110,27 +116,26 @@ def _one_volume(shape: tuple[int, int, int], labels: np.ndarray, rng: np.random.
     hu[heart & inner] = 150.0
     spine = _ellipsoid((y, x), (cy - 0.27 * h * size, cx), (0.05 * h, 0.05 * w)) & body
     hu[spine] = 700.0
-    if labels[2]:  # emphysema: low-attenuation blobs in the lungs
-        for _ in range(int(rng.integers(8, 12))):
-            c = (rng.uniform(0.2, 0.8) * d, cy + rng.uniform(-0.15, 0.15) * h, cx + rng.choice([-1, 1]) * 0.2 * w)
-            blob = _ellipsoid(grid, c, (rng.uniform(5, 8), rng.uniform(6, 9), rng.uniform(4, 6))) & lung_any
-            hu[blob] = -1000.0
-    if labels[4]:  # consolidation: a large soft-tissue region within one lung
-        side = int(rng.choice([0, 1]))
-        c = (cz + rng.uniform(-0.15, 0.15) * d, cy + rng.uniform(0.08, 0.15) * h, cx + (2 * side - 1) * 0.2 * w)
-        region = _ellipsoid(grid, c, (rng.uniform(7, 10), rng.uniform(8, 11), rng.uniform(5, 7))) & lungs[side]
-        hu[region] = 50.0
-    if labels[0]:  # nodules: small soft-tissue spheres
-        for _ in range(int(rng.integers(2, 5))):
-            side = int(rng.choice([0, 1]))
-            c = (rng.uniform(0.3, 0.7) * d, cy + rng.uniform(-0.1, 0.1) * h, cx + (2 * side - 1) * 0.2 * w)
-            r = rng.uniform(4.0, 6.0)
-            hu[_ellipsoid(grid, c, (r, r * 1.2, r * 1.2)) & lungs[side]] = 60.0
+    # fluid and solid findings first; emphysema and nodules then go where the lung is still aerated, so a
+    # planted nodule is never hidden in an effusion (its label would be invisible)
     if labels[1]:  # effusion: fluid in the posterior (low y) part of one or both lungs
         level = cy - rng.uniform(0.05, 0.12) * h
         sides = [0, 1] if rng.random() < 0.5 else [int(rng.choice([0, 1]))]
         for side in sides:
             hu[lungs[side] & (y < level)] = 10.0
+    if labels[4]:  # consolidation: a large soft-tissue region within one lung
+        side = int(rng.choice([0, 1]))
+        c = (cz + rng.uniform(-0.15, 0.15) * d, cy + rng.uniform(0.08, 0.15) * h, cx + (2 * side - 1) * 0.2 * w)
+        region = _ellipsoid(grid, c, (rng.uniform(7, 10), rng.uniform(8, 11), rng.uniform(5, 7))) & lungs[side]
+        hu[region] = 50.0
+    aerated = lung_any & (hu < -500.0)
+    if labels[2]:  # emphysema: confluent low-attenuation (-1000 HU) regions in the aerated lung
+        for c in _random_voxels(aerated, int(rng.integers(10, 15)), rng):
+            hu[_ellipsoid(grid, c, (rng.uniform(5, 8), rng.uniform(6, 9), rng.uniform(4, 6))) & aerated] = -1000.0
+    if labels[0]:  # nodules: small soft-tissue spheres surrounded by aerated lung
+        for c in _random_voxels(aerated & (np.abs(z - cz) < 0.3 * d), int(rng.integers(2, 5)), rng):
+            r = rng.uniform(4.0, 6.0)
+            hu[_ellipsoid(grid, c, (r, r * 1.2, r * 1.2)) & lung_any] = 60.0
     hu += rng.normal(0.0, 25.0, size=shape).astype(np.float32)
     scaled = (np.clip(hu, _HU_LO, _HU_HI) - _HU_LO) * (255.0 / (_HU_HI - _HU_LO))
     return np.rint(scaled).astype(np.uint8)
