@@ -132,14 +132,14 @@ class CLIP3DConfig:
 
 
 def config_dir() -> Path:
-    """Folder of the named JSON configs: ``$CTLENS_CLIP_CONFIG_DIR`` or the repository's ``config/clip``.
+    """Folder of the named JSON configs: ``$CTLENS_CLIP_CONFIG_DIR`` or the package's ``configs``.
 
     Example:
         >>> config_dir().name
-        'clip'
+        'configs'
     """
     env = os.environ.get("CTLENS_CLIP_CONFIG_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[4] / "config" / "clip"
+    return Path(env) if env else Path(__file__).resolve().parent / "configs"
 
 
 def load_config(name_or_path: str | os.PathLike[str]) -> CLIP3DConfig:
