@@ -83,6 +83,26 @@ def test_self_supervised_runs_and_keeps_known_slices_with_drop() -> None:
     np.testing.assert_array_equal(out.array[::2], vol.array)
 
 
+def test_flow_falls_back_to_cubic_where_warped_neighbours_disagree() -> None:
+    thick = np.zeros((4, 32, 32), np.float32)
+    thick[2, 10:20, 10:20] = 1000.0  # a structure that exists in one slice only: no motion explains it
+    positions = np.arange(13) / 4
+    cubic = interpolate_array(thick, positions, "cubic", progress=False)
+    flow = interpolate_array(thick, positions, "flow", progress=False)
+    pure = interpolate_array(thick, positions, "flow", confidence=0.0, flow_weight=1.0, progress=False)
+    inside = (slice(5, 11), slice(12, 18), slice(12, 18))  # between slices 1 and 2.5, inside the square
+    np.testing.assert_allclose(flow[inside], cubic[inside], atol=1.0)
+    assert np.abs(pure[inside] - cubic[inside]).max() > 10.0  # the pure flow estimate differs there
+
+
+def test_untrained_self_supervised_is_exactly_cubic() -> None:
+    thick = np.random.default_rng(3).normal(0, 300, (4, 20, 20)).astype(np.float32)
+    positions = np.arange(7) / 2
+    cubic = interpolate_array(thick, positions, "cubic", progress=False)
+    smore = interpolate_array(thick, positions, "self_supervised", factor=2, steps=0, progress=False)
+    np.testing.assert_allclose(smore, cubic, atol=1e-2)  # zero-initialised last layer
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -12,8 +12,10 @@ Here:
    (``profile="slab"``: Gaussian slice profile of FWHM = factor, what scanners do; ``"drop"``: every
    factor-th row, as in the papers' simulation; :mod:`ctlens.data.slice_profiles`) and brought back
    with the cubic B-spline baseline -> input; the original slice -> target;
-3. a small residual CNN (``layers`` 3x3 convolutions, ``channels`` wide) learns ``target - input``
-   on random patches (L1, Adam), ``steps`` steps with a progress bar;
+3. a small residual CNN (``layers`` 3x3 convolutions, ``channels`` wide, last layer zero-initialised so
+   the untrained method is exactly cubic) learns ``target - input`` on random flipped patches of pairs
+   made at ``phases`` sampling offsets per slice (L1, Adam with cosine decay), ``steps`` steps with a
+   progress bar;
 4. inference: cubic baseline through-plane, then the network on every plane that contains the slice
    axis and a trained in-plane axis (coronal / sagittal), averaged over the planes used; with
    ``profile="drop"`` the known slices are copied back unchanged.
@@ -47,7 +49,8 @@ __all__ = ["build_smore_net", "interpolate_smore", "smore_training_pairs"]
 
 _LOW, _HIGH = HU_RANGE
 _SCALE = _HIGH - _LOW
-MAX_TRAIN_SLICES = 24
+_CENTRE, _SPREAD = 0.25, 0.1
+"""Network input: unit values minus ``_CENTRE`` (about soft tissue) over ``_SPREAD``; residual times ``_SPREAD``."""
 
 
 def _unit(hu: np.ndarray) -> np.ndarray:
@@ -67,7 +70,10 @@ def build_smore_net(channels: int = 32, layers: int = 6):  # noqa: ANN201 - torc
     parts: list = [nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(inplace=True)]
     for _ in range(layers - 2):
         parts += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
-    parts.append(nn.Conv2d(channels, 1, 3, padding=1))
+    last = nn.Conv2d(channels, 1, 3, padding=1)
+    nn.init.zeros_(last.weight)  # starts as the identity correction: the untrained method *is* cubic
+    nn.init.zeros_(last.bias)
+    parts.append(last)
     return nn.Sequential(*parts)
 
 
@@ -80,9 +86,12 @@ def _fine_axes(spacing: tuple[float, float, float] | None) -> tuple[int, ...]:
 
 
 def smore_training_pairs(
-    unit: np.ndarray, factor: int, profile: str, axes: tuple[int, ...]
+    unit: np.ndarray, factor: int, profile: str, axes: tuple[int, ...], *, phases: int = 1, max_slices: int = 24
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(cubic-from-degraded, original) 2-D pairs from axial slices, degraded axis first (rows).
+
+    ``phases`` > 1 also degrades each slice starting at rows ``1 .. phases - 1`` (more distinct pairs
+    from the same slice); at most ``max_slices`` slices are used, evenly spread.
 
     Example:
         >>> import numpy as np
@@ -90,19 +99,55 @@ def smore_training_pairs(
         >>> len(pairs), pairs[0][0].shape
         (2, (9, 5))
     """
-    step = max(1, unit.shape[0] // MAX_TRAIN_SLICES)
+    step = max(1, int(np.ceil(unit.shape[0] / max_slices)))
     pairs = []
     for z in range(0, unit.shape[0], step):
         for axis in axes:
             image = unit[z] if axis == 1 else unit[z].T
-            keep = thick_count(image.shape[0], factor)
-            if keep < 2:
-                continue
-            target = np.ascontiguousarray(image[: (keep - 1) * factor + 1])
-            thick = simulate_thick(target[:, :, None], factor, profile)
-            blurry = interpolate_classic(thick, output_positions(keep, factor), "cubic", progress=False)[:, :, 0]
-            pairs.append((blurry.astype(np.float32), target.astype(np.float32)))
+            for phase in range(min(phases, factor)):
+                keep = thick_count(image.shape[0] - phase, factor)
+                if keep < 2:
+                    continue
+                target = np.ascontiguousarray(image[phase : phase + (keep - 1) * factor + 1])
+                thick = simulate_thick(target[:, :, None], factor, profile)
+                blurry = interpolate_classic(thick, output_positions(keep, factor), "cubic", progress=False)[:, :, 0]
+                pairs.append((blurry.astype(np.float32), target.astype(np.float32)))
     return pairs
+
+
+def _normalise(x):  # noqa: ANN001, ANN202 - torch tensors; unit values -> roughly zero-mean, unit-scale
+    return (x - _CENTRE) / _SPREAD
+
+
+def _train(net, pairs, *, steps, patch, batch, lr, rng, progress):  # noqa: ANN001, ANN202
+    torch = require("torch", extra="ml")
+    optimiser = torch.optim.Adam(net.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, steps))
+    ph = min(patch, *(p[0].shape[0] for p in pairs))
+    pw = min(patch, *(p[0].shape[1] for p in pairs))
+    net.train()
+    for _ in progress_iter(range(steps), "self-supervised training (SMORE)", enabled=progress):
+        xs, ys = [], []
+        for _ in range(batch):
+            blurry, target = pairs[int(rng.integers(len(pairs)))]
+            y0 = int(rng.integers(blurry.shape[0] - ph + 1))
+            x0 = int(rng.integers(blurry.shape[1] - pw + 1))
+            x, y = blurry[y0 : y0 + ph, x0 : x0 + pw], target[y0 : y0 + ph, x0 : x0 + pw]
+            if rng.random() < 0.5:  # the degradation is symmetric: flips are free extra pairs
+                x, y = x[::-1], y[::-1]
+            if rng.random() < 0.5:
+                x, y = x[:, ::-1], y[:, ::-1]
+            xs.append(x)
+            ys.append(y)
+        x = torch.from_numpy(np.ascontiguousarray(np.stack(xs)[:, None]))
+        y = torch.from_numpy(np.ascontiguousarray(np.stack(ys)[:, None]))
+        residual = net(_normalise(x)) * _SPREAD
+        loss = torch.nn.functional.l1_loss(x + residual, y)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+    net.eval()
 
 
 def interpolate_smore(
@@ -112,12 +157,14 @@ def interpolate_smore(
     factor: float,
     profile: str = "slab",
     spacing: tuple[float, float, float] | None = None,
-    steps: int = 200,
-    channels: int = 24,
-    layers: int = 5,
-    patch: int = 32,
-    batch: int = 8,
-    lr: float = 1e-3,
+    steps: int = 400,
+    channels: int = 32,
+    layers: int = 6,
+    patch: int = 40,
+    batch: int = 16,
+    lr: float = 2e-3,
+    phases: int = 4,
+    max_slices: int = 48,
     seed: int = 0,
     progress: bool = True,
 ) -> np.ndarray:
@@ -133,43 +180,26 @@ def interpolate_smore(
     ifactor = max(2, int(round(factor)))
     axes = _fine_axes(spacing)
     unit = _unit(array)
-    pairs = smore_training_pairs(unit, ifactor, profile, axes)
+    pairs = smore_training_pairs(unit, ifactor, profile, axes, phases=phases, max_slices=max_slices)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = build_smore_net(channels, layers)
     if pairs and steps > 0:
-        optimiser = torch.optim.Adam(net.parameters(), lr=lr)
-        ph = min(patch, *(p[0].shape[0] for p in pairs))
-        pw = min(patch, *(p[0].shape[1] for p in pairs))
-        net.train()
-        for _ in progress_iter(range(steps), "self-supervised training (SMORE)", enabled=progress):
-            xs, ys = [], []
-            for _ in range(batch):
-                blurry, target = pairs[int(rng.integers(len(pairs)))]
-                y0 = int(rng.integers(blurry.shape[0] - ph + 1))
-                x0 = int(rng.integers(blurry.shape[1] - pw + 1))
-                xs.append(blurry[y0 : y0 + ph, x0 : x0 + pw])
-                ys.append(target[y0 : y0 + ph, x0 : x0 + pw])
-            x = torch.from_numpy(np.stack(xs)[:, None])
-            y = torch.from_numpy(np.stack(ys)[:, None])
-            loss = torch.nn.functional.l1_loss(x + net(x), y)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-    net.eval()
+        _train(net, pairs, steps=steps, patch=patch, batch=batch, lr=lr, rng=rng, progress=progress)
     base_hu = interpolate_classic(array, positions, "cubic", progress=progress)
     base = _unit(base_hu)
     correction = np.zeros_like(base)
     planes = [(axis, index) for axis in axes for index in range(base.shape[axis])]
-    chunk = 8
+    chunk = 16
     with torch.no_grad():
         for start in progress_iter(range(0, len(planes), chunk), "self-supervised inference", enabled=progress):
             group = planes[start : start + chunk]
-            for axis in set(a for a, _ in group):
+            for axis in sorted(set(a for a, _ in group)):
                 indices = [i for a, i in group if a == axis]
                 stack = base[:, indices, :] if axis == 1 else base[:, :, indices]
                 stack = np.moveaxis(stack, axis, 0)  # [planes, slices, other]
-                residual = net(torch.from_numpy(np.ascontiguousarray(stack)[:, None]))[:, 0].numpy()
+                x = torch.from_numpy(np.ascontiguousarray(stack)[:, None])
+                residual = (net(_normalise(x)) * _SPREAD)[:, 0].numpy()
                 residual = np.moveaxis(residual, 0, axis)
                 if axis == 1:
                     correction[:, indices, :] += residual / len(axes)
