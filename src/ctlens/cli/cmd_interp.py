@@ -66,7 +66,9 @@ def eval_command(
     methods: Annotated[str, typer.Option(help="comma-separated")] = "nearest,linear,cubic,flow,self_supervised",
     simulation: Annotated[list[str] | None, typer.Option(help="drop and/or slab (repeatable)")] = None,
     axis: Annotated[str, typer.Option(help="ground-truth axis: auto | z | y | x")] = "auto",
-    smore_steps: Annotated[int, typer.Option(help="self_supervised training steps")] = 200,
+    smore_steps: Annotated[
+        int | None, typer.Option(help="self_supervised training steps (default: the method's own)")
+    ] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="LDM checkpoint when methods include ldm")] = None,
 ) -> None:
     """Score interpolation methods on simulated thick slices; only synthesised slices count."""
@@ -74,7 +76,8 @@ def eval_command(
 
     from ctlens.pipelines.interp_eval import run_eval
 
-    options = {"self_supervised": {"steps": smore_steps}, "ldm": {"checkpoint": checkpoint}}
+    smore = {} if smore_steps is None else {"steps": smore_steps}
+    options = {"self_supervised": smore, "ldm": {"checkpoint": checkpoint}}
     result = run_eval(
         data,
         out,
