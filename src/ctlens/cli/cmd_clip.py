@@ -50,7 +50,7 @@ def train_cmd(
     labels: Annotated[Path | None, typer.Option(help="labels CSV (for zero-shot validation)")] = None,
     split: Annotated[Path | None, typer.Option(help="split JSON from `ctlens clip split`")] = None,
     val_size: Annotated[int, typer.Option(help="validation volumes when no --split is given")] = 500,
-    model: Annotated[str, typer.Option(help="model config name (ctlens/models/clip3d/configs) or JSON path")] = "ctclip-dinov2-small",
+    model: Annotated[str, typer.Option(help="model config name (clip3d/configs) or JSON path")] = "ctclip-dinov2-small",
     out_dir: Annotated[Path, typer.Option(help="run folder (checkpoints, metrics)")] = Path("runs/clip"),
     batch_size: Annotated[int, typer.Option(help="volumes per process per micro-batch")] = 32,
     epochs: Annotated[int, typer.Option()] = 40,
