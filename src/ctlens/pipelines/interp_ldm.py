@@ -57,11 +57,12 @@ def interpolate_ldm(
         make_scheduler,
         sample_latents,
     )
+    from ctlens.models.ldm.checkpoint_file import read_checkpoint
     from ctlens.models.ldm.diffusion import DiffusionConfig
 
     if checkpoint is None:
         raise InterpolationError("method 'ldm' needs checkpoint=", hint="train one: ctlens interp train --config ...")
-    tensors, meta = _load(checkpoint)
+    tensors, meta = read_checkpoint(checkpoint)
     if meta.get("kind") != "ldm":
         raise InterpolationError(f"not a diffusion checkpoint (kind {meta.get('kind')!r})", path=str(checkpoint))
     if abs(float(meta.get("factor", factor)) - factor) > 1e-6:
@@ -107,23 +108,6 @@ def interpolate_ldm(
             hu = (np.clip(decoded, -1, 1) + 1) / 2 * (_HIGH - _LOW) + _LOW
             out[start:stop] = hu[: stop - start, :height, :width]
     return out
-
-
-def _load(checkpoint: str | Path) -> tuple[dict, dict]:
-    import json
-
-    from safetensors.torch import load_file
-
-    file = Path(checkpoint)
-    if file.is_dir():
-        file = file / "latest.json"
-    if not file.is_file():
-        raise InterpolationError("checkpoint not found", path=file, hint="give the step_*.json or the run folder")
-    try:
-        meta = json.loads(file.read_text())
-        return load_file(str(file.parent / meta["weights"])), meta
-    except (OSError, ValueError, KeyError) as exc:
-        raise InterpolationError(f"unreadable checkpoint ({type(exc).__name__}: {exc})", path=file) from None
 
 
 def _prefixed(tensors: dict, name: str) -> dict:

@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from ctlens.core.errors import InterpolationError
 from ctlens.io.files import atomic_output
+from ctlens.models.ldm.checkpoint_file import read_checkpoint
 
 __all__ = ["latest_checkpoint", "load_checkpoint", "restore_optimizer", "save_checkpoint", "state_of"]
 
@@ -76,19 +76,7 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint (its JSON, or a folder with ``latest.json``): ``(tensors, meta)``."""
-    from safetensors.torch import load_file
-
-    file = Path(path)
-    if file.is_dir():
-        file = file / "latest.json"
-    if not file.is_file():
-        raise InterpolationError("checkpoint not found", path=file, hint="give the step_*.json or the run folder")
-    try:
-        meta = json.loads(file.read_text())
-        tensors = load_file(str(file.parent / meta["weights"]))
-    except (OSError, ValueError, KeyError) as exc:
-        raise InterpolationError(f"unreadable checkpoint ({type(exc).__name__}: {exc})", path=file) from None
-    return tensors, meta
+    return read_checkpoint(path)
 
 
 def state_of(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
