@@ -98,7 +98,13 @@ def patient_id(name: str) -> str:
     return match.group(1) if match else key
 
 
-def _is_missing(value: Any) -> bool:
+def is_missing_text(value: Any) -> bool:
+    """True for None, NaN and the usual spellings of "no value" in CSV cells.
+
+    Example:
+        >>> [is_missing_text(v) for v in (None, float("nan"), " N/A ", "Normal.")]
+        [True, True, True, False]
+    """
     if value is None:
         return True
     if isinstance(value, float) and math.isnan(value):
@@ -106,7 +112,15 @@ def _is_missing(value: Any) -> bool:
     return str(value).strip().lower() in _MISSING
 
 
-def _read_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[dict[str, str]]]:
+def read_csv_rows(path: str | os.PathLike[str]) -> tuple[list[str], list[dict[str, str]]]:
+    """``(columns, rows)`` of a UTF-8 CSV file (BOM tolerated); a clear CTLensError when unreadable.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "r.csv"; _ = f.write_text("a,b\n1,2\n")
+        >>> read_csv_rows(f)
+        (['a', 'b'], [{'a': '1', 'b': '2'}])
+    """
     p = Path(path)
     if not p.is_file():
         raise InputNotFoundError("CSV file not found", path=p)
@@ -139,7 +153,7 @@ def read_reports(path: str | os.PathLike[str], text_columns: Sequence[str] = DEF
         >>> read_reports(p)
         {'a_1_a_1': 'No effusion.'}
     """
-    columns, rows = _read_csv(path)
+    columns, rows = read_csv_rows(path)
     name_col = _name_column(columns, path)
     lower = {c.lower(): c for c in columns}
     chosen = [lower[c.lower()] for c in text_columns if c.lower() in lower]
@@ -147,7 +161,7 @@ def read_reports(path: str | os.PathLike[str], text_columns: Sequence[str] = DEF
         raise CorruptFileError(f"none of the text columns {list(text_columns)} in {columns}", path=path)
     reports: dict[str, str] = {}
     for row in rows:
-        parts = [" ".join(str(row[c]).split()) for c in chosen if not _is_missing(row.get(c))]
+        parts = [" ".join(str(row[c]).split()) for c in chosen if not is_missing_text(row.get(c))]
         reports[volume_key(row[name_col])] = " ".join(parts)
     return reports
 
@@ -159,7 +173,7 @@ def read_labels(
 
     Missing cells become NaN (excluded from that finding's metrics).
     """
-    columns, rows = _read_csv(path)
+    columns, rows = read_csv_rows(path)
     name_col = _name_column(columns, path)
     names = [c for c in columns if c != name_col] if findings is None else list(findings)
     absent = [f for f in names if f not in columns]
@@ -167,7 +181,7 @@ def read_labels(
         raise CorruptFileError(f"label columns missing: {absent}", path=path)
     labels = {}
     for row in rows:
-        values = [np.nan if _is_missing(row.get(f)) else float(row[f]) for f in names]
+        values = [np.nan if is_missing_text(row.get(f)) else float(row[f]) for f in names]
         labels[volume_key(row[name_col])] = np.asarray(values, dtype=np.float32)
     return names, labels
 
