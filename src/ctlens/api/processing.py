@@ -61,10 +61,32 @@ def _load(staged: StagedUpload, series: str | None, max_image_pixels: int) -> tu
     return load(staged.input_path), []
 
 
+FROM_SETTINGS: Any = object()
+"""``process_upload(clip_checkpoint=FROM_SETTINGS)``: read ``CTLENS_CLIP_CHECKPOINT`` from the environment."""
+
+
+def _clip_checkpoint(value: Any) -> Path | None:
+    if value is FROM_SETTINGS:
+        from ctlens.core.settings import get_settings
+
+        return get_settings().clip_checkpoint
+    return None if value is None else Path(value)
+
+
 def process_upload(
-    staged: StagedUpload, folder: Path, *, series: str | None, max_image_pixels: int, progress: Progress | None = None
+    staged: StagedUpload,
+    folder: Path,
+    *,
+    series: str | None,
+    max_image_pixels: int,
+    progress: Progress | None = None,
+    clip_checkpoint: Path | None = FROM_SETTINGS,
 ) -> dict[str, Any]:
-    """Load the staged input, analyse it, write the artifacts into ``folder``; return the stored result."""
+    """Load the staged input, analyse it, write the artifacts into ``folder``; return the stored result.
+
+    With a CLIP checkpoint (``clip_checkpoint``, by default the ``clip_checkpoint`` setting) a 3-D CT also gets
+    ``result["zero_shot"]``: finding probabilities, or a ``warning`` when the model could not run.
+    """
     from ctlens.io.deid import deidentify_meta
 
     report = progress or (lambda fraction, message: None)
@@ -95,6 +117,12 @@ def process_upload(
         logger.exception("analysis failed for content %s", staged.sha256[:12])
         analysis = {"status": "failed", "reason": f"{type(exc).__name__} during analysis"}
     t_analysis = time.perf_counter() - t0 - t_load
+    checkpoint = _clip_checkpoint(clip_checkpoint)
+    zero_shot = None
+    if checkpoint is not None and staged.kind not in IMAGE_KINDS and volume.modality == "CT" and volume.shape[0] > 1:
+        report(0.8, "zero-shot findings")
+        zero_shot = services.zero_shot_findings(volume, checkpoint)
+    t_zero_shot = time.perf_counter() - t0 - t_load - t_analysis
     report(0.9, "saving")
     result = {
         "kind": staged.kind,
@@ -111,6 +139,9 @@ def process_upload(
         "has_roi": roi is not None,
         "timings_s": {"load": round(t_load, 3), "analysis": round(t_analysis, 3)},
     }
+    if zero_shot is not None:
+        result["zero_shot"] = zero_shot
+        result["timings_s"]["zero_shot"] = round(t_zero_shot, 3)
     write_artifacts(folder, volume, result, heat, roi)
     report(1.0, "done")
     logger.info("content %s analysed: %s voxels in %.2f s", staged.sha256[:12], volume.shape, time.perf_counter() - t0)

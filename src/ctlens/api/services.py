@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ctlens.core.errors import ServiceError
+from ctlens.core.errors import CTLensError, ServiceError
 from ctlens.core.volume import Volume
 
 
@@ -90,6 +90,36 @@ def _unpack(findings: Any, shape: tuple[int, ...]) -> tuple[dict[str, Any], np.n
     )
     roi_u8 = None if roi is None else (roi > 0).astype(np.uint8)
     return findings_json(findings), heat_u8, roi_u8
+
+
+ZERO_SHOT_NOTE = "model output, not a diagnosis"
+
+
+def zero_shot_findings(volume: Volume, checkpoint: Path) -> dict[str, Any]:
+    """Zero-shot finding probabilities of a 3-D CT from a CLIP checkpoint (ctlens.pipelines.zero_shot).
+
+    Never raises: a missing layer (no torch), a bad checkpoint or a failing model becomes a ``warning``
+    in the returned dict, so the upload still succeeds.
+
+    Example:
+        >>> from ctlens.core.volume import Volume
+        >>> out = zero_shot_findings(Volume(np.zeros((4, 8, 8), np.int16)), Path("no-such-checkpoint"))
+        >>> out["model"], out["probabilities"], "warning" in out
+        ('no-such-checkpoint', None, True)
+    """
+    out: dict[str, Any] = {"model": Path(checkpoint).name, "probabilities": None, "note": ZERO_SHOT_NOTE}
+    try:
+        zero_shot = _attr("ctlens.pipelines.zero_shot", "zero_shot", "zero-shot findings (ctlens.pipelines)")
+        probs = zero_shot(volume, checkpoint=checkpoint)
+    except ServiceError as exc:
+        out["warning"] = exc.reason
+    except CTLensError as exc:
+        out["warning"] = f"zero-shot failed: {exc.reason}"
+    except Exception as exc:  # a model error must not take the upload down with it
+        out["warning"] = f"zero-shot failed: {type(exc).__name__}"
+    else:
+        out["probabilities"] = {str(k): round(float(v), 6) for k, v in probs.items()}
+    return out
 
 
 def save_ctz(volume: Volume, path: Path) -> None:

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     gemini_api_key: SecretStr | None = None
     gemini_base_url: str | None = None
     gemini_model: str = "gemini-2.5-flash"
+    clip_checkpoint: Path | None = None
+    """A 3D CLIP checkpoint folder (``ctlens clip train``); when set, the service adds zero-shot finding
+    probabilities to each 3-D CT study (model outputs, not diagnoses)."""
 
 
 def get_settings() -> Settings:
