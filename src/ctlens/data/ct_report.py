@@ -117,7 +117,7 @@ def read_csv_rows(path: str | os.PathLike[str]) -> tuple[list[str], list[dict[st
 
     Example:
         >>> import pathlib, tempfile
-        >>> f = pathlib.Path(tempfile.mkdtemp()) / "r.csv"; _ = f.write_text("a,b\n1,2\n")
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "r.csv"; _ = f.write_text("a,b\\n1,2\\n")
         >>> read_csv_rows(f)
         (['a', 'b'], [{'a': '1', 'b': '2'}])
     """
