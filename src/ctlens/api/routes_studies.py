@@ -153,6 +153,7 @@ def run_job(ctx, job: dict[str, Any], progress) -> None:
             series=params.get("series"),
             max_image_pixels=ctx.settings.max_image_pixels,
             progress=progress,
+            clip_checkpoint=ctx.settings.clip_checkpoint,
         )
         ctx.remember_result(job["sha256"], result)
     except CTLensError as exc:
