@@ -35,11 +35,9 @@ from torch.utils.data import Dataset
 
 from ctlens.core.errors import InterpolationError
 from ctlens.core.volume import Volume
-from ctlens.data.slice_profiles import SIMULATIONS, simulate_thick
+from ctlens.data.slice_profiles import HU_RANGE, SIMULATIONS, simulate_thick
 
 __all__ = ["HU_RANGE", "SliceInterpolationDataset", "hu_to_model", "model_to_hu", "thin_axis_array"]
-
-HU_RANGE = (-1024.0, 3071.0)
 
 
 def hu_to_model(hu: np.ndarray) -> np.ndarray:

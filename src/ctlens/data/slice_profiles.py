@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SIMULATIONS", "slab_weights", "simulate_thick", "thick_count"]
+__all__ = ["HU_RANGE", "SIMULATIONS", "slab_weights", "simulate_thick", "thick_count"]
+
+HU_RANGE = (-1024.0, 3071.0)
+"""HU window of the slice-interpolation papers (SAINT, TVSRN, I3Net): mapped to [0, 1] for scores and models."""
 
 SIMULATIONS = ("drop", "slab")
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))

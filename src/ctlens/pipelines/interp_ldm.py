@@ -20,12 +20,11 @@ import numpy as np
 
 from ctlens.core.errors import InterpolationError
 from ctlens.core.optional import require
+from ctlens.data.slice_profiles import HU_RANGE
 from ctlens.pipelines.interp_classic import interpolate_classic
 from ctlens.pipelines.interp_progress import progress_iter
 
 __all__ = ["interpolate_ldm", "padded_size"]
-
-_LOW, _HIGH = -1024.0, 3071.0
 
 
 def padded_size(size: int, multiple: int) -> int:
@@ -47,6 +46,7 @@ def interpolate_ldm(
 ) -> np.ndarray:
     """Sample thin slices at ``positions`` from ``array`` (HU) with an LDM checkpoint; float32 HU."""
     torch = require("torch", extra="ml")
+    from ctlens.data.slice_pairs import hu_to_model, model_to_hu
     from ctlens.models.ldm import (
         UNetConfig,
         VAEConfig,
@@ -97,15 +97,15 @@ def interpolate_ldm(
     with torch.no_grad():
         for start in progress_iter(starts, f"latent diffusion ({sampler}-{sampling_steps})", enabled=progress):
             stop = min(n_out, start + depth)
-            window = np.full((depth, ph, pw), _LOW, np.float32)
+            window = np.full((depth, ph, pw), HU_RANGE[0], np.float32)
             window[: stop - start, :height, :width] = cond_hu[start:stop]
             if stop - start < depth:  # short stack: repeat the last slice
                 window[stop - start :, :height, :width] = cond_hu[stop - 1]
-            x = (np.clip(window, _LOW, _HIGH) - _LOW) / (_HIGH - _LOW) * 2 - 1
+            x = hu_to_model(window)
             cond = encode_slices(vae, torch.from_numpy(x)[None, None].to(dev)) * scale
             latents = sample_latents(unet, cond, scheduler, sampling_steps, generator)
             decoded = decode_slices(vae, latents / scale)[0, 0].float().cpu().numpy()
-            hu = (np.clip(decoded, -1, 1) + 1) / 2 * (_HIGH - _LOW) + _LOW
+            hu = model_to_hu(decoded)
             out[start:stop] = hu[: stop - start, :height, :width]
     return out
 

@@ -19,9 +19,9 @@ import math
 
 import numpy as np
 
-__all__ = ["HU_RANGE", "hu_to_unit", "nonfinite_count", "psnr", "ssim"]
+from ctlens.data.slice_profiles import HU_RANGE
 
-HU_RANGE = (-1024.0, 3071.0)
+__all__ = ["HU_RANGE", "hu_to_unit", "nonfinite_count", "psnr", "ssim"]
 
 
 def hu_to_unit(hu: np.ndarray) -> np.ndarray:

@@ -210,27 +210,22 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = list(volumes) if volumes is not None else expand_sources(cfg.data.paths, cfg.data.depth, cfg.data.axis)
     data = cfg.data
-    dataset = SliceInterpolationDataset(
-        sources,
-        factor=data.factor,
-        depth=data.depth,
-        patch=data.patch,
-        simulation=data.simulation,
-        axis=data.axis,
-        length=10**9,
-        seed=cfg.train.seed,
-    )
+
+    def pairs(paths: list, length: int, seed: int) -> SliceInterpolationDataset:
+        return SliceInterpolationDataset(
+            paths,
+            factor=data.factor,
+            depth=data.depth,
+            patch=data.patch,
+            simulation=data.simulation,
+            axis=data.axis,
+            length=length,
+            seed=seed,
+        )
+
+    dataset = pairs(sources, 10**9, cfg.train.seed)
     val_sources = expand_sources(data.val_paths, data.depth, data.axis) if data.val_paths else sources
-    val_set = SliceInterpolationDataset(
-        val_sources,
-        factor=data.factor,
-        depth=data.depth,
-        patch=data.patch,
-        simulation=data.simulation,
-        axis=data.axis,
-        length=1,
-        seed=cfg.train.seed + 1,
-    )
+    val_set = pairs(val_sources, 1, cfg.train.seed + 1)
     torch.manual_seed(cfg.train.seed)
     models: dict[str, torch.nn.Module] = {}
     latent_scale = 1.0
