@@ -25,15 +25,19 @@ from scipy import ndimage
 
 from ctlens.analysis.findings import Findings
 from ctlens.core.volume import Volume
+from ctlens.preprocess.windows import apply_window
 
 __all__ = ["render_overlay"]
 
-_WINDOWS = {"chest": (-1350.0, 150.0), "head": (0.0, 80.0)}
+_REGION_WINDOWS = {"chest": "lung", "head": "brain"}
+"""CT window (name in :data:`~ctlens.preprocess.windows.WINDOWS`) per body region; others: soft_tissue."""
 
 
 def _gray(slice_: np.ndarray, region: str, is_ct: bool) -> np.ndarray:
     a = slice_.astype(np.float32)
-    lo, hi = _WINDOWS.get(region, (-160.0, 240.0)) if is_ct else tuple(np.percentile(a, [1, 99]))
+    if is_ct:
+        return (apply_window(a, _REGION_WINDOWS.get(region, "soft_tissue")) * 255).astype(np.uint8)
+    lo, hi = tuple(np.percentile(a, [1, 99]))
     if hi <= lo:
         hi = lo + 1.0
     return (np.clip((a - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
