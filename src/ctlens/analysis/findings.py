@@ -3,12 +3,16 @@
 ``heatmap`` (float32 in [0, 1], same grid as the input) and ``roi_mask`` (bool) are arrays: they are left out
 of the JSON and saved next to it with :meth:`Findings.save_arrays` (compressed ``.npz``).
 
+``zero_shot`` (finding -> probability in [0, 1]) holds the scores of a 3D CLIP model when one was run
+(``ctlens.pipelines.zero_shot.add_zero_shot``, ``ctlens analyze --clip-checkpoint``); empty otherwise. They are
+model scores, not diagnoses, and the JSON says so next to them.
+
 Example:
     >>> f = Findings(region="chest", method="demo", measurements={"lung_volume_ml": 4200.0})
     >>> f.candidates.append(Candidate(centre_voxel=(1.0, 2.0, 3.0), diameter_mm=8.0, score=0.7, kind="nodule"))
     >>> g = Findings.from_json(f.to_json())
-    >>> g.candidates[0].diameter_mm, g.measurements["lung_volume_ml"], g.heatmap is None
-    (8.0, 4200.0, True)
+    >>> g.candidates[0].diameter_mm, g.measurements["lung_volume_ml"], g.heatmap is None, g.zero_shot
+    (8.0, 4200.0, True, {})
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Candidate", "Findings"]
+__all__ = ["ZERO_SHOT_NOTE", "Candidate", "Findings"]
 
 SCHEMA_VERSION = 1
+ZERO_SHOT_NOTE = "model scores (3D CLIP zero-shot), not diagnoses"
 
 
 @dataclass
@@ -80,7 +85,10 @@ def _plain(value: Any) -> Any:
 
 @dataclass
 class Findings:
-    """Measurements, candidates, warnings, the method and parameters used, timings, and optional arrays."""
+    """Measurements, candidates, warnings, the method and parameters used, timings, and optional arrays.
+
+    ``zero_shot``: optional finding -> probability scores of a 3D CLIP model (module doc; not diagnoses).
+    """
 
     region: str = "unknown"
     method: str = ""
@@ -92,10 +100,11 @@ class Findings:
     heatmap: np.ndarray | None = None
     roi_mask: np.ndarray | None = None
     input_shape: tuple[int, ...] = ()
+    zero_shot: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict without the arrays (their shapes are noted instead)."""
-        return {
+        d = {
             "schema_version": SCHEMA_VERSION,
             "region": self.region,
             "method": self.method,
@@ -107,7 +116,11 @@ class Findings:
             "input_shape": list(self.input_shape),
             "has_heatmap": self.heatmap is not None,
             "has_roi_mask": self.roi_mask is not None,
+            "zero_shot": {str(k): float(v) for k, v in self.zero_shot.items()},
         }
+        if self.zero_shot:
+            d["zero_shot_note"] = ZERO_SHOT_NOTE
+        return d
 
     def to_json(self, indent: int | None = 2) -> str:
         """JSON text (arrays excluded)."""
@@ -116,7 +129,11 @@ class Findings:
     @classmethod
     def from_json(cls, text: str) -> Findings:
         """Inverse of :meth:`to_json` (arrays are ``None``; see :meth:`load_arrays`)."""
-        d = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Findings:
+        """Inverse of :meth:`to_dict` (arrays are ``None``); keys missing in older files get their defaults."""
         return cls(
             region=d.get("region", "unknown"),
             method=d.get("method", ""),
@@ -126,6 +143,7 @@ class Findings:
             parameters=d.get("parameters", {}),
             timings=d.get("timings", {}),
             input_shape=tuple(d.get("input_shape", ())),
+            zero_shot={str(k): float(v) for k, v in (d.get("zero_shot") or {}).items()},
         )
 
     def save(self, path: str | Path) -> Path:

@@ -1,5 +1,9 @@
 """``ctlens analyze PATH --out findings.json --overlays DIR``: quantitative CT findings, ROI and heatmap.
 
+With ``--clip-checkpoint FOLDER`` (default: the ``clip_checkpoint`` setting, ``CTLENS_CLIP_CHECKPOINT``) a 3-D
+CT also gets zero-shot finding probabilities from that 3D CLIP (``findings.zero_shot``; model scores, not
+diagnoses). Without a checkpoint torch is never imported.
+
 Example:
     >>> import typer
     >>> app = typer.Typer(); register(app)
@@ -28,6 +32,14 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option("--out", "-o", help="findings JSON to write")] = None,
         overlays: Annotated[Path | None, typer.Option(help="folder for the overlay PNG and heatmap .npz")] = None,
         region: Annotated[str | None, typer.Option(help="force head | chest | image2d")] = None,
+        clip_checkpoint: Annotated[
+            Path | None,
+            typer.Option(
+                help="3D CLIP checkpoint folder for zero-shot finding probabilities "
+                "(default: $CTLENS_CLIP_CHECKPOINT when set)"
+            ),
+        ] = None,
+        top: Annotated[int, typer.Option(help="zero-shot probabilities to print")] = 5,
     ) -> None:
         """Analyse PATH: body region, lungs / emphysema / nodules or brain / hyperdense regions, or a 2-D ROI."""
         from rich.console import Console
@@ -36,11 +48,21 @@ def register(app: typer.Typer) -> None:
         from ctlens.analysis import analyze, load_for_analysis, render_overlay
 
         console = Console()
+        checkpoint = clip_checkpoint if clip_checkpoint is not None else _configured_checkpoint()
         with Progress(transient=True, console=Console(stderr=True)) as progress:
-            task = progress.add_task("loading", total=3)
+            task = progress.add_task("loading", total=3 if checkpoint is None else 4)
+            if checkpoint is not None:  # load the model first: a bad checkpoint fails before the long analysis
+                from ctlens.pipelines.embed import load_clip
+
+                load_clip(checkpoint)
             volume = load_for_analysis(path)
             progress.update(task, advance=1, description="analysing")
             findings = analyze(volume, region=region)
+            if checkpoint is not None:
+                progress.update(task, advance=1, description="zero-shot findings")
+                from ctlens.pipelines.zero_shot import add_zero_shot
+
+                add_zero_shot(findings, volume, checkpoint)
             progress.update(task, advance=1, description="writing")
             if out is not None:
                 findings.save(out)
@@ -53,6 +75,11 @@ def register(app: typer.Typer) -> None:
         for key, value in findings.measurements.items():
             if not isinstance(value, dict):
                 console.print(f"  {key}: {value}")
+        if findings.zero_shot:
+            console.print("  zero-shot probabilities (model scores, not diagnoses):")
+            ranked = sorted(findings.zero_shot.items(), key=lambda kv: kv[1], reverse=True)
+            for name, prob in ranked[: max(top, 0)]:
+                console.print(f"    {name}: {prob:.2f}")
         for rank, c in enumerate(findings.candidates[:10], start=1):
             z, y, x = (round(v) for v in c.centre_voxel)
             console.print(
@@ -62,3 +89,10 @@ def register(app: typer.Typer) -> None:
             console.print(f"  [yellow]warning[/]: {w}")
         if out is not None:
             console.print(f"wrote {out}")
+
+
+def _configured_checkpoint() -> Path | None:
+    """The ``clip_checkpoint`` setting (``CTLENS_CLIP_CHECKPOINT``), or None."""
+    from ctlens.core.settings import get_settings
+
+    return get_settings().clip_checkpoint

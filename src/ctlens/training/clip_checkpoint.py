@@ -1,7 +1,8 @@
 """Resumable training checkpoints without pickle: safetensors for tensors, JSON for everything else.
 
 A checkpoint folder holds ``model.safetensors`` + ``config.json`` (see
-:mod:`ctlens.models.clip3d.checkpoint`, enough for inference), ``optimizer.safetensors`` (every tensor of
+:mod:`ctlens.models.clip3d.checkpoint`, enough for inference; a frozen bundled MiniLM text tower is left
+out and rebuilt from its package), ``optimizer.safetensors`` (every tensor of
 the optimizer state, keys ``state.<param index>.<name>``) and ``trainer_state.json`` (step, epoch,
 scheduler state, the optimizer's param groups and non-tensor state, the training config, RNG seeds).
 Each file is written to a temporary name and renamed, ``trainer_state.json`` last, so a folder with
@@ -26,7 +27,7 @@ from typing import Any
 import torch
 
 from ctlens.core.errors import CorruptFileError, InputNotFoundError
-from ctlens.models.clip3d.checkpoint import load_model_checkpoint, save_model_weights
+from ctlens.models.clip3d.checkpoint import WEIGHTS_FILE, load_model_checkpoint, load_model_weights, save_model_weights
 
 __all__ = ["TRAINER_STATE", "latest_checkpoint", "load_training_state", "save_training_checkpoint"]
 
@@ -99,7 +100,7 @@ def load_training_state(
     scheduler: Any,
 ) -> dict[str, Any]:
     """Load weights, optimizer and scheduler state from ``folder`` in place; returns the trainer state dict."""
-    from safetensors.torch import load_file, load_model
+    from safetensors.torch import load_file
 
     path = Path(folder)
     state_file = path / TRAINER_STATE
@@ -107,8 +108,7 @@ def load_training_state(
         raise InputNotFoundError("not a complete training checkpoint (no trainer_state.json)", path=path)
     try:
         record = json.loads(state_file.read_text())
-        core = getattr(model, "module", model)
-        load_model(core, str(path / "model.safetensors"))
+        load_model_weights(model, path / WEIGHTS_FILE)  # lean checkpoints: frozen towers stay as built
         if optimizer is not None and "optimizer" in record:
             tensors = load_file(str(path / OPTIMIZER_FILE))
             optimizer.load_state_dict(_join_optimizer_state(tensors, record["optimizer"]))

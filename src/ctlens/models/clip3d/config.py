@@ -46,6 +46,7 @@ class VisionConfig:
     slice_chunk: int = 0  # slices per backbone call (0 = all at once); bounds activation memory
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet statistics (DINOv2 preprocessing)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    windows: tuple[tuple[float, float], ...] | None = None  # HU window per RGB channel; None: grey x 3
 
 
 @dataclass
@@ -113,7 +114,7 @@ class CLIP3DConfig:
                 bad = set(value) - sub_known
                 if bad:
                     raise ValueError(f"unknown {key} config keys {sorted(bad)} (known: {sorted(sub_known)})")
-                value = sub(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+                value = sub(**{k: _tuples(v) for k, v in value.items()})
             kwargs[key] = value
         return cls(**kwargs)
 
@@ -129,6 +130,11 @@ class CLIP3DConfig:
     def from_json(cls, text: str) -> CLIP3DConfig:
         """Parse JSON text."""
         return cls.from_dict(json.loads(text))
+
+
+def _tuples(value: Any) -> Any:
+    """JSON lists -> (nested) tuples, as the dataclass fields are typed."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def config_dir() -> Path:

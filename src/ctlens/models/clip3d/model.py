@@ -36,7 +36,7 @@ class CTCLIP(nn.Module):
     def __init__(self, cfg: CLIP3DConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.visual = SliceEncoder(cfg.vision)
+        self.visual = SliceEncoder(cfg.vision, cfg.input.hu_range)
         self.fusion = SliceFusion(self.visual.width, cfg.fusion)
         self.text = TextTower(cfg.text)
         self.visual_proj = nn.Linear(cfg.fusion.dim, cfg.embed_dim, bias=False)

