@@ -18,6 +18,7 @@ from ctlens.models.clip3d import (
     build_model,
     clip_loss,
     config_dir,
+    hu_windows_to_unit,
     load_config,
     minilm_path,
     slices_to_backbone_input,
@@ -51,6 +52,29 @@ def test_slice_input_equals_slice_by_slice_reference():
             small = F.interpolate(grey, size=(16, 16), mode="bilinear", align_corners=False, antialias=True)[0]
             ref = (small.expand(3, -1, -1) - mean) / std
             torch.testing.assert_close(out[b * 3 + d], ref)
+
+
+def test_window_channels_equal_per_channel_hu_windows():
+    hu = torch.tensor([-1000.0, -720.0, -600.0, 60.0, 240.0, 1000.0])
+    vols = torch.round((hu + 1000) / 2000 * 255).to(torch.uint8).view(1, 1, 1, 6).expand(1, 1, 6, 6).contiguous()
+    windows = hu_windows_to_unit([(-1000, -600), (-160, 240), (-1000, 1000)], (-1000.0, 1000.0))
+    out = slices_to_backbone_input(vols, 6, mean=(0, 0, 0), std=(1, 1, 1), windows=windows)[0, :, 0]
+    stored = vols[0, 0, 0].float() / 255 * 2000 - 1000  # the HU the uint8 values stand for
+    for channel, (lo, hi) in enumerate([(-1000, -600), (-160, 240), (-1000, 1000)]):
+        torch.testing.assert_close(out[channel], ((stored - lo) / (hi - lo)).clamp(0, 1), atol=1e-5, rtol=0)
+    assert out[0, 1] > 0.6 and out[1, 1] == 0.0  # aerated lung: bright in the lung window, black in soft tissue
+    with pytest.raises(ValueError, match="per RGB channel"):
+        slices_to_backbone_input(vols, 6, windows=windows[:2])
+
+
+@pytest.mark.parametrize("pool", ["cls", "mean", "max", "mean_max"])
+def test_slice_pooling_options(pool):
+    enc = SliceEncoder(VisionConfig(**TINY_VISION, pool=pool)).eval()
+    with torch.no_grad():
+        feats = enc(torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8))
+    assert feats.shape == (2, 3, enc.width) and enc.width == (64 if pool == "mean_max" else 32)
+    with pytest.raises(ValueError, match="vision.pool"):
+        SliceEncoder(VisionConfig(**TINY_VISION, pool="median"))
 
 
 def test_dinov2_weights_from_a_local_folder_else_random(tmp_path, caplog):

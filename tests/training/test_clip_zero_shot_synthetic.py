@@ -1,13 +1,12 @@
-"""Synthetic chest-CT benchmark: a tiny 3D CLIP trained for ~2 minutes on CPU learns zero-shot findings on
-held-out volumes (new patients), while the same model untrained stays near 0.5.
+"""Synthetic chest-CT benchmark: a tiny 3D CLIP trained for ~4 minutes on CPU learns zero-shot findings on
+held-out volumes (new patients), while the same model untrained stays near 0.5 (issue 8: mean >= 0.85).
 
-Model ``ctclip-tiny-lit``: a tiny per-slice ViT trained from scratch against a frozen pretrained MiniLM
-(LiT-style; text features cached per distinct sentence), one random report sentence per volume and step.
-
-Issue 8 asks for mean zero-shot AUROC >= 0.85 here. NOT MET: 1000 steps reach ~0.75 mean (pleural
-effusion and cardiomegaly ~1.0, consolidation ~0.76, lung nodule and emphysema ~0.5). The limit is the
-visual tower: even a supervised probe of the same tiny ViT reaches only ~0.65-0.9 on nodules and emphysema
-in this CPU budget (docs/clip3d.md). This test asserts what is reached, with margin, so a regression fails it.
+Model ``ctclip-tiny-lit``: a tiny per-slice ViT trained from scratch, fed three CT windows as its RGB
+channels (lung, soft tissue, full range) and read out per slice as mean + max of its patch tokens, against
+a frozen pretrained MiniLM (LiT-style; text features cached per distinct sentence); one random report
+sentence per volume and step, no labels, 2000 steps. Seen: trained mean 0.951-0.955 over three seeds
+(effusion, cardiomegaly, emphysema ~1.0, consolidation 0.98-0.99, lung nodule 0.78-0.80), untrained
+0.46-0.55 (docs/clip3d.md).
 
 The reports never contain the zero-shot prompt wording ("... is present." / "... is not present.").
 Also exercises the CLI split and evaluate commands on the same files.
@@ -29,8 +28,8 @@ from ctlens.training.clip_synthetic import SYNTHETIC_FINDINGS, write_synthetic_c
 from ctlens.training.clip_train import ClipTrainConfig, train_clip
 
 N_TRAIN, N_HELD_OUT = 1024, 160
-STEPS, LR, BATCH, WARMUP = 1000, 2e-3, 32, 50
-MODEL = "ctclip-tiny-lit"  # tiny per-slice ViT + frozen pretrained MiniLM (text features cached)
+STEPS, LR, BATCH, WARMUP = 2000, 2e-3, 32, 50
+MODEL = "ctclip-tiny-lit"  # tiny per-slice ViT (3 CT windows, mean+max) + frozen pretrained MiniLM
 
 
 @pytest.fixture()
@@ -79,9 +78,11 @@ def test_tiny_clip_learns_zero_shot_findings(tmp_path, one_thread):
     aucs = dict(zip(trained["findings"], trained["per_finding"]["auroc"], strict=True))
     print("untrained", round(untrained["mean_auroc"], 3), untrained["per_finding"]["auroc"])
     print("trained", round(trained["mean_auroc"], 3), aucs)
-    assert trained["mean_auroc"] >= 0.70, aucs  # issue target 0.85: not met (module doc)
-    assert trained["mean_auroc"] >= untrained["mean_auroc"] + 0.1, aucs
-    assert aucs["Pleural effusion"] >= 0.9 and aucs["Cardiomegaly"] >= 0.8, aucs
+    assert trained["mean_auroc"] >= 0.85, aucs  # the issue's target
+    assert trained["mean_auroc"] >= untrained["mean_auroc"] + 0.25, aucs
+    for finding in ("Pleural effusion", "Cardiomegaly", "Emphysema", "Consolidation"):
+        assert aucs[finding] >= 0.9, aucs
+    assert aucs["Lung nodule"] >= 0.65, aucs  # the hardest: 2-4 small spheres
     low, high = trained["mean_auroc_ci"]
     assert low < trained["mean_auroc"] < high and high - low < 0.15
     assert trained["thresholds_from"] == "validation"

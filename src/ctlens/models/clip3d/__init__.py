@@ -18,7 +18,7 @@ from ctlens.models.clip3d.config import (
 from ctlens.models.clip3d.fusion import SliceFusion
 from ctlens.models.clip3d.loss import clip_loss, gather_with_grad
 from ctlens.models.clip3d.model import CTCLIP, build_model
-from ctlens.models.clip3d.slice_input import slices_to_backbone_input
+from ctlens.models.clip3d.slice_input import hu_windows_to_unit, slices_to_backbone_input
 from ctlens.models.clip3d.text import TextTower, minilm_path, resolve_text_model
 from ctlens.models.clip3d.visual import SliceEncoder, load_dinov2
 
@@ -36,6 +36,7 @@ __all__ = [
     "clip_loss",
     "config_dir",
     "gather_with_grad",
+    "hu_windows_to_unit",
     "load_config",
     "load_dinov2",
     "minilm_path",

@@ -40,7 +40,7 @@ class VisionConfig:
     num_hidden_layers: int = 12
     num_attention_heads: int = 6
     mlp_ratio: int = 4
-    pool: str = "cls"  # "cls" or "mean" (mean of patch tokens)
+    pool: str = "cls"  # "cls", or "mean" / "max" / "mean_max" of the patch tokens
     freeze: bool = False
     grad_checkpointing: bool = False
     slice_chunk: int = 0  # slices per backbone call (0 = all at once); bounds activation memory

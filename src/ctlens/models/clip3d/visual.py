@@ -29,6 +29,9 @@ __all__ = ["SliceEncoder", "load_dinov2"]
 
 log = logging.getLogger(__name__)
 
+POOLS = ("cls", "mean", "max", "mean_max")
+"""Per-slice read-outs: the CLS token, the mean or max of the patch tokens, or mean and max concatenated."""
+
 
 def load_dinov2(cfg: VisionConfig) -> tuple[nn.Module, str]:
     """``(Dinov2Model, source)``: pretrained from a local dir / the HF cache when present, else random init."""
@@ -75,7 +78,9 @@ class SliceEncoder(nn.Module):
         self.cfg = cfg
         self.windows = hu_windows_to_unit(cfg.windows, hu_range) if cfg.windows else None
         self.backbone, self.weights_source = load_dinov2(cfg)
-        self.width = int(self.backbone.config.hidden_size)
+        if cfg.pool not in POOLS:
+            raise ValueError(f"vision.pool must be one of {POOLS}, got {cfg.pool!r}")
+        self.width = int(self.backbone.config.hidden_size) * (2 if cfg.pool == "mean_max" else 1)
         self.image_size = int(cfg.image_size)
         if cfg.grad_checkpointing and not cfg.freeze:
             enable = getattr(self.backbone, "activation_checkpointing_enable", None)  # transformers >= 5 name
@@ -88,7 +93,14 @@ class SliceEncoder(nn.Module):
 
     def _features(self, pixels: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(pixel_values=pixels).last_hidden_state  # [N, 1 + patches, C] (after layernorm)
-        return hidden[:, 0] if self.cfg.pool == "cls" else hidden[:, 1:].mean(dim=1)
+        patches = hidden[:, 1:]
+        if self.cfg.pool == "cls":
+            return hidden[:, 0]
+        if self.cfg.pool == "max":
+            return patches.amax(dim=1)
+        if self.cfg.pool == "mean_max":  # mean for diffuse change, max for small local findings
+            return torch.cat([patches.mean(dim=1), patches.amax(dim=1)], dim=-1)
+        return patches.mean(dim=1)
 
     def forward(self, volumes: torch.Tensor) -> torch.Tensor:
         b, d = volumes.shape[:2]
