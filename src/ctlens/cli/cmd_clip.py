@@ -21,6 +21,21 @@ from ctlens.cli.errors import one_line_errors
 clip_app = typer.Typer(help="3D CLIP for CT: train, split, evaluate, zero-shot findings.", no_args_is_help=True)
 
 
+@clip_app.command("synthetic")
+@one_line_errors
+def synthetic_cmd(
+    out: Annotated[Path, typer.Argument(help="folder for volumes.h5, reports.csv, labels.csv")],
+    n: Annotated[int, typer.Option("--n", help="volumes (two re-scans per patient)")] = 1024,
+    seed: Annotated[int, typer.Option(help="generator seed (use another seed for held-out data)")] = 1,
+    prefix: Annotated[str, typer.Option(help="prefix of the volume names (keeps held-out patients apart)")] = "",
+) -> None:
+    """Write the synthetic chest-CT benchmark (planted findings, templated reports) in CT-RATE layout."""
+    from ctlens.training.clip_synthetic import write_synthetic_ct_rate
+
+    paths = write_synthetic_ct_rate(out, n, seed=seed, prefix=prefix)
+    typer.echo("wrote " + ", ".join(str(paths[k]) for k in ("h5", "reports", "labels")))
+
+
 @clip_app.command("split")
 @one_line_errors
 def split_cmd(
@@ -66,6 +81,11 @@ def train_cmd(
     num_workers: Annotated[int, typer.Option()] = 2,
     resume: Annotated[str | None, typer.Option(help="checkpoint folder or 'latest'")] = None,
     seed: Annotated[int, typer.Option()] = 42,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay (not on biases, norms, temperature)")] = 0.1,
+    sentences: Annotated[
+        int, typer.Option(help="pair each volume with 1..N random report sentences per step (0: whole text)")
+    ] = 0,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default)")] = 0,
 ) -> None:
     """Train a 3D CLIP (also under `torchrun --nproc_per_node=N -m ctlens clip train ...`)."""
     from ctlens.training.clip_train import ClipTrainConfig, train_clip
@@ -92,6 +112,9 @@ def train_cmd(
         num_workers=num_workers,
         resume=resume,
         seed=seed,
+        weight_decay=weight_decay,
+        sentences=sentences,
+        threads=threads,
     )
     result = train_clip(cfg)
     typer.echo(
