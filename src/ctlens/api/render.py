@@ -18,7 +18,7 @@ from PIL import Image
 from scipy import ndimage
 
 from ctlens.core.errors import ServiceError
-from ctlens.preprocess.windows import WINDOWS, apply_window
+from ctlens.preprocess.windows import WINDOWS, to_display_uint8, window_limits
 
 OVERLAYS = ("none", "heatmap", "roi", "both")
 WINDOW_NAMES = ("auto", *WINDOWS)
@@ -38,11 +38,11 @@ def grey_slice(array: np.ndarray, k: int, window: str, modality: str) -> np.ndar
     if window == "auto":
         window = "soft_tissue" if modality == "CT" else "percentile"
     if window in WINDOWS:
-        scaled = apply_window(plane, window)
+        lo, hi = window_limits(window)
     else:
-        lo, hi = np.percentile(plane, (0.5, 99.5)) if plane.size else (0, 1)
-        scaled = np.clip((plane.astype(np.float32) - lo) / max(float(hi - lo), 1e-6), 0, 1)
-    return (scaled * 255 + 0.5).astype(np.uint8)
+        values = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
+        lo, hi = np.percentile(values, (0.5, 99.5)) if values.size else (0, 1)
+    return to_display_uint8(plane, lo, hi)
 
 
 def render_slice(

@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ctlens.preprocess.windows import WINDOWS, apply_window
+from ctlens.preprocess.windows import WINDOWS, to_display_uint8, window_limits
 
 __all__ = ["BAND_PX", "GUTTER_PX", "TileDrawing", "draw_montage", "encode_png", "window_image"]
 
@@ -60,7 +60,7 @@ def window_image(hu: np.ndarray, window: str) -> np.ndarray:
     """
     if window == "rgb":
         return np.stack([window_image(hu, w) for w in RGB_WINDOWS], axis=-1)
-    return np.round(apply_window(hu, window) * 255.0).astype(np.uint8)
+    return to_display_uint8(hu, *window_limits(window))
 
 
 def resize_pixels(pixels: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:

@@ -42,6 +42,7 @@ from ctlens.data.slice_profiles import SIMULATIONS, simulate_thick, thick_count
 from ctlens.pipelines.interp_grid import output_positions
 from ctlens.pipelines.interp_metrics import nonfinite_count, psnr, ssim
 from ctlens.pipelines.interpolate import interpolate_array
+from ctlens.preprocess.windows import to_display_uint8
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -377,11 +378,10 @@ def write_grid(
     low, high = window
 
     def tile(image: np.ndarray) -> np.ndarray:
-        scaled = np.clip((np.nan_to_num(image) - low) / (high - low), 0, 1) * 255
-        return scaled.astype(np.uint8)
+        return to_display_uint8(np.nan_to_num(image), low, high)  # NaN drawn as 0 HU, as before
 
     def err_tile(image: np.ndarray) -> np.ndarray:
-        return (np.clip(np.abs(np.nan_to_num(image) - gt[middle]) / 200.0, 0, 1) * 255).astype(np.uint8)
+        return to_display_uint8(np.abs(np.nan_to_num(image) - gt[middle]), 0.0, 200.0)
 
     h, w = gt.shape[1:]
     shown_h = h * aspect  # rows drawn at their physical height relative to columns

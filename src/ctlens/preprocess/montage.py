@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ctlens.preprocess.windows import to_display_uint8
+
 __all__ = ["montage_slices", "render_montage", "save_montage"]
 
 _LABEL_W = 34
@@ -60,8 +62,7 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     finite = a[np.isfinite(a)]
     in_unit = finite.size == 0 or (finite.min() >= 0 and finite.max() <= 1)
     lo, hi = (0.0, 1.0) if in_unit else (float(finite.min()), float(finite.max()))
-    scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    return np.clip(np.nan_to_num((a - lo) * scale), 0, 255).astype(np.uint8)
+    return to_display_uint8(a, lo, hi)
 
 
 def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
