@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from ctlens.analysis.findings import Findings
 from ctlens.core.volume import Volume
-from ctlens.preprocess.windows import apply_window
+from ctlens.preprocess.windows import to_display_uint8, window_limits
 
 __all__ = ["render_overlay"]
 
@@ -36,11 +36,10 @@ _REGION_WINDOWS = {"chest": "lung", "head": "brain"}
 def _gray(slice_: np.ndarray, region: str, is_ct: bool) -> np.ndarray:
     a = slice_.astype(np.float32)
     if is_ct:
-        return (apply_window(a, _REGION_WINDOWS.get(region, "soft_tissue")) * 255).astype(np.uint8)
-    lo, hi = tuple(np.percentile(a, [1, 99]))
-    if hi <= lo:
-        hi = lo + 1.0
-    return (np.clip((a - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
+        return to_display_uint8(a, *window_limits(_REGION_WINDOWS.get(region, "soft_tissue")))
+    finite = a[np.isfinite(a)]
+    lo, hi = np.percentile(finite, [1, 99]) if finite.size else (0.0, 0.0)
+    return to_display_uint8(a, float(lo), float(hi))
 
 
 def _pick_slices(findings: Findings, nz: int, n: int) -> list[int]:

@@ -26,7 +26,7 @@ from ctlens.preprocess.orientation import axcodes, permute_axes, reorient, slice
 from ctlens.preprocess.prepare import CT_CHANNELS, load_image, prepare_for_inference, to_model_grid
 from ctlens.preprocess.resample import resample, resampled_grid
 from ctlens.preprocess.tokens import grid_shape, tokenize, untokenize
-from ctlens.preprocess.windows import WINDOWS, apply_window, mr_normalize
+from ctlens.preprocess.windows import WINDOWS, apply_window, mr_normalize, to_display_uint8, window_limits
 
 __all__ = [
     "CT_CHANNELS",
@@ -54,6 +54,8 @@ __all__ = [
     "slice_plane",
     "to_model_grid",
     "token_background_flags",
+    "to_display_uint8",
     "tokenize",
     "untokenize",
+    "window_limits",
 ]
