@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,16 +24,19 @@ def checkpoint(tmp_path_factory) -> Path:
     return save_model_weights(build_model(load_config("ctclip-tiny")), tmp_path_factory.mktemp("clip") / "tiny-clip")
 
 
-def _upload(client, folder: Path, seed: int) -> dict:
-    write_ct_series(folder, n_slices=10, rows=32, cols=32, seed=seed, kernel="B30f")
+def _post(client, folder: Path) -> dict:
     files = sorted(folder.iterdir())
     r = client.post("/api/analyze", files=[("files", (f"{i}.dcm", p.read_bytes())) for i, p in enumerate(files)])
     assert r.status_code == 200, r.text
     return r.json()
 
 
-def test_study_has_zero_shot_probabilities_with_a_checkpoint(checkpoint, tmp_path, monkeypatch):
-    monkeypatch.setenv("CTLENS_CLIP_CHECKPOINT", str(checkpoint))
+def _upload(client, folder: Path, seed: int) -> dict:
+    write_ct_series(folder, n_slices=10, rows=32, cols=32, seed=seed, kernel="B30f")
+    return _post(client, folder)
+
+
+def test_study_has_zero_shot_probabilities_with_a_checkpoint(checkpoint, tmp_path):
     srv = start_server(service_settings(tmp_path / "service", clip_checkpoint=checkpoint))
     try:
         assert srv.ctx.settings.clip_checkpoint == checkpoint
@@ -40,22 +44,129 @@ def test_study_has_zero_shot_probabilities_with_a_checkpoint(checkpoint, tmp_pat
         study = _upload(client, tmp_path / "a", seed=1)
         zs = study["zero_shot"]
         assert zs["model"] == "tiny-clip" and "not a diagnosis" in zs["note"] and "warning" not in zs
+        assert len(zs["fingerprint"]) == 16
         assert list(zs["probabilities"]) == list(CT_RATE_FINDINGS) and len(CT_RATE_FINDINGS) == 18
         assert all(0.0 <= p <= 1.0 for p in zs["probabilities"].values())
         assert len(set(zs["probabilities"].values())) > 1  # a real model, not a constant
         again = client.get(f"/api/studies/{study['id']}").json()
         assert again["zero_shot"] == zs  # stored with the study
-        # A broken checkpoint is a warning in the result, never a 5xx.
-        monkeypatch.setenv("CTLENS_CLIP_CHECKPOINT", str(tmp_path / "not-a-checkpoint"))
-        broken = _upload(client, tmp_path / "b", seed=2)
+    finally:
+        srv.stop()
+    # A broken checkpoint is a warning in the result, never a 5xx, and names no local path.
+    srv = start_server(service_settings(tmp_path / "service", clip_checkpoint=tmp_path / "not-a-checkpoint"))
+    try:
+        broken = _upload(srv.client(), tmp_path / "b", seed=2)
         assert broken["status"] == "ready" and broken["zero_shot"]["probabilities"] is None
-        assert broken["zero_shot"]["warning"]
+        assert broken["zero_shot"]["warning"] and broken["zero_shot"]["fingerprint"] is None
+        assert str(tmp_path) not in json.dumps(broken)
     finally:
         srv.stop()
 
 
-def test_no_zero_shot_key_without_the_setting(tmp_path, monkeypatch):
-    monkeypatch.delenv("CTLENS_CLIP_CHECKPOINT", raising=False)
+def _stored_volume(srv, sha: str):
+    from ctlens.api.artifacts import load_artifacts
+
+    return load_artifacts(srv.ctx.content_dir(sha)).volume
+
+
+def test_cached_study_follows_the_configured_checkpoint(checkpoint, tmp_path):
+    """Same bytes uploaded again after the checkpoint setting changed: zero-shot follows it, from stored data."""
+    from ctlens.pipelines.zero_shot import zero_shot
+
+    service, dicom = tmp_path / "service", tmp_path / "dicom"
+    write_ct_series(dicom, n_slices=10, rows=32, cols=32, seed=5, kernel="B30f")
+
+    def serve(clip_checkpoint):
+        return start_server(service_settings(service, clip_checkpoint=clip_checkpoint))
+
+    srv = serve(None)  # 1. analysed before any checkpoint was configured
+    try:
+        first = _post(srv.client(), dicom)
+        assert first["cached"] is False and "zero_shot" not in first
+        sha = first["sha256"]
+    finally:
+        srv.stop()
+
+    srv = serve(checkpoint)  # 2. the same bytes, now with a checkpoint: scores added to the cached study
+    try:
+        client = srv.client()
+        hit = _post(client, dicom)
+        assert hit["cached"] is True and hit["sha256"] == sha  # each start makes a new key: its own study
+        zs = hit["zero_shot"]
+        assert zs["model"] == "tiny-clip" and "warning" not in zs and "zero_shot" in hit["timings_s"]
+        direct = zero_shot(_stored_volume(srv, sha), checkpoint=checkpoint)
+        assert list(zs["probabilities"].values()) == pytest.approx(list(direct.values()), abs=1e-5)
+        assert client.get(f"/api/studies/{hit['id']}").json()["zero_shot"] == zs
+        assert srv.ctx.store.content(sha)["result"]["zero_shot"] == zs  # stored, not only answered
+        stored_json = json.loads((srv.ctx.content_dir(sha) / "result.json").read_text())
+        assert stored_json["zero_shot"] == zs
+        updated_at = srv.ctx.store.content(sha)["updated"]
+        assert _post(client, dicom)["zero_shot"] == zs  # up to date: nothing recomputed or rewritten
+        assert srv.ctx.store.content(sha)["updated"] == updated_at
+    finally:
+        srv.stop()
+
+    torch.manual_seed(7)  # 3. another checkpoint (another training run in another folder)
+    other = save_model_weights(build_model(load_config("ctclip-tiny")), tmp_path / "other-clip")
+    srv = serve(other)
+    try:
+        hit_b = _post(srv.client(), dicom)
+        zs_b = hit_b["zero_shot"]
+        assert zs_b["model"] == "other-clip" and zs_b["fingerprint"] != zs["fingerprint"]
+        assert zs_b["probabilities"] != zs["probabilities"]
+        assert str(tmp_path) not in json.dumps(hit_b)
+
+        # 4. the same folder overwritten in place by a new run: a new fingerprint, the new model's scores
+        torch.manual_seed(8)
+        save_model_weights(build_model(load_config("ctclip-tiny")), other)
+        weights = other / "model.safetensors"
+        os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000_000))
+        hit_c = _post(srv.client(), dicom)
+        zs_c = hit_c["zero_shot"]
+        assert zs_c["model"] == "other-clip" and zs_c["fingerprint"] != zs_b["fingerprint"]
+        direct_c = zero_shot(_stored_volume(srv, sha), checkpoint=other)
+        assert list(zs_c["probabilities"].values()) == pytest.approx(list(direct_c.values()), abs=1e-5)
+        assert zs_c["probabilities"] != zs_b["probabilities"]
+    finally:
+        srv.stop()
+
+    srv = serve(None)  # 5. no checkpoint any more: the cached study keeps what it has
+    try:
+        hit_d = _post(srv.client(), dicom)
+        assert hit_d["status"] == "ready" and hit_d["cached"] is True and hit_d["zero_shot"] == zs_c
+    finally:
+        srv.stop()
+
+    srv = serve(tmp_path / "gone-clip")  # 6. a missing checkpoint: a warning, never a failure
+    try:
+        hit_e = _post(srv.client(), dicom)
+        assert hit_e["status"] == "ready" and hit_e["zero_shot"]["probabilities"] is None
+        assert hit_e["zero_shot"]["model"] == "gone-clip" and hit_e["zero_shot"]["warning"]
+        assert str(tmp_path) not in json.dumps(hit_e)
+    finally:
+        srv.stop()
+
+
+def test_a_2d_image_gets_no_zero_shot_on_a_cache_hit(checkpoint, tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)).save(buf, "PNG")
+    srv = start_server(service_settings(tmp_path / "service", clip_checkpoint=checkpoint))
+    try:
+        client = srv.client()
+        for cached in (False, True):
+            r = client.post("/api/analyze", files=[("files", ("x.png", buf.getvalue()))])
+            assert r.status_code == 200, r.text
+            assert r.json()["cached"] is cached and "zero_shot" not in r.json()
+    finally:
+        srv.stop()
+
+
+def test_no_zero_shot_key_without_the_setting(tmp_path):
     srv = start_server(service_settings(tmp_path / "service"))
     try:
         assert srv.ctx.settings.clip_checkpoint is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,29 @@ def test_cli_zero_shot_with_a_checkpoint(tiny_model, tmp_path):
     assert [probs[k] for k in direct] == pytest.approx(list(direct.values()), abs=1e-5)
     missing = CliRunner().invoke(app, ["clip", "zero-shot", str(tmp_path / "ct.nii.gz"), "--checkpoint", "nope"])
     assert missing.exit_code == 2 and "not a CLIP3D checkpoint" in missing.output
+
+
+def test_load_clip_reloads_a_checkpoint_rewritten_in_place(tmp_path):
+    from ctlens.pipelines.embed import checkpoint_version, load_clip
+
+    torch.manual_seed(1)
+    first = build_model(load_config("ctclip-tiny"))
+    folder = save_model_weights(first, tmp_path / "model")
+    loaded = load_clip(folder, device="cpu")
+    assert load_clip(folder, device="cpu") is loaded  # cached while the files are unchanged
+    assert load_clip(folder / "model.safetensors", device="cpu") is loaded  # the weights file names the same folder
+    torch.manual_seed(2)  # a new training run writes the same folder
+    second = build_model(load_config("ctclip-tiny"))
+    name, value = next((k, v) for k, v in first.state_dict().items() if not torch.equal(v, second.state_dict()[k]))
+    assert torch.equal(loaded.state_dict()[name], value)
+    before = checkpoint_version(folder)
+    save_model_weights(second, folder)
+    weights = folder / "model.safetensors"
+    if checkpoint_version(folder) == before:  # same size; a coarse file-system clock may not have ticked
+        os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000_000))
+    assert checkpoint_version(folder) != before
+    reloaded = load_clip(folder, device="cpu")
+    assert reloaded is not loaded
+    assert torch.equal(reloaded.state_dict()[name], second.state_dict()[name])
+    assert not torch.equal(reloaded.state_dict()[name], value)
+    assert load_clip(folder, device="cpu") is reloaded

@@ -1,5 +1,9 @@
 """Turn a staged upload into stored artifacts: load, de-identify, analyse, save (runs in a request or a job).
 
+Zero-shot findings (when a CLIP checkpoint is configured) are decided in one place, :func:`zero_shot_is_current`:
+a fresh upload gets them from :func:`process_upload`, a cache hit through :func:`refresh_zero_shot`, which scores
+the stored volume with the configured checkpoint when the stored scores are missing or came from another one.
+
 Example:
     >>> sorted(series_rows([]))
     []
@@ -7,7 +11,9 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -15,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ctlens.api import services
-from ctlens.api.artifacts import write_artifacts
+from ctlens.api.artifacts import load_artifacts, write_artifacts
 from ctlens.api.uploads import IMAGE_KINDS, StagedUpload
 from ctlens.core.errors import CTLensError, ServiceError
 from ctlens.core.volume import Volume
@@ -73,6 +79,70 @@ def _clip_checkpoint(value: Any) -> Path | None:
     return None if value is None else Path(value)
 
 
+def zero_shot_applies(kind: str | None, modality: str | None, shape: Any) -> bool:
+    """Zero-shot findings are for 3-D CT only (not 2-D images, other modalities or single slices).
+
+    Example:
+        >>> zero_shot_applies("dicom", "CT", [10, 32, 32]), zero_shot_applies("png", "CT", [1, 32, 32])
+        (True, False)
+    """
+    return kind not in IMAGE_KINDS and modality == "CT" and bool(shape) and int(shape[0]) > 1
+
+
+def zero_shot_is_current(result: dict[str, Any], checkpoint: Path | None) -> bool:
+    """Whether a stored result needs no (new) zero-shot scores for the configured ``checkpoint``.
+
+    True without a checkpoint (whatever the result holds stays), for studies zero-shot does not apply to, and
+    when the stored scores name the same checkpoint (folder name and content fingerprint,
+    :func:`ctlens.api.services.checkpoint_identity`). A stored warning for the same checkpoint also counts
+    (the same files would fail the same way); new files give a new fingerprint, so they are tried.
+
+    Example:
+        >>> zero_shot_is_current({"kind": "dicom", "modality": "CT", "shape": [8, 4, 4]}, None)
+        True
+        >>> zero_shot_is_current({"kind": "dicom", "modality": "CT", "shape": [8, 4, 4]}, Path("ck"))
+        False
+    """
+    if checkpoint is None or not zero_shot_applies(result.get("kind"), result.get("modality"), result.get("shape")):
+        return True
+    stored = result.get("zero_shot")
+    if not isinstance(stored, dict):
+        return False
+    identity = services.checkpoint_identity(checkpoint)
+    return all(stored.get(key) == value for key, value in identity.items())
+
+
+def refresh_zero_shot(result: dict[str, Any], folder: Path, checkpoint: Path | None) -> dict[str, Any] | None:
+    """A cached result brought up to date with ``checkpoint``, or None when it already is (no work done).
+
+    The scores come from the stored, de-identified volume in ``folder`` (no re-upload); the new result is also
+    written to the folder's ``result.json``. ``result`` itself is not changed. Never raises for the model
+    (see :func:`ctlens.api.services.zero_shot_findings`); a study whose stored data are gone is left as it is.
+
+    Example:
+        >>> refresh_zero_shot({"kind": "png", "modality": "CT", "shape": [1, 4, 4]}, Path("."), Path("ck")) is None
+        True
+    """
+    if checkpoint is None or zero_shot_is_current(result, checkpoint):
+        return None
+    try:
+        volume = load_artifacts(folder).volume
+    except (CTLensError, OSError, ValueError):  # deleted or damaged meanwhile: answer what is stored
+        return None
+    t0 = time.perf_counter()
+    updated = dict(result)
+    updated["zero_shot"] = services.zero_shot_findings(volume, checkpoint)
+    updated["timings_s"] = {**(result.get("timings_s") or {}), "zero_shot": round(time.perf_counter() - t0, 3)}
+    tmp = folder / f".result.{os.getpid()}.{time.monotonic_ns()}.tmp"
+    try:
+        tmp.write_text(json.dumps(updated, default=str))
+        os.replace(tmp, folder / "result.json")
+    except OSError:  # the study was deleted meanwhile: the scores are still answered, not kept
+        tmp.unlink(missing_ok=True)
+    logger.info("zero-shot findings of content %s updated for checkpoint %s", folder.name[:12], Path(checkpoint).name)
+    return updated
+
+
 def process_upload(
     staged: StagedUpload,
     folder: Path,
@@ -119,7 +189,7 @@ def process_upload(
     t_analysis = time.perf_counter() - t0 - t_load
     checkpoint = _clip_checkpoint(clip_checkpoint)
     zero_shot = None
-    if checkpoint is not None and staged.kind not in IMAGE_KINDS and volume.modality == "CT" and volume.shape[0] > 1:
+    if checkpoint is not None and zero_shot_applies(staged.kind, volume.modality, volume.shape):
         report(0.8, "zero-shot findings")
         zero_shot = services.zero_shot_findings(volume, checkpoint)
     t_zero_shot = time.perf_counter() - t0 - t_load - t_analysis

@@ -21,7 +21,7 @@ from starlette.datastructures import UploadFile
 from ctlens.api import services
 from ctlens.api.artifacts import forget_artifacts, load_artifacts
 from ctlens.api.models import Job, JobRef, Study, StudyLinks, StudyList
-from ctlens.api.processing import process_upload
+from ctlens.api.processing import process_upload, refresh_zero_shot
 from ctlens.api.render import OVERLAYS, WINDOW_NAMES, render_slice
 from ctlens.api.security import Caller, require_key
 from ctlens.api.store import new_id
@@ -192,8 +192,13 @@ async def analyze(request: Request, caller: Caller = Depends(require_key)):
         sha = await upload_key(uploads, **caps)
         if sha is not None and series:  # another series of the same bytes is another content
             sha = series_key(sha, series)
-        if sha is not None and ctx.cached_result(sha) is not None:  # a cache hit: nothing is written
+        cached = ctx.cached_result(sha) if sha is not None else None
+        if sha is not None and cached is not None:  # a cache hit: only new zero-shot scores may be written
             metrics.cache_hits.inc()
+            checkpoint = settings.clip_checkpoint
+            updated = await run_in_threadpool(refresh_zero_shot, cached, ctx.content_dir(sha), checkpoint)
+            if updated is not None:
+                ctx.remember_result(sha, updated)
             study = ctx.store.study_for(caller.id, sha)
             ctx.store.audit(caller.id, "upload", study["id"], "cached")
             return study_body(ctx, study, cached=True)
@@ -235,6 +240,7 @@ async def analyze(request: Request, caller: Caller = Depends(require_key)):
             ctx.content_dir(sha),
             series=series,
             max_image_pixels=settings.max_image_pixels,
+            clip_checkpoint=settings.clip_checkpoint,
         )
     except BaseException:
         ctx.forget_result(sha)

@@ -11,9 +11,11 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import io
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -93,21 +95,57 @@ def _unpack(findings: Any, shape: tuple[int, ...]) -> tuple[dict[str, Any], np.n
 
 
 ZERO_SHOT_NOTE = "model output, not a diagnosis"
+CHECKPOINT_FILES = ("config.json", "model.safetensors")
+
+
+def checkpoint_identity(checkpoint: Path) -> dict[str, str | None]:
+    """``{"model": folder name, "fingerprint": 16 hex digits}`` of a CLIP checkpoint folder (never its path).
+
+    The fingerprint is a SHA-256 over ``config.json`` and ``model.safetensors``: the same weights give the same
+    fingerprint on any host, a retrained or overwritten checkpoint another one. The hash is computed once per
+    file version (remembered by path, size and modification time), so asking again costs two ``stat`` calls.
+    A folder without those files has ``fingerprint`` None.
+
+    Example:
+        >>> checkpoint_identity(Path("no-such-checkpoint"))
+        {'model': 'no-such-checkpoint', 'fingerprint': None}
+    """
+    folder = Path(checkpoint)
+    try:
+        stats = tuple((st.st_size, st.st_mtime_ns) for st in ((folder / name).stat() for name in CHECKPOINT_FILES))
+    except OSError:
+        return {"model": folder.name, "fingerprint": None}
+    try:
+        fingerprint: str | None = _content_digest(str(folder.resolve()), stats)
+    except OSError:  # removed or unreadable between the stat and the read
+        fingerprint = None
+    return {"model": folder.name, "fingerprint": fingerprint}
+
+
+@lru_cache(maxsize=8)
+def _content_digest(folder: str, stats: tuple[tuple[int, int], ...]) -> str:
+    """SHA-256 of the checkpoint files (``stats`` only keys the cache: a rewritten file is hashed again)."""
+    digest = hashlib.sha256()
+    for name in CHECKPOINT_FILES:
+        with open(Path(folder) / name, "rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    return digest.hexdigest()[:16]
 
 
 def zero_shot_findings(volume: Volume, checkpoint: Path) -> dict[str, Any]:
     """Zero-shot finding probabilities of a 3-D CT from a CLIP checkpoint (ctlens.pipelines.zero_shot).
 
-    Never raises: a missing layer (no torch), a bad checkpoint or a failing model becomes a ``warning``
-    in the returned dict, so the upload still succeeds.
+    The result names the checkpoint by :func:`checkpoint_identity` (``model`` and ``fingerprint``), so a stored
+    result can be checked against the checkpoint configured later. Never raises: a missing layer (no torch),
+    a bad checkpoint or a failing model becomes a ``warning`` in the returned dict, so the upload still succeeds.
 
     Example:
         >>> from ctlens.core.volume import Volume
         >>> out = zero_shot_findings(Volume(np.zeros((4, 8, 8), np.int16)), Path("no-such-checkpoint"))
-        >>> out["model"], out["probabilities"], "warning" in out
-        ('no-such-checkpoint', None, True)
+        >>> out["model"], out["fingerprint"], out["probabilities"], "warning" in out
+        ('no-such-checkpoint', None, None, True)
     """
-    out: dict[str, Any] = {"model": Path(checkpoint).name, "probabilities": None, "note": ZERO_SHOT_NOTE}
+    out: dict[str, Any] = {**checkpoint_identity(checkpoint), "probabilities": None, "note": ZERO_SHOT_NOTE}
     try:
         zero_shot = _attr("ctlens.pipelines.zero_shot", "zero_shot", "zero-shot findings (ctlens.pipelines)")
         probs = zero_shot(volume, checkpoint=checkpoint)
@@ -119,6 +157,10 @@ def zero_shot_findings(volume: Volume, checkpoint: Path) -> dict[str, Any]:
         out["warning"] = f"zero-shot failed: {type(exc).__name__}"
     else:
         out["probabilities"] = {str(k): round(float(v), 6) for k, v in probs.items()}
+    if "warning" in out:  # errors may quote the checkpoint's local path: name the folder only
+        for local in sorted({str(Path(checkpoint).resolve()), str(checkpoint)}, key=len, reverse=True):
+            if "/" in local or "\\" in local:
+                out["warning"] = out["warning"].replace(local, out["model"])
     return out
 
 

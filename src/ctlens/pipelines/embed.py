@@ -27,7 +27,7 @@ import torch
 
 from ctlens.core.volume import Volume
 
-__all__ = ["embed_text", "embed_volume", "embed_volumes", "load_clip", "prepare_volume"]
+__all__ = ["checkpoint_version", "embed_text", "embed_volume", "embed_volumes", "load_clip", "prepare_volume"]
 
 
 def prepare_volume(volume: Volume | np.ndarray, model: Any) -> np.ndarray:
@@ -47,16 +47,44 @@ def prepare_volume(volume: Volume | np.ndarray, model: Any) -> np.ndarray:
 
 
 @lru_cache(maxsize=2)
-def _cached(path: str, device: str) -> Any:
+def _cached(path: str, device: str, version: tuple[tuple[int, int], ...] | None) -> Any:
+    """``version`` only keys the cache: a checkpoint rewritten in place has new (size, mtime) and is reloaded."""
     from ctlens.models.clip3d.checkpoint import load_model_checkpoint
 
     return load_model_checkpoint(path, device=device)
 
 
+def checkpoint_version(checkpoint: str | os.PathLike[str]) -> tuple[tuple[int, int], ...] | None:
+    """``(size, mtime_ns)`` of the checkpoint's ``model.safetensors`` and ``config.json``; None if one is missing.
+
+    Example:
+        >>> checkpoint_version("no-such-checkpoint") is None
+        True
+    """
+    from ctlens.models.clip3d.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+
+    folder = Path(checkpoint)
+    if folder.is_file():  # the weights file names its folder
+        folder = folder.parent
+    try:
+        stats = [(folder / name).stat() for name in (WEIGHTS_FILE, CONFIG_FILE)]
+    except OSError:
+        return None
+    return tuple((st.st_size, st.st_mtime_ns) for st in stats)
+
+
 def load_clip(checkpoint: str | os.PathLike[str], device: str | None = None) -> Any:
-    """The model of a checkpoint folder (``model.safetensors`` + ``config.json``), cached per path."""
+    """The model of a checkpoint folder (``model.safetensors`` + ``config.json``), cached.
+
+    The cache is keyed by the folder and the files' size and modification time
+    (:func:`checkpoint_version`), so a checkpoint overwritten in place (a new training run writing the same
+    folder) is loaded again instead of the old model being served.
+    """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return _cached(str(Path(checkpoint).resolve()), device)
+    path = Path(checkpoint).resolve()
+    if path.is_file():  # the weights file names its folder
+        path = path.parent
+    return _cached(str(path), device, checkpoint_version(path))
 
 
 @torch.no_grad()
