@@ -25,6 +25,7 @@ _EXPORTS = {
     "embed_text": "ctlens.pipelines.embed",
     "load_clip": "ctlens.pipelines.embed",
     "zero_shot": "ctlens.pipelines.zero_shot",
+    "add_zero_shot": "ctlens.pipelines.zero_shot",
 }
 __all__ = sorted(_EXPORTS)
 
