@@ -6,7 +6,10 @@ never raises for a bad image: the failure is written to ``<image>.failed.json`` 
 
 Writing is atomic per file (arrays in a ``.tmp-`` folder, then ``os.replace``) and per entry (the old
 manifest is removed first, the new one written last), so a process killed at any moment leaves
-either a complete entry or one without a manifest, which the next build redoes.
+either a complete entry or one without a manifest, which the next build redoes. It is also durable:
+each array is fsynced before its rename and the folder after the renames, before the manifest is
+written (itself fsynced, renamed, folder fsynced), so a power cut cannot leave a manifest that points
+at empty or partial arrays.
 
 Example:
     >>> import pathlib, tempfile, nibabel as nib, numpy as np
@@ -40,7 +43,9 @@ from ctlens.cache.layout import (
     array_name,
     entry_key,
     failure_path,
+    fsync_dir,
     manifest_path,
+    publish,
     to_uint8,
     write_json_atomic,
 )
@@ -121,12 +126,17 @@ def build_entry(data_dir: str, processed_dir: str, entry: dict[str, Any], settin
     cfg = CacheSettings(**settings)
     processed = Path(processed_dir)
     folder = processed / item.study
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        fsync_dir(processed)  # the study folder's own name is on disk too
     key = entry_key(item.content_hash, item.series, item.mode, cfg)
     manifest = manifest_path(processed, item.study, item.image)
     failed = failure_path(processed, item.study, item.image)
+    had_record = manifest.exists() or failed.exists()
     manifest.unlink(missing_ok=True)  # the entry is incomplete from here until the new manifest lands
     failed.unlink(missing_ok=True)
+    if had_record:
+        fsync_dir(folder)  # the removal is on disk before any array of the old entry is replaced
     result: dict[str, Any] = {"study": item.study, "image": item.image, "status": "built", "reason": "", "detail": ""}
     tmp = folder / f"{TMP_PREFIX}{item.image}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     try:
@@ -151,7 +161,8 @@ def build_entry(data_dir: str, processed_dir: str, entry: dict[str, Any], settin
             np.save(path, arr, allow_pickle=False)
             files[channel] = _file_record(path, arr)
         for channel in files:
-            os.replace(tmp / files[channel]["file"], folder / files[channel]["file"])
+            publish(tmp / files[channel]["file"], folder / files[channel]["file"], sync_dir=False)
+        fsync_dir(folder)  # every array's name is on disk before the manifest that points at it
         seconds = time.perf_counter() - start
         write_json_atomic(
             manifest,

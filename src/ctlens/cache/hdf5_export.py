@@ -18,8 +18,11 @@ Every volume goes through :func:`to_clip_array`:
 
 :func:`export_hdf5` discovers volumes (:func:`discover_volumes`), prepares them in worker processes, and
 the parent alone writes one HDF5 dataset per volume name (written to a temporary file, renamed when
-complete). Inputs that fail are recorded with their reason and do not stop the export. The file format is
-specified in ``docs/hdf5_export.md``.
+complete). Inputs that fail are recorded with their reason and do not stop the export. Temporary files of
+an earlier export to the same file that was killed are removed first (an exclusive lock file tells that their
+owner is dead). ``name_mode="hash"`` names datasets by a salted SHA-256 of their relative path, keeping the
+paths (which may name patients) in a local CSV instead of the file. The file format is specified in
+``docs/hdf5_export.md``.
 
 Example:
     >>> import numpy as np
@@ -35,10 +38,14 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import csv
+import glob
+import hashlib
 import json
 import multiprocessing
 import os
 import re
+import secrets
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -47,17 +54,20 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ctlens.core.errors import CTLensError, InputNotFoundError
+from ctlens.core.errors import CacheBusyError, CTLensError, InputNotFoundError
 from ctlens.core.volume import Volume
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "METADATA_COLUMNS",
+    "NAMES_COLUMNS",
     "ExportReport",
     "VolumeSource",
     "discover_volumes",
     "export_hdf5",
+    "hashed_name",
+    "names_csv_path",
     "to_clip_array",
 ]
 
@@ -67,6 +77,7 @@ FORMAT_VERSION = 1
 """Value of the root attribute ``format_version``; bumped when the layout changes."""
 
 SliceOrder = Literal["b2u", "u2b"]
+NameMode = Literal["path", "hash"]
 _NIFTI_CODES = {"b2u": "RAS", "u2b": "RAI"}
 _VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 _SKIP_NAMES = ("license", "readme")
@@ -97,6 +108,11 @@ METADATA_COLUMNS = (
     "warnings",
 )
 """Columns of the metadata CSV, in order (``docs/hdf5_export.md`` defines each)."""
+
+NAMES_COLUMNS = ("name", "source", "status", "reason", "salt")
+"""Columns of the local name -> source CSV written with ``name_mode="hash"`` (never put in the HDF5 file)."""
+HASH_HEX_CHARS = 16
+"""Hex characters of SHA-256 kept in a hashed dataset name (64 bits: collisions ~1e-8 for 1e6 volumes)."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -387,14 +403,106 @@ def _init_worker() -> None:
 # parent side
 
 
+def hashed_name(source: str, salt: str) -> str:
+    """The dataset name of ``source`` (its path relative to the input, ``#series<k>`` included) when hashed.
+
+    ``sha256(salt + "\\0" + source)``, first :data:`HASH_HEX_CHARS` hex characters. The salt is a secret
+    (random per export unless given) so that the name cannot be checked against guessed folder names
+    (an unsalted hash of ``Doe_Jane/CT`` or of a 7-digit record number is reversed by trying them all).
+
+    Example:
+        >>> hashed_name("Lung_Dx-A0002/series_B40f_8mm", salt="s3cret")
+        '7ba495829d415971'
+        >>> hashed_name("Lung_Dx-A0002/series_B40f_8mm", salt="other")
+        '93b1c134ac7f88d2'
+    """
+    return hashlib.sha256(f"{salt}\0{source}".encode()).hexdigest()[:HASH_HEX_CHARS]
+
+
+def names_csv_path(output: str | os.PathLike[str]) -> Path:
+    """Default local name -> source CSV of a hashed export: ``volumes.h5`` -> ``volumes.names.csv``.
+
+    Example:
+        >>> names_csv_path("out/volumes.h5").as_posix()
+        'out/volumes.names.csv'
+    """
+    out = Path(output)
+    return out.with_name(f"{out.stem}.names.csv")
+
+
+def _scrub(text: str, words: Sequence[str]) -> str:
+    """``text`` with every non-empty string of ``words`` (longest first) replaced by ``<hidden>``."""
+    for word in sorted({w for w in words if w}, key=len, reverse=True):
+        text = text.replace(word, "<hidden>")
+    return text
+
+
+def _stale_temps(dest: Path) -> list[Path]:
+    """Leftovers of :func:`ctlens.io.files.atomic_output` for ``dest``: ``.<name>.<random>.tmp`` next to it."""
+    pattern = re.compile(rf"^\.{re.escape(dest.name)}\.[A-Za-z0-9_]+\.tmp$")
+    return sorted(p for p in dest.parent.glob(f".{glob.escape(dest.name)}.*.tmp") if pattern.match(p.name))
+
+
+@contextlib.contextmanager
+def _export_lock(dest: Path) -> Iterator[int]:
+    """Hold ``.<name>.lock`` next to ``dest`` (``flock``, released by the OS even when the process is killed).
+
+    While it is held no other export writes ``dest``, so every ``.<name>.*.tmp`` left there belongs to a
+    dead export and is removed. Yields the number removed. The lock file is removed on exit; the inode
+    check after locking handles a file removed by the previous holder between our open and our lock.
+    """
+    import fcntl
+
+    path = dest.parent / f".{dest.name}.lock"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise CacheBusyError(
+                f"another export is writing this file (process {holder or 'unknown'})",
+                path=dest,
+                hint="wait for it to finish or choose another output path",
+            ) from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        removed = 0
+        for stale in _stale_temps(dest):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+            removed += 1
+        yield removed
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
 @dataclass
 class ExportReport:
-    """What :func:`export_hdf5` did: names written, failures ``(name, source, reason)``, wall time."""
+    """What :func:`export_hdf5` did: names written, failures ``(name, source, reason)``, wall time.
+
+    ``names_csv``: the local name -> source CSV of a hashed export (``None`` with ``name_mode="path"``);
+    ``stale_removed``: temporary files of killed earlier exports to the same files that were removed.
+    """
 
     output: Path
     written: list[str] = field(default_factory=list)
     failures: list[tuple[str, str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    names_csv: Path | None = None
+    stale_removed: int = 0
 
 
 def _write_dataset(h5: Any, result: _Result, compression: str | None) -> None:
@@ -421,16 +529,25 @@ def export_hdf5(
     ct_only: bool = True,
     compression: str | None = None,
     progress: bool = True,
+    name_mode: NameMode = "path",
+    hash_salt: str | None = None,
+    names_csv: str | os.PathLike[str] | None = None,
 ) -> ExportReport:
     """Export every volume below ``inputs`` into the HDF5 file ``output`` (format: ``docs/hdf5_export.md``).
 
     * ``num_workers`` processes prepare the volumes (0 or 1: in this process); only this process writes;
     * ``output`` (and ``metadata_csv``: one row per volume, see :data:`METADATA_COLUMNS`) appear only when
-      complete (temporary file, then rename);
+      complete (temporary file, then rename); temporary files that a killed earlier export to the same
+      files left behind are removed first (an exclusive ``.<name>.lock`` next to each file tells that no
+      live export owns them; a second export to the same file meanwhile raises ``CacheBusyError``);
     * a volume that cannot be read or prepared (unreadable, empty, one slice, not CT when ``ct_only``) is
       recorded -- in the report, the CSV (``status=failed``) and the root attribute ``failures`` -- and
       skipped;
-    * ``compression``: ``None`` (fastest to read), ``"lzf"`` or ``"gzip"``.
+    * ``compression``: ``None`` (fastest to read), ``"lzf"`` or ``"gzip"``;
+    * ``name_mode="hash"``: datasets are named :func:`hashed_name` of their relative path with a secret salt
+      (``hash_salt``, random when ``None``); paths are kept out of the HDF5 file and the metadata CSV, and
+      the name -> source mapping goes to ``names_csv`` (default :func:`names_csv_path`), a file to keep
+      locally.
 
     Example:
         >>> import tempfile, pathlib, h5py, numpy as np, ctlens
@@ -448,14 +565,22 @@ def export_hdf5(
     shape, lo, hi = _check_args(target_shape, slice_order, hu_clip)
     if compression not in (None, "lzf", "gzip"):
         raise ValueError(f"compression must be None, 'lzf' or 'gzip', got {compression!r}")
+    if name_mode not in ("path", "hash"):
+        raise ValueError(f"name_mode must be 'path' or 'hash', got {name_mode!r}")
+    hidden = name_mode == "hash"
+    salt = (hash_salt or secrets.token_hex(16)) if hidden else ""
+    names_file = (Path(names_csv) if names_csv is not None else names_csv_path(output)) if hidden else None
     params = {"target_shape": shape, "slice_order": slice_order, "hu_clip": (lo, hi), "ct_only": ct_only}
-    for target_file in (output, metadata_csv):
-        if target_file is not None and not Path(target_file).parent.is_dir():
+    targets = [Path(t) for t in (output, metadata_csv, names_file) if t is not None]
+    for target_file in targets:
+        if not target_file.parent.is_dir():
             raise InputNotFoundError(
-                f"cannot write: the folder {str(Path(target_file).parent)!r} does not exist",
+                f"cannot write: the folder {str(target_file.parent)!r} does not exist",
                 path=target_file,
                 hint="create the folder first or choose another output path",
             )
+    if len({t.resolve() for t in targets}) < len(targets):
+        raise ValueError(f"output, metadata_csv and names_csv must be different files, got {targets}")
     sources = discover_volumes(inputs)
     if not sources:
         raise InputNotFoundError(
@@ -463,65 +588,108 @@ def export_hdf5(
             path=inputs,
             hint="check the folder",
         )
-    report = ExportReport(Path(output))
+    base = Path(inputs)
+    roots = sorted({str(base), str(base.absolute()), str(base.resolve())}, key=len, reverse=True)
+
+    def local(text: str) -> str:
+        """``text`` with the input folder's absolute path cut to a relative one (true in both name modes)."""
+        for root in roots:
+            text = text.replace(root + os.sep, "").replace(root, ".")
+        return text
+
+    def private(text: str, res: _Result) -> str:
+        """``local(text)``, and with ``name_mode="hash"`` the source's path, folder and file names hidden."""
+        text = local(text)
+        if not hidden:
+            return text
+        rel = res.source.rsplit("#series", 1)[0]
+        parts = [p for p in rel.split("/") if len(p) >= 3]
+        return _scrub(text, [rel, res.source, res.name, *parts, *(_name_of(p) for p in parts)])
+
+    report = ExportReport(Path(output), names_csv=names_file)
     rows: list[dict[str, Any]] = []
-    with atomic_output(output) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs.update(
-            {
-                "format": FORMAT_NAME,
-                "format_version": FORMAT_VERSION,
-                "target_shape": np.asarray(shape),
-                "slice_order": slice_order,
-                "hu_clip": np.asarray((lo, hi)),
-                "axcodes": "SAR" if slice_order == "b2u" else "IAR",
-                "nifti_axcodes": _NIFTI_CODES[slice_order],
-                "value_to_hu": np.asarray(((hi - lo) / 255.0, lo)),
-            }
-        )
+    names_rows: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as locks:
+        report.stale_removed = sum(locks.enter_context(_export_lock(t)) for t in targets)
+        with atomic_output(output) as tmp:
+            with h5py.File(tmp, "w") as h5:
+                h5.attrs.update(
+                    {
+                        "format": FORMAT_NAME,
+                        "format_version": FORMAT_VERSION,
+                        "target_shape": np.asarray(shape),
+                        "slice_order": slice_order,
+                        "hu_clip": np.asarray((lo, hi)),
+                        "axcodes": "SAR" if slice_order == "b2u" else "IAR",
+                        "nifti_axcodes": _NIFTI_CODES[slice_order],
+                        "value_to_hu": np.asarray(((hi - lo) / 255.0, lo)),
+                        "name_mode": name_mode,
+                    }
+                )
+                public_failures: list[dict[str, str]] = []
 
-        def consume(results: list[_Result]) -> None:
-            for res in results:
-                row = {"name": res.name, "source": res.source, **res.row}
-                if res.array is not None and res.name not in h5:
-                    _write_dataset(h5, res, compression)
-                    report.written.append(res.name)
-                    row.update(status="ok", reason="")
-                    row.update({k: _csv_value(res.attrs[k]) for k in ("original_shape", "original_spacing")})
-                    row.update({k: _csv_value(res.attrs[k]) for k in ("resized_shape", "spacing")})
-                else:
-                    reason = res.reason or f"duplicate volume name {res.name!r}"
-                    report.failures.append((res.name, res.source, reason))
-                    row.update(status="failed", reason=reason)
-                rows.append(row)
+                def consume(results: list[_Result]) -> None:
+                    for res in results:
+                        name = hashed_name(res.source, salt) if hidden else res.name
+                        row = {"name": name, "source": "" if hidden else res.source, **res.row}
+                        row["warnings"] = private(str(row.get("warnings", "")), res)
+                        if res.array is not None and name not in h5:
+                            attrs = {k: v for k, v in res.attrs.items() if not (hidden and k == "source")}
+                            _write_dataset(h5, _Result(name, "", res.array, attrs), compression)
+                            report.written.append(name)
+                            row.update(status="ok", reason="")
+                            row.update({k: _csv_value(res.attrs[k]) for k in ("original_shape", "original_spacing")})
+                            row.update({k: _csv_value(res.attrs[k]) for k in ("resized_shape", "spacing")})
+                        else:
+                            reason = local(res.reason or f"duplicate volume name {name!r}")
+                            report.failures.append((name, res.source, reason))
+                            row.update(status="failed", reason=private(reason, res))
+                            public_failures.append({"name": name, "source": row["source"], "reason": row["reason"]})
+                        rows.append(row)
+                        if hidden:
+                            names_rows.append(
+                                {"name": name, "source": res.source, "status": row["status"], "salt": salt}
+                                | {"reason": "" if row["status"] == "ok" else report.failures[-1][2]}
+                            )
 
-        with _progress_bar(progress, len(sources)) as advance:
-            if num_workers <= 1:
-                for src in sources:
-                    consume(_export_source(src, params))
-                    advance(src.rel)
-            else:
-                ctx = multiprocessing.get_context("spawn")
-                with cf.ProcessPoolExecutor(num_workers, mp_context=ctx, initializer=_init_worker) as pool:
-                    futures = {pool.submit(_export_source, src, params): src for src in sources}
-                    for future in cf.as_completed(futures):
-                        src = futures[future]
-                        try:
-                            results = future.result()
-                        except Exception as exc:  # noqa: BLE001 -- a crashed worker fails only its input
-                            results = [_Result(src.name, src.rel, reason=f"worker failed: {_short_reason(exc)}")]
-                        consume(results)
-                        advance(src.rel)
-        h5.attrs["n_volumes"] = len(report.written)
-        h5.attrs["failures"] = json.dumps([{"name": n, "source": s, "reason": r} for n, s, r in report.failures])
-    if metadata_csv is not None:
-        with atomic_output(metadata_csv) as tmp_csv, open(tmp_csv, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(METADATA_COLUMNS), extrasaction="ignore")
-            writer.writeheader()
-            for row in sorted(rows, key=lambda r: r["name"]):
-                writer.writerow({k: row.get(k, "") for k in METADATA_COLUMNS})
+                with _progress_bar(progress, len(sources)) as advance:
+                    if num_workers <= 1:
+                        for src in sources:
+                            consume(_export_source(src, params))
+                            advance(src.rel)
+                    else:
+                        ctx = multiprocessing.get_context("spawn")
+                        with cf.ProcessPoolExecutor(num_workers, mp_context=ctx, initializer=_init_worker) as pool:
+                            futures = {pool.submit(_export_source, src, params): src for src in sources}
+                            for future in cf.as_completed(futures):
+                                src = futures[future]
+                                try:
+                                    results = future.result()
+                                except Exception as exc:  # noqa: BLE001 -- a crashed worker fails only its input
+                                    reason = f"worker failed: {_short_reason(exc)}"
+                                    results = [_Result(src.name, src.rel, reason=reason)]
+                                consume(results)
+                                advance(src.rel)
+                h5.attrs["n_volumes"] = len(report.written)
+                h5.attrs["failures"] = json.dumps(public_failures)
+            # the CSVs land before the HDF5 file: a hashed export never exists without its name mapping
+            if names_file is not None:
+                _write_csv(names_file, NAMES_COLUMNS, names_rows)
+            if metadata_csv is not None:
+                _write_csv(Path(metadata_csv), METADATA_COLUMNS, rows)
     report.written.sort()
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    from ctlens.io.files import atomic_output
+
+    with atomic_output(path) as tmp_csv, open(tmp_csv, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in sorted(rows, key=lambda r: r["name"]):
+            writer.writerow({k: row.get(k, "") for k in columns})
 
 
 @contextlib.contextmanager

@@ -11,6 +11,10 @@
 
 Temporary files start with ``.tmp-`` and are removed by the next build (which holds ``.build.lock``).
 
+Durability: every published file is flushed to disk (``fsync``) before its rename, and its folder after
+the rename (:func:`publish`), so after a power cut a manifest never points at arrays whose bytes were
+still in the page cache (the rename alone only protects against a killed process).
+
 The key is a sha256 of the source's content hash, the DICOM series selector, the mode and the
 preprocessing settings, so changing one setting rebuilds every entry and touching one file rebuilds
 only the entries that read it.
@@ -41,7 +45,10 @@ __all__ = [
     "CacheSettings",
     "entry_key",
     "failure_path",
+    "fsync_dir",
+    "fsync_file",
     "manifest_path",
+    "publish",
     "read_json",
     "to_uint8",
     "write_json_atomic",
@@ -134,8 +141,62 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def fsync_file(path: Path) -> None:
+    """Flush the bytes of the file ``path`` to the disk (``os.fsync``).
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "a.bin"; _ = p.write_bytes(b"x"); fsync_file(p)
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush the folder's entries (names created, renamed or removed in it) to the disk.
+
+    POSIX only: where a folder cannot be opened or fsynced (Windows, some network file systems) this
+    does nothing, as there the rename itself is the strongest guarantee on offer.
+
+    Example:
+        >>> import tempfile
+        >>> fsync_dir(Path(tempfile.mkdtemp()))
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # EINVAL / EBADF: this file system does not sync folders
+    finally:
+        os.close(fd)
+
+
+def publish(tmp: Path, dest: Path, *, sync_dir: bool = True) -> None:
+    """Move the finished file ``tmp`` to ``dest`` durably: fsync it, ``os.replace``, fsync ``dest``'s folder.
+
+    Pass ``sync_dir=False`` when several files go to one folder, and call :func:`fsync_dir` once after the
+    last (what :func:`~ctlens.cache.entry_builder.build_entry` does for an entry's arrays).
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); _ = (d / ".t").write_text("1"); publish(d / ".t", d / "a")
+        >>> sorted(p.name for p in d.iterdir())
+        ['a']
+    """
+    fsync_file(tmp)
+    os.replace(tmp, dest)
+    if sync_dir:
+        fsync_dir(dest.parent)
+
+
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    """Write ``doc`` to ``path`` through a ``.tmp-`` file in the same folder and ``os.replace``.
+    """Write ``doc`` to ``path`` durably through a ``.tmp-`` file in the same folder (:func:`publish`).
 
     Example:
         >>> import tempfile
@@ -145,7 +206,7 @@ def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
     tmp = path.parent / f"{TMP_PREFIX}{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     try:
         tmp.write_text(json.dumps(doc, indent=1))
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -105,6 +105,16 @@ def preprocess_h5(
     hu_max: Annotated[float, typer.Option(help="HU clip high")] = 1000.0,
     compression: Annotated[str, typer.Option(help="none | lzf | gzip")] = "none",
     all_modalities: Annotated[bool, typer.Option(help="export non-CT volumes too (default: record and skip)")] = False,
+    hash_names: Annotated[
+        bool,
+        typer.Option(help="name datasets by a salted SHA-256 of their path (folder names may identify patients)"),
+    ] = False,
+    hash_salt: Annotated[
+        str | None, typer.Option(help="secret salt for --hash-names (default: random; reuse it for the same names)")
+    ] = None,
+    names_csv: Annotated[
+        Path | None, typer.Option(help="with --hash-names: name -> path CSV to keep locally (default OUTPUT.names.csv)")
+    ] = None,
 ) -> None:
     """Export every CT volume below INPUT to one HDF5 file (RAS, HU clip, aspect-preserving resize, uint8)."""
     from ctlens.cache.hdf5_export import export_hdf5
@@ -123,11 +133,18 @@ def preprocess_h5(
         hu_clip=(hu_min, hu_max),
         ct_only=not all_modalities,
         compression=None if compression == "none" else compression,
+        name_mode="hash" if hash_names else "path",
+        hash_salt=hash_salt,
+        names_csv=names_csv,
     )
     console.print(
         f"wrote {output}: {len(report.written)} volume(s) of {tuple(target_shape)} uint8 in {report.seconds:.1f} s"
         + (f", metadata in {metadata}" if metadata else "")
     )
+    if report.names_csv is not None:
+        console.print(f"name -> path mapping in {report.names_csv}: keep it locally, never share it with the HDF5")
+    if report.stale_removed:
+        console.print(f"removed {report.stale_removed} temporary file(s) left by an interrupted export")
     if report.failures:
         table = Table(title=f"{len(report.failures)} input(s) not exported")
         for col in ("name", "source", "reason"):
