@@ -1,5 +1,8 @@
 """``ctlens compress`` / ``ctlens decompress``: series <-> ``.ctz`` (lossless or ROI-lossless).
 
+DICOM folders and zips are streamed (:mod:`ctlens.io.dicom_stream`: bounded memory, the same ``.ctz`` as
+``--in-memory``); NIfTI/NRRD/MHA and single files are loaded whole.
+
 Example:
     >>> import typer
     >>> app = typer.Typer()
@@ -11,11 +14,21 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ctlens.cli.errors import one_line_errors
+
+
+def _report(out: Path, stats: Any, mode: str) -> None:
+    from rich.console import Console
+
+    extra = f", ROI {stats.roi_coverage:.0%}, max error {stats.max_error} HU" if mode == "roi" else ""
+    Console().print(
+        f"{out}: {stats.n_slices} slices, {stats.raw_bytes / 1e6:.1f} MB -> {stats.encoded_bytes / 1e6:.2f} MB "
+        f"(ratio {stats.ratio:.2f}{extra}) in {stats.encode_seconds:.2f} s"
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -35,12 +48,19 @@ def register(app: typer.Typer) -> None:
         profile: Annotated[str, typer.Option(help="compact (JPEG-LS) | fast (HTJ2K) | thorough")] = "compact",
         series: Annotated[str | None, typer.Option("--series", "-s", help="series index, UID or text")] = None,
         uneven: Annotated[str, typer.Option(help="uneven slice spacing: warn | resample | error")] = "warn",
+        stream: Annotated[
+            bool,
+            typer.Option(
+                "--stream/--in-memory",
+                help="DICOM folders/zips: decode and encode slice by slice in bounded memory (default), "
+                "or load the whole series first (same .ctz)",
+            ),
+        ] = True,
     ) -> None:
         """Compress PATH into OUT (.ctz): bit-exact, or ROI-exact with --mode roi."""
         import numpy as np
-        from rich.console import Console
 
-        from ctlens.codec.series import PROFILES, encode_volume
+        from ctlens.codec.series import PROFILES, encode_slices, encode_volume
         from ctlens.core.errors import UnsupportedFormatError
         from ctlens.io import load
 
@@ -48,8 +68,22 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("--mode must be lossless or roi")
         if profile not in PROFILES:
             raise typer.BadParameter(f"--profile must be one of {', '.join(PROFILES)}")
+        if uneven not in ("warn", "resample", "error"):
+            raise typer.BadParameter("--uneven must be warn, resample or error")
         sel: int | str | None = int(series) if series is not None and series.isdigit() else series
-        volume = load(path, series=sel, uneven=uneven) if path.is_dir() or path.suffix == ".zip" else load(path)
+        options = {"mode": mode, "max_error": max_error, "profile": profile, "progress": True}
+        is_series = path.is_dir() or path.suffix.lower() == ".zip"
+        if stream and is_series:
+            from ctlens.io.dicom_stream import iter_series_slices
+
+            # Headers first (same order, geometry and meta as ctlens.load), then one slice at a time into the
+            # streaming encoder: memory holds a few slices, not the series. The meta is de-identified by the
+            # encoder (deidentify_meta in the .ctz header), exactly as for the in-memory path.
+            with iter_series_slices(path, series=sel, uneven=uneven) as slices:  # type: ignore[arg-type]
+                stats = encode_slices(slices, out, geometry=slices.geometry, n_slices=len(slices), **options)
+            _report(out, stats, mode)
+            return
+        volume = load(path, series=sel, uneven=uneven) if is_series else load(path)
         arr = volume.array
         if arr.dtype.kind == "f":
             rounded = np.round(arr)
@@ -60,12 +94,8 @@ def register(app: typer.Typer) -> None:
                     hint="save it as NIfTI instead",
                 )
             volume = volume.with_array(rounded.astype(np.int16))
-        stats = encode_volume(volume, out, mode=mode, max_error=max_error, profile=profile, progress=True)
-        extra = f", ROI {stats.roi_coverage:.0%}, max error {stats.max_error} HU" if mode == "roi" else ""
-        Console().print(
-            f"{out}: {stats.n_slices} slices, {stats.raw_bytes / 1e6:.1f} MB -> {stats.encoded_bytes / 1e6:.2f} MB "
-            f"(ratio {stats.ratio:.2f}{extra}) in {stats.encode_seconds:.2f} s"
-        )
+        stats = encode_volume(volume, out, **options)
+        _report(out, stats, mode)
 
     @app.command()
     @one_line_errors
