@@ -20,7 +20,9 @@ Example:
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
@@ -173,24 +175,137 @@ def _correct_tilt(hu: np.ndarray, geom: StackGeometry, dy: float, dx: float) -> 
     return out
 
 
-def _resample_even(hu: np.ndarray, offsets: np.ndarray, step: float) -> tuple[np.ndarray, int]:
-    """Linear interpolation along z onto ``0, step, 2 step, ...``; exact at original positions."""
-    n_out = int(np.floor(offsets[-1] / step + 1e-6)) + 1
-    grid = np.arange(n_out) * step
-    out = np.empty((n_out,) + hu.shape[1:], dtype=hu.dtype)
+def resample_even_slices(slices: Iterator[np.ndarray], offsets: np.ndarray, step: float) -> Iterator[np.ndarray]:
+    """Linear interpolation along z onto ``0, step, 2 step, ...``; exact at original positions.
+
+    Reads the sorted ``slices`` in order and keeps only the two around the output position, so it works on a
+    stream as well as on an array (integer input stays integer, rounded).
+
+    Example:
+        >>> hu = np.array([[[0]], [[10]], [[40]]], np.int16)
+        >>> [int(s[0, 0]) for s in resample_even_slices(iter(hu), np.array([0.0, 1.0, 3.0]), 1.0)]
+        [0, 10, 25, 40]
+    """
+    grid = np.arange(resampled_count(offsets, step)) * step
     upper = np.clip(np.searchsorted(offsets, grid, side="left"), 1, len(offsets) - 1)
+    window: dict[int, np.ndarray] = {}
+    read = 0
     for k, z in enumerate(grid):
         hi = int(upper[k])
         lo = hi - 1
+        while read <= hi:
+            window[read] = next(slices)
+            read += 1
+        for old in [i for i in window if i < lo]:
+            del window[old]
         for exact in (lo, hi):
             if abs(offsets[exact] - z) < 1e-4:
-                out[k] = hu[exact]
+                yield window[exact]
                 break
         else:
             w = (z - offsets[lo]) / (offsets[hi] - offsets[lo])
-            mixed = hu[lo].astype(np.float32) * (1 - w) + hu[hi].astype(np.float32) * w
-            out[k] = np.rint(mixed) if np.issubdtype(hu.dtype, np.integer) else mixed
+            mixed = window[lo].astype(np.float32) * (1 - w) + window[hi].astype(np.float32) * w
+            integer = np.issubdtype(window[lo].dtype, np.integer)
+            yield np.rint(mixed).astype(window[lo].dtype) if integer else mixed
+
+
+def _resample_even(hu: np.ndarray, offsets: np.ndarray, step: float) -> tuple[np.ndarray, int]:
+    """:func:`resample_even_slices` of a whole array, into one preallocated output."""
+    n_out = resampled_count(offsets, step)
+    out = np.empty((n_out,) + hu.shape[1:], dtype=hu.dtype)
+    for k, plane in enumerate(resample_even_slices(iter(hu), offsets, step)):
+        out[k] = plane
     return out, n_out
+
+
+def resampled_count(offsets: np.ndarray, step: float) -> int:
+    """Slices on the equidistant grid ``0, step, 2 step, ...`` that covers ``offsets`` (``uneven="resample"``)."""
+    return int(np.floor(offsets[-1] / step + 1e-6)) + 1
+
+
+@dataclass
+class SeriesPlan:
+    """Everything about a series read that needs headers only: the series, its slices in order, geometry, meta.
+
+    ``n_slices`` is the number of output slices (after ``uneven="resample"``); ``spacing`` and ``direction``
+    are the output Volume's. :func:`read_dicom` decodes all slices at once, ``ctlens.io.dicom_stream`` one by one.
+    """
+
+    info: SeriesInfo
+    refs: list[SliceRef]
+    geom: StackGeometry
+    meta: dict[str, Any]
+    resample: bool
+    n_slices: int
+    spacing: tuple[float, float, float]
+    direction: np.ndarray
+
+    def volume(self, array: np.ndarray) -> Volume:
+        """The output Volume around ``array`` (decoded, corrected slices, or a placeholder of the same shape)."""
+        return Volume(
+            array,
+            spacing=self.spacing,
+            origin=tuple(self.geom.origin),
+            direction=self.direction,
+            modality=self.info.modality,
+            meta=self.meta,
+        )
+
+
+def plan_series(
+    src: DicomSource,
+    series: int | str | None,
+    *,
+    tilt: TiltPolicy = "correct",
+    uneven: UnevenPolicy = "warn",
+    workers: int | None = None,
+) -> SeriesPlan:
+    """Scan headers, choose and order the series, apply the tilt / uneven policies' checks, build the meta.
+
+    Example:
+        >>> with DicomSource("series_folder/") as src:  # doctest: +SKIP
+        ...     plan = plan_series(src, None)
+    """
+    infos, notes = _scan(src, workers or default_workers())
+    info, why = select_series(infos, series, src.name)
+    if len(infos) > 1:
+        log.info("%s: %s", src.name, why)
+    geom = stack_geometry([r.position for r in info.refs], info.refs[0].orientation, src.name)
+    refs = [info.refs[i] for i in geom.order]
+    if geom.tilted and tilt == "refuse":
+        raise GantryTiltError(
+            f"series {info.label()} was acquired with a gantry tilt of {geom.tilt_deg:.2f} degrees: "
+            "its slices are sheared and cannot be stacked on an orthogonal grid without resampling",
+            path=src.name,
+            hint="load with tilt='correct' to resample onto an orthogonal grid",
+        )
+    if geom.uneven and uneven == "error":
+        raise UnevenSpacingError(
+            f"series {info.label()}: {geom.warnings[0]}",
+            path=src.name,
+            hint="load with uneven='resample' for an equidistant grid",
+        )
+    dy, dx = (float(v) for v in refs[0].pixel_spacing)
+    meta = _meta(info, refs, geom, info.n_files)
+    meta["series_selection"] = why
+    meta["warnings"] = [*meta["warnings"], *notes]
+    if geom.tilted:
+        meta["tilt_corrected"] = True
+        meta["warnings"].append(
+            f"gantry tilt of {geom.tilt_deg:.2f} degrees corrected by shifting slices in-plane (linear interpolation)"
+        )
+    resample = bool(geom.uneven and uneven == "resample")
+    n_slices = len(refs)
+    if resample:
+        n_slices = resampled_count(geom.offsets, geom.step)
+        meta["resampled_equidistant"] = True
+        meta["sop_uids"] = []
+        meta["warnings"].append(f"resampled {len(refs)} unevenly spaced slices to {n_slices} at {geom.step:.4g} mm")
+    for warning in meta["warnings"]:
+        log.warning("%s, series %s: %s", src.name, info.index, warning)
+    step = geom.step if len(refs) > 1 else float(meta.get("slice_thickness") or 1.0)
+    direction = np.stack([geom.normal, geom.column_cosine, geom.row_cosine], axis=1)
+    return SeriesPlan(info, refs, geom, meta, resample, n_slices, (step, dy, dx), direction)
 
 
 def read_dicom(
@@ -208,52 +323,10 @@ def read_dicom(
     """
     workers = workers or default_workers()
     with DicomSource(source) as src:
-        infos, notes = _scan(src, workers)
-        info, why = select_series(infos, series, src.name)
-        if len(infos) > 1:
-            log.info("%s: %s", src.name, why)
-        geom = stack_geometry([r.position for r in info.refs], info.refs[0].orientation, src.name)
-        refs = [info.refs[i] for i in geom.order]
-        if geom.tilted and tilt == "refuse":
-            raise GantryTiltError(
-                f"series {info.label()} was acquired with a gantry tilt of {geom.tilt_deg:.2f} degrees: "
-                "its slices are sheared and cannot be stacked on an orthogonal grid without resampling",
-                path=src.name,
-                hint="load with tilt='correct' to resample onto an orthogonal grid",
-            )
-        if geom.uneven and uneven == "error":
-            raise UnevenSpacingError(
-                f"series {info.label()}: {geom.warnings[0]}",
-                path=src.name,
-                hint="load with uneven='resample' for an equidistant grid",
-            )
-        hu = decode_hu(refs, workers=workers)
-    dy, dx = (float(v) for v in refs[0].pixel_spacing)
-    meta = _meta(info, refs, geom, info.n_files)
-    meta["series_selection"] = why
-    meta["warnings"] = [*meta["warnings"], *notes]
-    if geom.tilted:
-        hu = _correct_tilt(hu, geom, dy, dx)
-        meta["tilt_corrected"] = True
-        meta["warnings"].append(
-            f"gantry tilt of {geom.tilt_deg:.2f} degrees corrected by shifting slices in-plane (linear interpolation)"
-        )
-    if geom.uneven and uneven == "resample":
-        hu, n_out = _resample_even(hu, geom.offsets, geom.step)
-        meta["resampled_equidistant"] = True
-        meta["sop_uids"] = []
-        meta["warnings"].append(f"resampled {len(refs)} unevenly spaced slices to {n_out} at {geom.step:.4g} mm")
-    for warning in meta["warnings"]:
-        log.warning("%s, series %s: %s", src.name, info.index, warning)
-    step = geom.step
-    if len(refs) == 1:
-        step = float(meta.get("slice_thickness") or 1.0)
-    direction = np.stack([geom.normal, geom.column_cosine, geom.row_cosine], axis=1)
-    return Volume(
-        hu,
-        spacing=(step, dy, dx),
-        origin=tuple(geom.origin),
-        direction=direction,
-        modality=info.modality,
-        meta=meta,
-    )
+        plan = plan_series(src, series, tilt=tilt, uneven=uneven, workers=workers)
+        hu = decode_hu(plan.refs, workers=workers)
+    if plan.geom.tilted:
+        hu = _correct_tilt(hu, plan.geom, plan.spacing[1], plan.spacing[2])
+    if plan.resample:
+        hu, _ = _resample_even(hu, plan.geom.offsets, plan.geom.step)
+    return plan.volume(hu)

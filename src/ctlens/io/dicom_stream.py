@@ -35,13 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from ctlens.core.errors import CTLensError, GantryTiltError, UnevenSpacingError, UnsupportedFormatError
-from ctlens.core.volume import Volume
-from ctlens.io.dicom_geometry import StackGeometry, stack_geometry
+from ctlens.core.errors import CTLensError, UnsupportedFormatError
+from ctlens.io.dicom_geometry import StackGeometry
 from ctlens.io.dicom_headers import SliceRef, _read_header
 from ctlens.io.dicom_pixels import decode_hu, default_workers
-from ctlens.io.dicom_reader import TiltPolicy, UnevenPolicy, _meta, _scan, _shift_plane
-from ctlens.io.dicom_series import select_series
+from ctlens.io.dicom_reader import TiltPolicy, UnevenPolicy, _shift_plane, plan_series, resample_even_slices
 from ctlens.io.dicom_source import DicomSource, PathInput
 
 __all__ = ["DicomSliceStream", "iter_series_slices"]
@@ -113,61 +111,14 @@ class DicomSliceStream:
         src = self._src
         assert src is not None
         self.name = src.name
-        infos, notes = _scan(src, self._workers)
-        info, why = select_series(infos, series, src.name)
-        if len(infos) > 1:
-            log.info("%s: %s", src.name, why)
-        geom = stack_geometry([r.position for r in info.refs], info.refs[0].orientation, src.name)
-        refs = [info.refs[i] for i in geom.order]
-        if geom.tilted and tilt == "refuse":
-            raise GantryTiltError(
-                f"series {info.label()} was acquired with a gantry tilt of {geom.tilt_deg:.2f} degrees: "
-                "its slices are sheared and cannot be stacked on an orthogonal grid without resampling",
-                path=src.name,
-                hint="load with tilt='correct' to resample onto an orthogonal grid",
-            )
-        if geom.uneven and uneven == "error":
-            raise UnevenSpacingError(
-                f"series {info.label()}: {geom.warnings[0]}",
-                path=src.name,
-                hint="load with uneven='resample' for an equidistant grid",
-            )
-        dy, dx = (float(v) for v in refs[0].pixel_spacing)
-        meta = _meta(info, refs, geom, info.n_files)
-        meta["series_selection"] = why
-        meta["warnings"] = [*meta["warnings"], *notes]
-        n_out = len(refs)
-        if geom.tilted:
-            meta["tilt_corrected"] = True
-            meta["warnings"].append(
-                f"gantry tilt of {geom.tilt_deg:.2f} degrees corrected by shifting slices in-plane "
-                "(linear interpolation)"
-            )
-        self._resample = bool(geom.uneven and uneven == "resample")
-        if self._resample:
-            n_out = int(np.floor(geom.offsets[-1] / geom.step + 1e-6)) + 1
-            meta["resampled_equidistant"] = True
-            meta["sop_uids"] = []
-            meta["warnings"].append(f"resampled {len(refs)} unevenly spaced slices to {n_out} at {geom.step:.4g} mm")
-        for warning in meta["warnings"]:
-            log.warning("%s, series %s: %s", src.name, info.index, warning)
-        step = geom.step
-        if len(refs) == 1:
-            step = float(meta.get("slice_thickness") or 1.0)
-        direction = np.stack([geom.normal, geom.column_cosine, geom.row_cosine], axis=1)
-        shape = (n_out, refs[0].rows, refs[0].columns)
-        self.geometry = Volume(
-            np.broadcast_to(np.zeros((), np.int16), shape),
-            spacing=(step, dy, dx),
-            origin=tuple(geom.origin),
-            direction=direction,
-            modality=info.modality,
-            meta=meta,
-        )
-        self.info = info
-        self._refs = refs
-        self._geom: StackGeometry = geom
-        self._dy, self._dx = dy, dx
+        plan = plan_series(src, series, tilt=tilt, uneven=uneven, workers=self._workers)
+        shape = (plan.n_slices, plan.refs[0].rows, plan.refs[0].columns)
+        self.geometry = plan.volume(np.broadcast_to(np.zeros((), np.int16), shape))
+        self.info = plan.info
+        self._resample = plan.resample
+        self._refs = plan.refs
+        self._geom: StackGeometry = plan.geom
+        self._dy, self._dx = plan.spacing[1], plan.spacing[2]
 
     # ------------------------------------------------------------------ iteration
 
@@ -207,37 +158,13 @@ class DicomSliceStream:
                 for fut in pending:
                     fut.cancel()
 
-    def _resampled(self, slices: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-        """Linear interpolation along z onto ``0, step, 2 step, ...`` as ``read_dicom``'s ``_resample_even``."""
-        offsets, step = self._geom.offsets, self._geom.step
-        grid = np.arange(len(self)) * step
-        upper = np.clip(np.searchsorted(offsets, grid, side="left"), 1, len(offsets) - 1)
-        window: dict[int, np.ndarray] = {}
-        read = 0
-        for k, z in enumerate(grid):
-            hi = int(upper[k])
-            lo = hi - 1
-            while read <= hi:
-                window[read] = next(slices)
-                read += 1
-            for old in [i for i in window if i < lo]:
-                del window[old]
-            for exact in (lo, hi):
-                if abs(offsets[exact] - z) < 1e-4:
-                    yield window[exact]
-                    break
-            else:
-                w = (z - offsets[lo]) / (offsets[hi] - offsets[lo])
-                mixed = window[lo].astype(np.float32) * (1 - w) + window[hi].astype(np.float32) * w
-                yield np.rint(mixed).astype(np.int16)
-
     def __iter__(self) -> Iterator[np.ndarray]:
         if self._used:
             raise CTLensError("a slice stream can be iterated only once", path=self.name)
         self._used = True
         slices = self._sorted_slices()
         try:
-            yield from (self._resampled(slices) if self._resample else slices)
+            yield from (resample_even_slices(slices, self._geom.offsets, self._geom.step) if self._resample else slices)
         finally:
             slices.close()
             self.close()
