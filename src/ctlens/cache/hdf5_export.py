@@ -656,7 +656,7 @@ def export_hdf5(
                     if num_workers <= 1:
                         for src in sources:
                             consume(_export_source(src, params))
-                            advance(src.rel)
+                            advance("" if hidden else src.rel)  # hashed names: no path on screen
                     else:
                         ctx = multiprocessing.get_context("spawn")
                         with cf.ProcessPoolExecutor(num_workers, mp_context=ctx, initializer=_init_worker) as pool:
@@ -669,7 +669,7 @@ def export_hdf5(
                                     reason = f"worker failed: {_short_reason(exc)}"
                                     results = [_Result(src.name, src.rel, reason=reason)]
                                 consume(results)
-                                advance(src.rel)
+                                advance("" if hidden else src.rel)  # hashed names: no path on screen
                 h5.attrs["n_volumes"] = len(report.written)
                 h5.attrs["failures"] = json.dumps(public_failures)
             # the CSVs land before the HDF5 file: a hashed export never exists without its name mapping
