@@ -14,8 +14,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -114,19 +116,35 @@ def _padding_mask(ref: SliceRef, raw: np.ndarray) -> np.ndarray | None:
     return (raw >= lo) & (raw <= hi)
 
 
+def _integral(slope: float, intercept: float) -> bool:
+    return float(slope).is_integer() and float(intercept).is_integer()
+
+
+def _fits_int16(raw: np.ndarray, slope: float, intercept: float) -> bool:
+    if not raw.size:
+        return True
+    ends = (float(raw.min()) * slope + intercept, float(raw.max()) * slope + intercept)
+    return -32768 <= min(*ends, AIR_HU) and max(*ends, AIR_HU) <= 32767
+
+
 def hu_dtype(raws: list[np.ndarray], slopes: list[float], intercepts: list[float]) -> np.dtype:
-    """int16 when HU are integers that fit, else float32."""
-    integral = all(float(s).is_integer() and float(i).is_integer() for s, i in zip(slopes, intercepts, strict=True))
-    if not integral:
-        return np.dtype(np.float32)
-    lo = min(float(r.min()) * s + i for r, s, i in zip(raws, slopes, intercepts, strict=True) if r.size)
-    hi = max(float(r.max()) * s + i for r, s, i in zip(raws, slopes, intercepts, strict=True) if r.size)
-    lo, hi = min(lo, AIR_HU), max(hi, AIR_HU)
-    return np.dtype(np.int16) if -32768 <= lo and hi <= 32767 else np.dtype(np.float32)
+    """int16 when HU are integers that fit, else float32.
+
+    Example:
+        >>> hu_dtype([np.array([0, 4000], np.uint16)], [1.0], [-1024.0]), hu_dtype([np.zeros(2)], [0.5], [0.0])
+        (dtype('int16'), dtype('float32'))
+    """
+    ok = all(_integral(s, i) and _fits_int16(r, s, i) for r, s, i in zip(raws, slopes, intercepts, strict=True))
+    return np.dtype(np.int16) if ok else np.dtype(np.float32)
 
 
 def decode_hu(refs: list[SliceRef], workers: int | None = None) -> np.ndarray:
-    """Decode the planes ``refs`` (in the given order) into a ``[z, y, x]`` HU array."""
+    """Decode the planes ``refs`` (in the given order) into a ``[z, y, x]`` HU array (int16 when it fits, else float32).
+
+    Each decoded plane goes straight into the output and its stored bytes are released from the header, so memory
+    peaks near the size of the output, not twice it. The output starts as int16 when every slope / intercept is an
+    integer and is widened once to float32 if a plane's HU do not fit (the values are the same either way).
+    """
     by_file: dict[Path, list[int]] = defaultdict(list)
     for i, ref in enumerate(refs):
         by_file[ref.file.path].append(i)
@@ -148,30 +166,29 @@ def decode_hu(refs: list[SliceRef], workers: int | None = None) -> np.ndarray:
     syntax = str(refs[0].header.file_meta.get("TransferSyntaxUID", "")) if hasattr(refs[0].header, "file_meta") else ""
     if syntax in NATIVE_SYNTAXES:
         n = 1  # uncompressed: copying bytes is cheaper than handing slices to threads (the GIL is held)
-    if n > 1 and len(jobs) > 1:
-        with ThreadPoolExecutor(max_workers=n) as pool:
-            results = list(pool.map(run, jobs))
-    else:
-        results = [run(job) for job in jobs]
-    raws: list[np.ndarray] = [np.empty(0)] * len(refs)
-    for (_, idx), planes in zip(jobs, results, strict=True):
-        for i, plane in zip(idx, planes, strict=True):
-            if plane.shape != (refs[i].rows, refs[i].columns):
-                raise CorruptFileError(
-                    f"pixel array is {plane.shape}, header says {refs[i].rows}x{refs[i].columns}",
-                    path=refs[i].file.display,
-                )
-            raws[i] = plane
-    slopes = [r.slope for r in refs]
-    intercepts = [r.intercept for r in refs]
-    dtype = hu_dtype(raws, slopes, intercepts)
-    out = np.empty((len(refs), refs[0].rows, refs[0].columns), dtype=dtype)
-    for k, (ref, raw) in enumerate(zip(refs, raws, strict=True)):
-        if ref.slope == 1.0:
-            np.add(raw, ref.intercept, out=out[k], casting="unsafe")
+    integral = all(_integral(r.slope, r.intercept) for r in refs)
+    out = np.empty((len(refs), refs[0].rows, refs[0].columns), dtype=np.int16 if integral else np.float32)
+    with contextlib.ExitStack() as stack:
+        if n > 1 and len(jobs) > 1:
+            results: Iterator[list[np.ndarray]] = stack.enter_context(ThreadPoolExecutor(max_workers=n)).map(run, jobs)
         else:
-            out[k] = raw.astype(np.float64) * ref.slope + ref.intercept
-        pad = _padding_mask(ref, raw)
-        if pad is not None:
-            out[k][pad] = AIR_HU
+            results = map(run, jobs)
+        for (_, idx), planes in zip(jobs, results, strict=True):
+            for i, raw in zip(idx, planes, strict=True):
+                ref = refs[i]
+                if raw.shape != (ref.rows, ref.columns):
+                    raise CorruptFileError(
+                        f"pixel array is {raw.shape}, header says {ref.rows}x{ref.columns}", path=ref.file.display
+                    )
+                if out.dtype == np.int16 and not _fits_int16(raw, ref.slope, ref.intercept):
+                    out = out.astype(np.float32)  # exact: every int16 is a float32
+                if ref.slope == 1.0:
+                    np.add(raw, ref.intercept, out=out[i], casting="unsafe")
+                else:
+                    out[i] = raw.astype(np.float64) * ref.slope + ref.intercept
+                pad = _padding_mask(ref, raw)
+                if pad is not None:
+                    out[i][pad] = AIR_HU
+                if "PixelData" in ref.header:
+                    del ref.header.PixelData  # the stored bytes are in ``out`` now (headers live on in refs)
     return out
