@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from ctlens.io.files import fsync_dir  # re-exported: the cache's durable writes use it
+
 __all__ = [
     "CACHE_FORMAT",
     "TMP_PREFIX",
@@ -151,28 +153,6 @@ def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Flush the folder's entries (names created, renamed or removed in it) to the disk.
-
-    POSIX only: where a folder cannot be opened or fsynced (Windows, some network file systems) this
-    does nothing, as there the rename itself is the strongest guarantee on offer.
-
-    Example:
-        >>> import tempfile
-        >>> fsync_dir(Path(tempfile.mkdtemp()))
-    """
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # EINVAL / EBADF: this file system does not sync folders
     finally:
         os.close(fd)
 

@@ -24,6 +24,28 @@ MAX_DEFLATE_RATIO = 1100
 """Largest size ratio accepted for a gzip-compressed image: deflate cannot exceed about 1032:1 (zlib docs)."""
 
 
+def fsync_dir(folder: Path) -> None:
+    """Flush the folder's entries (names created, renamed or removed in it) to the disk.
+
+    POSIX only: where a folder cannot be opened or fsynced (Windows, some network file systems) this
+    does nothing, as there the rename itself is the strongest guarantee on offer.
+
+    Example:
+        >>> import tempfile
+        >>> fsync_dir(Path(tempfile.mkdtemp()))
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # EINVAL / EBADF: this file system does not sync folders
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write ``path`` to; move the result into place only if the block succeeds.
@@ -66,6 +88,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
                 os.fsync(fh.fileno())
         for item in written:
             os.replace(item, parent / item.name)
+        fsync_dir(parent)  # the new names are on disk too, not only the bytes
     except OSError as exc:
         raise CTLensError(
             f"cannot write: {exc.strerror or exc}", path=dest, hint="check free disk space and folder permissions"
