@@ -119,3 +119,18 @@ def test_streaming_memory_is_bounded(tmp_path: Path) -> None:
     in_memory = _growth(str(tmp_path / "dcm"), str(tmp_path / "m.ctz"), "--in-memory")
     assert in_memory > raw, f"the peer should hold the series: grew {in_memory / 1e6:.0f} MB for {raw / 1e6:.0f} MB"
     assert streamed < raw / 2, f"streaming grew by {streamed / 1e6:.0f} MB for {raw / 1e6:.0f} MB raw"
+
+
+def test_compress_refuses_non_integer_images_and_writes_nothing(tmp_path: Path) -> None:
+    import ctlens
+
+    values = np.full((3, 8, 8), 40.5, np.float32)
+    ctlens.save(ctlens.Volume(values, spacing=(2.0, 1.0, 1.0)), tmp_path / "frac.nii.gz")
+    result = CliRunner().invoke(app, ["compress", str(tmp_path / "frac.nii.gz"), str(tmp_path / "frac.ctz")])
+    assert result.exit_code != 0 and "integer samples" in " ".join(result.output.split())
+    assert not (tmp_path / "frac.ctz").exists()
+    whole = np.full((3, 8, 8), 40.0, np.float32)  # integer-valued floats are stored exactly
+    ctlens.save(ctlens.Volume(whole, spacing=(2.0, 1.0, 1.0)), tmp_path / "whole.nii.gz")
+    result = CliRunner().invoke(app, ["compress", str(tmp_path / "whole.nii.gz"), str(tmp_path / "whole.ctz")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "whole.ctz").stat().st_size > 0

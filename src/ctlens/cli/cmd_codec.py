@@ -58,11 +58,10 @@ def register(app: typer.Typer) -> None:
         ] = True,
     ) -> None:
         """Compress PATH into OUT (.ctz): bit-exact, or ROI-exact with --mode roi."""
-        import numpy as np
 
         from ctlens.codec.series import PROFILES, encode_slices, encode_volume
-        from ctlens.core.errors import UnsupportedFormatError
         from ctlens.io import load
+        from ctlens.io.dicom_pixels import exact_int16
 
         if mode not in ("lossless", "roi"):
             raise typer.BadParameter("--mode must be lossless or roi")
@@ -86,14 +85,9 @@ def register(app: typer.Typer) -> None:
         volume = load(path, series=sel, uneven=uneven) if is_series else load(path)
         arr = volume.array
         if arr.dtype.kind == "f":
-            rounded = np.round(arr)
-            if not np.array_equal(rounded, arr) or rounded.min() < -32768 or rounded.max() > 32767:
-                raise UnsupportedFormatError(
-                    f"the image holds non-integer values ({arr.dtype}); .ctz stores integer samples",
-                    path=path,
-                    hint="save it as NIfTI instead",
-                )
-            volume = volume.with_array(rounded.astype(np.int16))
+            volume = volume.with_array(
+                exact_int16(arr, path, ".ctz stores integer samples", "save it as NIfTI instead")
+            )
         stats = encode_volume(volume, out, **options)
         _report(out, stats, mode)
 

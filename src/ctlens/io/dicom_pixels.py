@@ -32,7 +32,7 @@ from pydicom.uid import (
     JPEG2000Lossless,
 )
 
-from ctlens.core.errors import CorruptFileError
+from ctlens.core.errors import CorruptFileError, UnsupportedFormatError
 from ctlens.io.dicom_headers import SliceRef
 from ctlens.io.j2k_plugin import PLUGIN_LABEL
 from ctlens.io.j2k_plugin import register as register_j2k_plugin
@@ -136,6 +136,23 @@ def hu_dtype(raws: list[np.ndarray], slopes: list[float], intercepts: list[float
     """
     ok = all(_integral(s, i) and _fits_int16(r, s, i) for r, s, i in zip(raws, slopes, intercepts, strict=True))
     return np.dtype(np.int16) if ok else np.dtype(np.float32)
+
+
+def exact_int16(values: np.ndarray, path: object, reason: str, hint: str) -> np.ndarray:
+    """``values`` as int16 when they are integers that fit, else :class:`UnsupportedFormatError` (``reason``).
+
+    Example:
+        >>> exact_int16(np.array([1.0, -2.0], np.float32), "scan.nii", "", "").dtype
+        dtype('int16')
+    """
+    if values.dtype == np.int16:
+        return values
+    rounded = np.round(values)
+    if not np.array_equal(rounded, values) or rounded.min() < -32768 or rounded.max() > 32767:
+        raise UnsupportedFormatError(
+            f"the image holds non-integer or out-of-range values ({values.dtype}); {reason}", path=path, hint=hint
+        )
+    return rounded.astype(np.int16)
 
 
 def decode_hu(refs: list[SliceRef], workers: int | None = None) -> np.ndarray:

@@ -35,16 +35,18 @@ from typing import Any
 
 import numpy as np
 
-from ctlens.core.errors import CTLensError, UnsupportedFormatError
+from ctlens.core.errors import CTLensError
 from ctlens.io.dicom_geometry import StackGeometry
 from ctlens.io.dicom_headers import SliceRef, _read_header
-from ctlens.io.dicom_pixels import decode_hu, default_workers
+from ctlens.io.dicom_pixels import decode_hu, default_workers, exact_int16
 from ctlens.io.dicom_reader import TiltPolicy, UnevenPolicy, _shift_plane, plan_series, resample_even_slices
 from ctlens.io.dicom_source import DicomSource, PathInput
 
 __all__ = ["DicomSliceStream", "iter_series_slices"]
 
 log = logging.getLogger("ctlens.io")
+
+_IN_MEMORY_HINT = "load the series in memory with ctlens.load and save it as NIfTI"
 
 
 def _fresh(ref: SliceRef) -> SliceRef:
@@ -66,19 +68,6 @@ def _chunks(refs: list[SliceRef]) -> list[list[int]]:
         else:
             runs.append([k])
     return runs
-
-
-def _as_int16(hu: np.ndarray, where: str) -> np.ndarray:
-    if hu.dtype == np.int16:
-        return hu
-    rounded = np.round(hu)
-    if not np.array_equal(rounded, hu) or rounded.min() < -32768 or rounded.max() > 32767:
-        raise UnsupportedFormatError(
-            f"the slice holds non-integer or out-of-range HU ({hu.dtype}); the slice stream yields int16",
-            path=where,
-            hint="load the series in memory with ctlens.load and save it as NIfTI",
-        )
-    return rounded.astype(np.int16)
 
 
 class DicomSliceStream:
@@ -138,7 +127,7 @@ class DicomSliceStream:
             if self._geom.tilted and (abs(shift[0]) >= 1e-6 or abs(shift[1]) >= 1e-6):
                 moved = _shift_plane(plane, shift)
                 plane = np.rint(moved).astype(plane.dtype) if np.issubdtype(plane.dtype, np.integer) else moved
-            out.append(_as_int16(plane, self._refs[k].file.display))
+            out.append(exact_int16(plane, self._refs[k].file.display, "the slice stream yields int16", _IN_MEMORY_HINT))
         return out
 
     def _sorted_slices(self) -> Iterator[np.ndarray]:
