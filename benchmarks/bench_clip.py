@@ -6,7 +6,7 @@ Peer: a **CT-CLIP-like whole-volume 3D ViT** built from MONAI's ``ViT`` (patch `
 16 x 14 x 14 = 3,136 tokens, width 512, depth 8, 8 heads, MLP 2,048; CT-CLIP's CTViT uses width 512 and
 8 transformer layers too, but factorises spatial / temporal attention), with a linear head to 512.
 
-Each measurement runs in a fresh process (spawn) so its peak RSS (``ru_maxrss``) is its own; all use
+Each measurement runs in a fresh process (spawn) so its peak RSS (``VmHWM``) is its own; all use
 ``--threads`` torch threads. Training step: batch 2, AdamW, contrastive loss against random text
 embeddings (ours: real MiniLM texts), with and without gradient checkpointing of the backbone.
 
@@ -24,13 +24,10 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import resource
 import time
 from typing import Any
 
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+from ctlens.core.memory import peak_rss_mb
 
 
 def _peer(shape: tuple[int, int, int]) -> Any:
@@ -107,7 +104,7 @@ def _job(kind: str, shape: tuple[int, int, int], threads: int, device_name: str,
     device = torch.device(device_name)
     model = (_ours("ckpt" in kind) if kind.startswith("ours") else _peer(shape)).to(device)
     vols = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, device=device)
-    base = _rss_mb()
+    base = peak_rss_mb()
     try:
         if device.type == "cuda":  # warm-up (kernels, cuDNN autotune), then a clean measurement
             _step(kind, model, vols, device)
@@ -121,7 +118,7 @@ def _job(kind: str, shape: tuple[int, int, int], threads: int, device_name: str,
         queue.put({"kind": kind, "seconds": float("nan"), "peak_mb": float("nan"), "error": "out of memory"})
         return
     seconds = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else _rss_mb()
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mb()
     queue.put({"kind": kind, "seconds": seconds, "peak_mb": peak, "model_mb": base, "dim": int(emb.shape[-1])})
 
 

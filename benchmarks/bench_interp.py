@@ -5,7 +5,7 @@ Input: the shared Lung-PET-CT-Dx B40f series (30 slices, 512x512), mirrored alon
 slices on 2 cores). Peers in the same run, on the same array: SimpleITK B-spline resampling
 (``sitk.ResampleImageFilter`` via ``ctlens.preprocess.resample(method="bspline")`` onto the same z
 positions) and ``scipy.ndimage.zoom(order=3)`` along z. Each method runs in its own subprocess, so
-peak memory (``ru_maxrss`` minus the RSS after loading) is its own. Threads: 2 (OpenCV, SimpleITK,
+peak memory (``VmHWM`` minus the RSS after loading) is its own. Threads: 2 (OpenCV, SimpleITK,
 torch, BLAS).
 
 Usage:
@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from ctlens.core.memory import peak_rss_mb
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
@@ -86,7 +87,7 @@ def run_one(method: str, data: Path, slices: int, smore_steps: int) -> dict:
         options = {"steps": smore_steps, "profile": "slab"} if method == "self_supervised" else {}
         out = interpolate(vol, factor=4, method=method, progress=False, **options).array
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     return {"method": method, "seconds": seconds, "peak_extra_mb": peak - base, "out_slices": int(out.shape[0])}
 
 
