@@ -23,6 +23,7 @@ import numpy as np
 
 from ctlens.core.errors import CTLensError, ServiceError
 from ctlens.core.volume import Volume
+from ctlens.io.files import file_versions
 
 
 def _attr(module: str, name: str, what: str) -> Any:
@@ -111,9 +112,8 @@ def checkpoint_identity(checkpoint: Path) -> dict[str, str | None]:
         {'model': 'no-such-checkpoint', 'fingerprint': None}
     """
     folder = Path(checkpoint)
-    try:
-        stats = tuple((st.st_size, st.st_mtime_ns) for st in ((folder / name).stat() for name in CHECKPOINT_FILES))
-    except OSError:
+    stats = file_versions(folder, CHECKPOINT_FILES)
+    if stats is None:
         return {"model": folder.name, "fingerprint": None}
     try:
         fingerprint: str | None = _content_digest(str(folder.resolve()), stats)

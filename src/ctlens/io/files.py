@@ -1,4 +1,4 @@
-"""File helpers shared by the readers and writers: atomic output and readability checks.
+"""File helpers shared by the readers and writers: atomic output, readability checks and file versions.
 
 Example:
     >>> import tempfile, pathlib
@@ -22,6 +22,26 @@ from ctlens.core.errors import CorruptFileError, CTLensError, InputNotFoundError
 
 MAX_DEFLATE_RATIO = 1100
 """Largest size ratio accepted for a gzip-compressed image: deflate cannot exceed about 1032:1 (zlib docs)."""
+
+
+def file_versions(folder: str | os.PathLike[str], names: tuple[str, ...]) -> tuple[tuple[int, int], ...] | None:
+    """``(size, mtime_ns)`` of each named file in ``folder``, or None if one is missing or unreadable.
+
+    A cheap version key for caches of things loaded from files (a checkpoint rewritten in place gets a new key)
+    that needs two ``stat`` calls and no read.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "a.json").write_text("{}")
+        >>> file_versions(folder, ("a.json",))[0][0], file_versions(folder, ("a.json", "b.bin"))
+        (2, None)
+    """
+    try:
+        stats = [(Path(folder) / name).stat() for name in names]
+    except OSError:
+        return None
+    return tuple((st.st_size, st.st_mtime_ns) for st in stats)
 
 
 def fsync_dir(folder: Path) -> None:

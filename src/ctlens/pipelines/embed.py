@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ctlens.core.volume import Volume
+from ctlens.io.files import file_versions
 
 __all__ = ["checkpoint_version", "embed_text", "embed_volume", "embed_volumes", "load_clip", "prepare_volume"]
 
@@ -66,11 +67,7 @@ def checkpoint_version(checkpoint: str | os.PathLike[str]) -> tuple[tuple[int, i
     folder = Path(checkpoint)
     if folder.is_file():  # the weights file names its folder
         folder = folder.parent
-    try:
-        stats = [(folder / name).stat() for name in (WEIGHTS_FILE, CONFIG_FILE)]
-    except OSError:
-        return None
-    return tuple((st.st_size, st.st_mtime_ns) for st in stats)
+    return file_versions(folder, (WEIGHTS_FILE, CONFIG_FILE))
 
 
 def load_clip(checkpoint: str | os.PathLike[str], device: str | None = None) -> Any:
