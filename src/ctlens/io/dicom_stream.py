@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import dataclasses
 import logging
 from collections.abc import Iterator
 from types import TracebackType
@@ -37,7 +36,7 @@ import numpy as np
 
 from ctlens.core.errors import CTLensError
 from ctlens.io.dicom_geometry import StackGeometry
-from ctlens.io.dicom_headers import SliceRef, _read_header
+from ctlens.io.dicom_headers import SliceRef
 from ctlens.io.dicom_pixels import decode_hu, default_workers, exact_int16
 from ctlens.io.dicom_reader import TiltPolicy, UnevenPolicy, _shift_plane, plan_series, resample_even_slices
 from ctlens.io.dicom_source import DicomSource, PathInput
@@ -47,16 +46,6 @@ __all__ = ["DicomSliceStream", "iter_series_slices"]
 log = logging.getLogger("ctlens.io")
 
 _IN_MEMORY_HINT = "load the series in memory with ctlens.load and save it as NIfTI"
-
-
-def _fresh(ref: SliceRef) -> SliceRef:
-    """``ref`` with a newly parsed header, so decoding caches the pixel bytes there, not in the kept header."""
-    header = _read_header(ref.file)
-    if isinstance(header, str):
-        from ctlens.core.errors import CorruptFileError
-
-        raise CorruptFileError(f"{header} (the file changed while streaming)", path=ref.file.display)
-    return dataclasses.replace(ref, header=header)
 
 
 def _chunks(refs: list[SliceRef]) -> list[list[int]]:
@@ -117,10 +106,7 @@ class DicomSliceStream:
 
     def _decode_run(self, run: list[int]) -> list[np.ndarray]:
         """Decode, convert to int16 and tilt-correct the slices ``run`` (all in one file), as ``read_dicom``."""
-        refs = [self._refs[k] for k in run]
-        if refs[0].frame is None:
-            refs = [_fresh(r) for r in refs]
-        hu = decode_hu(refs, workers=1)
+        hu = decode_hu([self._refs[k] for k in run], workers=1)  # drops each plane's bytes from its kept header
         out = []
         for k, plane in zip(run, hu, strict=True):
             shift = (self._geom.shift_column[k] / self._dy, self._geom.shift_row[k] / self._dx)
