@@ -118,3 +118,55 @@ def test_page_shows_job_progress_for_a_large_upload(browser, tmp_path):
         page.close()
     finally:
         srv.stop()
+
+
+def test_page_shows_zero_shot_scores_and_chat_sees_them(browser, tmp_path):
+    """With a CLIP checkpoint configured, the findings panel lists the 18 scores, highest first, as the API has them."""
+    import torch
+    from dicom_factory import write_ct_series
+    from live_server import service_settings, start_server
+
+    from ctlens.models.clip3d import build_model, load_config
+    from ctlens.models.clip3d.checkpoint import save_model_weights
+
+    torch.manual_seed(0)
+    checkpoint = save_model_weights(build_model(load_config("ctclip-tiny")), tmp_path / "tiny-clip")
+    write_ct_series(tmp_path / "series", n_slices=10, rows=32, cols=32, seed=3, kernel="B30f")
+    files = sorted(str(p) for p in (tmp_path / "series").iterdir())
+    srv = start_server(service_settings(tmp_path / "svc", clip_checkpoint=checkpoint))
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(srv.base_url + "/")
+        page.fill("#key", srv.key)
+        page.click("#login-btn")
+        page.wait_for_selector("#app:not(.hidden)")
+        page.set_input_files("#file-input", files)
+        page.wait_for_selector("#zero-shot summary", timeout=120_000)
+        summary = page.inner_text("#zero-shot summary")
+        page.click("#zero-shot summary")  # unfold
+        page.screenshot(path=str(tmp_path / "zero-shot.png"))
+        cells = page.eval_on_selector_all(
+            "#zero-shot .zs-row", "rows => rows.map(r => [r.cells[0].textContent, r.cells[2].textContent])"
+        )
+        shown = [(name, value) for name, value in cells]
+        assert "not a diagnosis" in page.inner_text("#zero-shot")
+
+        (study,) = srv.client().get("/api/studies").json()["studies"]
+        probs = srv.client().get(f"/api/studies/{study['id']}").json()["zero_shot"]["probabilities"]
+        expected = sorted(probs.items(), key=lambda kv: -kv[1])
+        assert len(shown) == len(probs) == 18
+        assert [name for name, _ in shown] == [name for name, _ in expected]
+        assert [float(v) for _, v in shown] == [round(p, 2) for _, p in expected]
+        assert "tiny-clip" in summary and expected[0][0] in summary
+
+        page.fill("#chat-input", "What do the model scores say?")
+        page.click("#chat-send")
+        page.wait_for_selector(".msg.assistant[data-state=done]", timeout=60_000)
+        answer = page.locator(".msg.assistant").last.inner_text()
+        assert "Zero-shot CLIP scores" in answer and expected[0][0] in answer  # the offline answer quotes its context
+        assert not errors, errors
+        page.close()
+    finally:
+        srv.stop()

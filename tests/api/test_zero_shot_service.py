@@ -194,3 +194,33 @@ print("torch" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_chat_sends_the_highest_zero_shot_scores_to_the_llm(checkpoint, tmp_path):
+    """Through the real Anthropic SDK to a fake server on loopback: the scores go out, labelled as model output."""
+    from fake_llm import start_fake
+    from pydantic import SecretStr
+
+    fake = start_fake("anthropic")
+    settings = service_settings(
+        tmp_path / "service",
+        clip_checkpoint=checkpoint,
+        anthropic_api_key=SecretStr("sk-ant-fake"),
+        anthropic_base_url=fake.base_url,
+    )
+    srv = start_server(settings)
+    try:
+        client = srv.client()
+        study = _upload(client, tmp_path / "a", seed=4)
+        top = max(study["zero_shot"]["probabilities"].items(), key=lambda kv: kv[1])
+        r = client.post(
+            "/api/chat",
+            data={"message": "What do the model scores say?", "study_id": study["id"], "provider": "anthropic"},
+        )
+        assert r.status_code == 200, r.text
+        sent = fake.requests[-1].body.decode()
+        assert "Zero-shot CLIP scores (tiny-clip; model output, not a diagnosis)" in sent
+        assert f"{top[0]} {top[1]:.2f}" in sent
+    finally:
+        srv.stop()
+        fake.stop()

@@ -94,6 +94,29 @@ def summarize_findings(findings: dict[str, Any] | None) -> str:
     return "\n".join(lines)[:MAX_CONTEXT_CHARS]
 
 
+def zero_shot_line(zero_shot: dict[str, Any] | None, top: int = 5) -> str:
+    """The highest zero-shot CLIP scores of a study as one line for the model, labelled as model output.
+
+    Example:
+        >>> zero_shot_line({"model": "ct-clip", "probabilities": {"Emphysema": 0.81, "Cardiomegaly": 0.2}}, top=1)
+        'Zero-shot CLIP scores (ct-clip; model output, not a diagnosis), highest 1 of 2: Emphysema 0.81'
+    """
+    probs = (zero_shot or {}).get("probabilities") or {}
+    if not probs:
+        return ""
+    best = sorted(probs.items(), key=lambda kv: -float(kv[1]))[:top]
+    scores = ", ".join(f"{name} {float(p):.2f}" for name, p in best)
+    model = zero_shot.get("model", "CLIP") if zero_shot else "CLIP"
+    label = f"Zero-shot CLIP scores ({model}; model output, not a diagnosis)"
+    return f"{label}, highest {len(best)} of {len(probs)}: {scores}"
+
+
+def findings_context(result: dict[str, Any]) -> str:
+    """The findings summary and the zero-shot line of a stored study result (either may be empty)."""
+    parts = [summarize_findings(result.get("findings")), zero_shot_line(result.get("zero_shot"))]
+    return "\n".join(part for part in parts if part)
+
+
 def study_context(art: Artifacts) -> str:
     """Acquisition facts (de-identified) and the findings summary of a stored study."""
     result = art.result
@@ -108,7 +131,7 @@ def study_context(art: Artifacts) -> str:
     analysis = result.get("analysis") or {}
     if analysis.get("status") != "done":
         facts.append(f"Automatic analysis: {analysis.get('status', 'unknown')} {analysis.get('reason', '')}".strip())
-    summary = summarize_findings(result.get("findings"))
+    summary = findings_context(result)
     return "\n".join(facts + ([summary] if summary else []))
 
 
@@ -173,8 +196,7 @@ def study_prompt(
     images = [ChatImage(data, label, media) for data, media, label in services.payload_images(payload)]
     # The payload's text already holds the question, the de-identified facts and the image legend.
     text = services.payload_text(payload) or question
-    summary = summarize_findings(art.result.get("findings"))
-    prompt = ChatPrompt(question=text, context=summary, images=images, history=history)
+    prompt = ChatPrompt(question=text, context=findings_context(art.result), images=images, history=history)
     return prompt, services.payload_token_estimate(payload), "payload"
 
 

@@ -172,7 +172,7 @@ function renderFindings(study) {
   const f = study.findings;
   head.textContent = f ? `Region: ${f.region} · ${(f.candidates || []).length} candidate(s)` : `Analysis ${a.status}: ${a.reason || ""}`;
   box.appendChild(head);
-  if (!f) return;
+  if (!f) { renderZeroShot(box, study.zero_shot); return; }
   const table = document.createElement("table");
   for (const [k, v] of Object.entries(f.measurements || {})) {
     if (typeof v !== "number") continue;
@@ -191,6 +191,39 @@ function renderFindings(study) {
   });
   box.appendChild(list);
   for (const w of f.warnings || []) { const p = document.createElement("p"); p.className = "muted"; p.textContent = "⚠ " + w; box.appendChild(p); }
+  renderZeroShot(box, study.zero_shot);
+}
+
+// Zero-shot CLIP scores (present when the service has a checkpoint): sorted, folded, labelled as model output.
+function renderZeroShot(box, zs) {
+  if (!zs) return;
+  const details = document.createElement("details");
+  details.id = "zero-shot";
+  const summary = document.createElement("summary");
+  const probs = Object.entries(zs.probabilities || {}).sort((a, b) => b[1] - a[1]);
+  summary.textContent = probs.length
+    ? `Zero-shot scores (${zs.model}): top ${probs[0][0]} ${probs[0][1].toFixed(2)}`
+    : `Zero-shot scores (${zs.model}): none`;
+  details.appendChild(summary);
+  const note = document.createElement("p");
+  note.className = "muted";
+  note.textContent = `${zs.note || "model output, not a diagnosis"}${zs.warning ? " · ⚠ " + zs.warning : ""}`;
+  details.appendChild(note);
+  const table = document.createElement("table");
+  for (const [name, p] of probs) {
+    const tr = document.createElement("tr");
+    tr.className = "zs-row";
+    cell(tr, name);
+    const td = document.createElement("td");
+    const meter = document.createElement("meter");
+    meter.min = 0; meter.max = 1; meter.value = p;
+    td.appendChild(meter);
+    tr.appendChild(td);
+    cell(tr, p.toFixed(2));
+    table.appendChild(tr);
+  }
+  details.appendChild(table);
+  box.appendChild(details);
 }
 
 // ---------------------------------------------------------------- upload
