@@ -31,6 +31,8 @@ def samples(tmp_path_factory):
         out[name] = folder / name
     truth = dicom_factory.write_ct_series(folder / "dcm", n_slices=3, rows=16, cols=16)
     out["dcm"] = truth.paths[0]
+    for name, implicit, little in (("raw-implicit", True, True), ("raw-big-endian", False, False)):
+        out[name] = dicom_factory.write_raw_dataset(truth.paths[0], folder / name, implicit=implicit, little=little)
     with zipfile.ZipFile(folder / "s.zip", "w") as z:
         for p in truth.paths:
             z.write(p, p.name)
@@ -46,6 +48,8 @@ EXPECTED = {
     "i.png": "png",
     "i.jpg": "jpeg",
     "dcm": "dicom",
+    "raw-implicit": "dicom",  # a bare dataset: no preamble, no DICM, no file meta
+    "raw-big-endian": "dicom",
     "zip": "zip",
 }
 
@@ -58,6 +62,11 @@ def test_sniff_real_files(samples, tmp_path):
     junk = tmp_path / "junk.nii.gz"
     junk.write_bytes(b"\x1f\x8b" + b"\0" * 100)  # gzip magic but no NIfTI inside
     assert sniff_file(junk) is None
+    rng = np.random.default_rng(0)
+    for start in (b"\x08\x00", b"\x02\x00", b"\x00\x08"):  # a raw dataset's first bytes, then noise
+        for _ in range(200):
+            junk.write_bytes(start + rng.integers(0, 256, 400, dtype=np.uint8).tobytes())
+            assert sniff_file(junk) is None
 
 
 @pytest.mark.anyio
@@ -71,7 +80,7 @@ async def test_every_format_uploads(samples, tmp_path, name):
         r = await client.post("/api/analyze", files={"files": ("anything", samples[name].read_bytes())})
         assert r.status_code == 200, r.text
         study = r.json()
-        expected_kind = "dicom" if name in ("dcm", "zip") else EXPECTED[name]
+        expected_kind = "dicom" if name in ("zip",) else EXPECTED[name]
         assert study["kind"] == expected_kind
         k = study["shape"][0] - 1
         png = await client.get(f"/api/studies/{study['id']}/slices/{k}.png")

@@ -761,6 +761,24 @@ def truncate(path: str | os.PathLike[str], keep_fraction: float) -> Path:
     return path
 
 
+def write_raw_dataset(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], *, implicit: bool, little: bool
+) -> Path:
+    """Re-write an uncompressed factory file as a raw dataset: no preamble, no ``DICM``, no file meta (ACR-NEMA style).
+
+    Big-endian output gets its pixel samples byte-swapped (pydicom writes stored pixel bytes as they are).
+    """
+    ds = pydicom.dcmread(src)
+    samples = ds.pixel_array
+    ds.preamble = None
+    del ds.file_meta
+    ds.PixelData = samples.astype(samples.dtype.newbyteorder("<" if little else ">")).tobytes()
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    pydicom.dcmwrite(dst, ds, implicit_vr=implicit, little_endian=little)
+    return dst
+
+
 # --------------------------------------------------------------------------- archives
 
 

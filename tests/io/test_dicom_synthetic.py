@@ -351,6 +351,21 @@ def test_files_without_extension(tmp_path: Path) -> None:
     np.testing.assert_allclose(one.origin, truth.ipps[2], atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("implicit", "little"), [(True, True), (False, True), (False, False)], ids=["implicit", "explicit", "big-endian"]
+)
+def test_raw_datasets_without_preamble(tmp_path: Path, implicit: bool, little: bool) -> None:
+    """Files that are a bare dataset (no preamble, no DICM, no file meta) read like their PS3.10 originals."""
+    truth = fac.write_ct_series(tmp_path / "series", signed=True, seed=7)
+    for path in truth.paths:
+        raw = fac.write_raw_dataset(path, tmp_path / "raw" / path.name, implicit=implicit, little=little)
+        assert raw.read_bytes()[128:132] != b"DICM" and raw.read_bytes()[:4] in (
+            b"\x08\x00\x05\x00",
+            b"\x00\x08\x00\x05",
+        )
+    assert_matches(load(tmp_path / "raw"), truth)
+
+
 def test_dicomdir_and_readme_are_ignored(tmp_path: Path) -> None:
     truth = fac.write_ct_series(tmp_path / "series", shuffle_names=True)
     fac.write_dicomdir_like(tmp_path / "DICOMDIR")

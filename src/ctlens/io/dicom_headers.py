@@ -20,14 +20,17 @@ from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from ctlens.io.dicom_source import CandidateFile
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 DEFER_BYTES = 64 * 1024
 """Values larger than this (pixel data) are read from the file only when decoded."""
+RAW_DATASET_STARTS = (b"\x08\x00", b"\x02\x00", b"\x00\x08", b"\x00\x02")
+"""First two bytes of a DICOM dataset stored without preamble: group 0008 or 0002, little or big endian."""
 _NON_IMAGE_HINTS = ("RTSTRUCT", "RTPLAN", "SR", "PR", "KO", "SEG", "REG")
 
 
@@ -66,14 +69,31 @@ def _read_header(candidate: CandidateFile) -> Dataset | str:
     except InvalidDicomError:
         with open(candidate.path, "rb") as fh:
             start = fh.read(4)
-        if start[:2] in (b"\x08\x00", b"\x02\x00"):  # a raw dataset without the 128-byte preamble
+        if start[:2] in RAW_DATASET_STARTS:  # a raw dataset without the 128-byte preamble
             try:
-                return pydicom.dcmread(candidate.path, defer_size=DEFER_BYTES, force=True)
+                return _with_transfer_syntax(pydicom.dcmread(candidate.path, defer_size=DEFER_BYTES, force=True))
             except Exception as exc:  # noqa: BLE001 - any parser failure means "not readable"
                 return f"unreadable DICOM header ({type(exc).__name__}: {exc})"
         return "not a DICOM file"
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt files raise many types
         return f"unreadable DICOM header ({type(exc).__name__}: {exc})"
+
+
+def _with_transfer_syntax(ds: Dataset) -> Dataset:
+    """A raw dataset (no preamble, often no file meta: ACR-NEMA era exports) gets the transfer syntax it was read in.
+
+    Its pixel data are then decoded as native little- or big-endian samples, like any uncompressed file.
+    """
+    if not str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "")):
+        implicit, little = ds.original_encoding
+        if implicit:
+            syntax = ImplicitVRLittleEndian
+        else:
+            syntax = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+        meta.TransferSyntaxUID = syntax
+        ds.file_meta = meta
+    return ds
 
 
 def _floats(value: Any, n: int) -> np.ndarray | None:

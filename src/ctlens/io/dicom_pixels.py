@@ -62,7 +62,8 @@ def _native_plane(ref: SliceRef) -> np.ndarray:
     if bits not in (8, 16, 32) or int(ds.get("SamplesPerPixel", 1)) != 1:
         return _decode_file(ref.file.path, ref.file.display, None)
     signed = int(ds.get("PixelRepresentation", 0)) == 1
-    dtype = np.dtype(f"{'i' if signed else 'u'}{bits // 8}").newbyteorder("<")
+    order = ">" if str(ds.file_meta.get("TransferSyntaxUID", "")) == ExplicitVRBigEndian else "<"
+    dtype = np.dtype(f"{'i' if signed else 'u'}{bits // 8}").newbyteorder(order)
     try:
         data = ds.PixelData
     except Exception as exc:  # noqa: BLE001 - a deferred read of a damaged file fails in many ways
@@ -172,7 +173,7 @@ def decode_hu(refs: list[SliceRef], workers: int | None = None) -> np.ndarray:
         first = refs[idx[0]]
         syntax = str(first.header.file_meta.get("TransferSyntaxUID", ""))
         plugin = _plugin_for(syntax)
-        if first.frame is None and syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+        if first.frame is None and syntax in NATIVE_SYNTAXES:
             return [_native_plane(first)]
         if first.frame is None:
             return [_decode_file(path, first.file.display, None, plugin)]
