@@ -44,13 +44,22 @@ import numpy as np
 from ctlens.core.errors import PayloadBudgetError
 from ctlens.core.volume import Volume
 from ctlens.llm import tokens as tk
-from ctlens.llm.legend import acquisition_facts, facts_line, orientation_line, plane_name, text_token_bound
+from ctlens.llm.legend import (
+    BLOCK_FRAMING,
+    acquisition_facts,
+    facts_line,
+    orientation_line,
+    plane_name,
+    text_token_bound,
+)
 from ctlens.llm.render import (
     BAND_PX,
     GUTTER_PX,
     TileDrawing,
+    cell_origin,
     draw_montage,
     encode_png,
+    montage_size,
     resize_pixels,
     window_image,
     window_label,
@@ -367,10 +376,17 @@ class _PlannedImage:
     factors: tuple[float, float]
 
 
+IMAGE_LINE_BYTES = 60
+"""Typical length of one image's legend line (``Image 3: lung window, 5 slices (#10-#14), 1.00 px/voxel.``)."""
+
+
 class _Planner:
     def __init__(self, provider: str, model: str, detail: str | None) -> None:
         self.provider, self.model, self.detail = provider, model, detail
         self.rule = tk.rule_for(provider, model)
+        self.patch_margin = 1 if self.rule.kind == "openai_patch" else 0  # billing may round one token up
+        # What one more image adds besides its pixels, as the text bound counts it: its legend line and block.
+        self.image_overhead = self.patch_margin + BLOCK_FRAMING + IMAGE_LINE_BYTES
         lim = tk.limits(provider, model)
         # The largest canvas worth planning: the provider's own resize limit (images beyond it are downscaled),
         # and never above the many-images dimension limit so the request stays valid whatever its image count.
@@ -379,15 +395,17 @@ class _Planner:
         cap = caps.get(self.rule.kind) or tk.GEMINI_LEVEL_CANVAS.get(level, 1536)
         self.max_canvas = min(cap, lim.max_dimension, lim.max_dimension_many_images or lim.max_dimension)
         self._cache: dict[tuple[int, int], list[_Grid]] = {}
+        self._tables: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
 
     def grids(self, cell: tuple[int, int]) -> list[_Grid]:
         if cell in self._cache:
             return self._cache[cell]
         out = []
         cw, ch = cell
-        for cols in range(1, max(1, self.max_canvas // cw) + 1):
-            for rows in range(1, max(1, self.max_canvas // ch) + 1):
-                w, h = GUTTER_PX + cols * cw, GUTTER_PX + rows * ch
+        reach = self.max_canvas + GUTTER_PX  # the last cell's gutter lies outside the canvas
+        for cols in range(1, max(1, reach // cw) + 1):
+            for rows in range(1, max(1, reach // ch) + 1):
+                w, h = montage_size((cols, rows), cell)
                 if w > self.max_canvas or h > self.max_canvas:
                     continue
                 try:
@@ -400,20 +418,35 @@ class _Planner:
         self._cache[cell] = out
         return out
 
+    def _front(self, cell: tuple[int, int]) -> list[_Grid]:
+        """The grids worth using: no other grid holds as many cells or more for as few tokens or fewer."""
+        front: list[_Grid] = []
+        for g in sorted(self.grids(cell), key=lambda g: (-g.cells, g.tokens, g.width * g.height)):
+            if not front or g.tokens < front[-1].tokens:
+                front.append(g)
+        return front
+
     def pack(self, n: int, cell: tuple[int, int]) -> list[_Grid]:
-        """Images (grids) holding ``n`` cells, cheapest first choice per image; [] when a cell fits no image."""
-        grids = self.grids(cell)
-        if not grids or n <= 0:
+        """Images (grids) holding ``n`` cells for the fewest tokens (then the fewest images), largest first.
+
+        Tokens are the images' own plus :attr:`image_overhead` each (its legend line and content block in the text
+        bound). An exact minimum over any mix of grid sizes (a dynamic programme on the cell count, kept per cell
+        size), so the last, partly filled image is chosen together with the others. [] when a cell fits no image.
+        """
+        front = self._front(cell)
+        if not front or n <= 0:
             return []
-        best_rate = max(grids, key=lambda g: (g.cells / g.tokens, g.cells))
+        table = self._tables.setdefault(cell, [(0, 0, -1)])  # per count: (tokens, images, grid to add last)
+        while len(table) <= n:
+            m = len(table)
+            table.append(min((table[max(0, m - g.cells)][0] + g.tokens + self.image_overhead,
+                              table[max(0, m - g.cells)][1] + 1, i) for i, g in enumerate(front)))  # fmt: skip
         out = []
-        left = n
-        while left > 0:
-            holding = [g for g in grids if g.cells >= left]
-            g = min(holding, key=lambda g: (g.tokens, g.width * g.height)) if holding else best_rate
+        while n > 0:
+            g = front[table[n][2]]
             out.append(g)
-            left -= g.cells
-        return out
+            n -= g.cells
+        return sorted(out, key=lambda g: -g.cells)  # full images first: only the last one may have empty cells
 
     def cost(self, n: int, cell: tuple[int, int]) -> float:
         grids = self.pack(n, cell)
@@ -578,8 +611,8 @@ def _render(volume: Volume, planned: _PlannedImage, planner: _Planner, advance: 
         tag = {"lung": "L", "mediastinum": "M", "bone": "B", "rgb": "RGB"}.get(window, window[:3])
         px_per_mm = tile_hw[1] / (region_hw[1] * volume.spacing[2])
         drawings.append(TileDrawing(pix, f"#{k} z{z:+.0f}mm {tag}", px_per_mm))
-        cx = GUTTER_PX + (i % g.cols) * planned.cell[0]
-        cy = GUTTER_PX + (i // g.cols) * planned.cell[1] + BAND_PX
+        cx, cy = cell_origin(i, g.cols, planned.cell)
+        cy += BAND_PX
         scale = min(tile_hw[0] / region_hw[0], tile_hw[1] / region_hw[1])
         box = (cx, cy, cx + tile_hw[1], cy + tile_hw[0])
         records.append(Tile(k, round(z, 3), window, reg, round(scale, 4), box, planned.kind))
@@ -733,7 +766,7 @@ def build_payload(
     plane = plane_name(volume)
     spacing_yx = (volume.spacing[1], volume.spacing[2])
     lim = tk.limits(provider, model)
-    patch_margin = 1 if planner.rule.kind == "openai_patch" else 0  # billing may round one token up
+    patch_margin = planner.patch_margin
 
     with _progress(progress, shape[0]) as bar:
         stats = scan_slices(volume.array, advance=bar.advance)

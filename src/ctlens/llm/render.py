@@ -24,12 +24,21 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ctlens.preprocess.windows import WINDOWS, to_display_uint8, window_limits
 
-__all__ = ["BAND_PX", "GUTTER_PX", "TileDrawing", "draw_montage", "encode_png", "window_image"]
+__all__ = [
+    "BAND_PX",
+    "GUTTER_PX",
+    "TileDrawing",
+    "cell_origin",
+    "draw_montage",
+    "encode_png",
+    "montage_size",
+    "window_image",
+]
 
 BAND_PX = 14
 """Height of the label band above each tile."""
 GUTTER_PX = 2
-"""Gap between cells and around the grid."""
+"""Gap between neighbouring cells (none around the grid: a 512 px tile fills a 512 px image, one cost step)."""
 RGB_WINDOWS = ("lung", "mediastinum", "bone")
 """Windows packed into the red, green and blue channels when ``rgb`` is asked for."""
 
@@ -79,6 +88,26 @@ def _scale_bar_mm(px_per_mm: float, room_px: int) -> int:
     return 0
 
 
+def montage_size(grid: tuple[int, int], cell_size: tuple[int, int]) -> tuple[int, int]:
+    """Smallest canvas ``(W, H)`` for ``grid`` ``(cols, rows)`` cells of ``cell_size`` (each cell ends in a gutter).
+
+    Example:
+        >>> montage_size((1, 5), (512 + GUTTER_PX, 384 + BAND_PX + GUTTER_PX))
+        (512, 1998)
+    """
+    return grid[0] * cell_size[0] - GUTTER_PX, grid[1] * cell_size[1] - GUTTER_PX
+
+
+def cell_origin(index: int, cols: int, cell_size: tuple[int, int]) -> tuple[int, int]:
+    """Top-left pixel ``(x, y)`` of cell ``index`` (row by row) in a montage of ``cols`` columns; its band starts here.
+
+    Example:
+        >>> cell_origin(4, 3, (100, 50))
+        (100, 50)
+    """
+    return (index % cols) * cell_size[0], (index // cols) * cell_size[1]
+
+
 def draw_montage(
     tiles: Sequence[TileDrawing],
     *,
@@ -95,8 +124,7 @@ def draw_montage(
     cols, _ = grid
     font = _font()
     for i, tile in enumerate(tiles):
-        x0 = GUTTER_PX + (i % cols) * cell_size[0]
-        y0 = GUTTER_PX + (i // cols) * cell_size[1]
+        x0, y0 = cell_origin(i, cols, cell_size)
         pix = tile.pixels
         if rgb and pix.ndim == 2:
             pix = np.repeat(pix[..., None], 3, axis=-1)
