@@ -215,6 +215,31 @@ def test_pixel_data_unchanged(ct_file: Path, tmp_path: Path) -> None:
     assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
 
 
+@pytest.mark.parametrize(
+    ("implicit", "little"), [(True, True), (False, True), (False, False)], ids=["implicit", "explicit", "big-endian"]
+)
+def test_bare_data_set_becomes_a_clean_ps310_file(ct_file: Path, tmp_path: Path, implicit: bool, little: bool) -> None:
+    """A file without preamble, DICM or file meta (ACR-NEMA style) is de-identified and written as PS3.10."""
+    import dicom_factory
+
+    bare = dicom_factory.write_raw_dataset(ct_file, tmp_path / "bare" / "ct1", implicit=implicit, little=little)
+    assert bare.read_bytes()[128:132] != b"DICM" and all(s.encode() in bare.read_bytes() for s in PHI[:3])
+    out = tmp_path / "out" / "ct1.dcm"
+    deidentify_file(bare, out, salt="pepper")
+    raw = out.read_bytes()
+    assert raw[128:132] == b"DICM" and [s for s in PHI if s.encode() in raw] == []
+    ds = pydicom.dcmread(out)
+    assert ds.PatientName == "" and ds.PatientIdentityRemoved == "YES"
+    assert ds.file_meta.MediaStorageSOPClassUID == CTImageStorage
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID != pydicom.dcmread(ct_file).SOPInstanceUID
+    np.testing.assert_array_equal(ds.pixel_array, _pixels())
+    truncated = tmp_path / "bare" / "cut"
+    truncated.write_bytes(bare.read_bytes()[:-10])
+    with pytest.raises(CorruptFileError, match="cut"):
+        deidentify_file(truncated, tmp_path / "out" / "cut.dcm")
+    assert not (tmp_path / "out" / "cut.dcm").exists()
+
+
 def test_uids_replaced_consistently_across_files(tmp_path: Path) -> None:
     a = make_ct(tmp_path / "in" / "a.dcm", "1.2.826.0.1.3680043.8.498.1001", instance=1)
     b = make_ct(tmp_path / "in" / "b.dcm", "1.2.826.0.1.3680043.8.498.1002", instance=2)

@@ -36,6 +36,8 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
 from ctlens.core.errors import CorruptFileError, CTLensError, InputNotFoundError, UnsupportedFormatError
+from ctlens.io.dicom_headers import with_file_meta
+from ctlens.io.dicom_magic import HEAD_BYTES, is_raw_dataset, looks_like_dicom
 
 __all__ = [
     "FORBIDDEN_META_KEYS",
@@ -594,14 +596,12 @@ def deidentify_dataset(ds: Dataset, *, salt: str = "") -> DeidReport:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _looks_like_dicom(path: Path) -> bool:
-    """True when ``path`` has the 128-byte preamble followed by ``DICM`` (PS3.10 file format)."""
+def _head(path: Path) -> bytes:
     try:
         with path.open("rb") as fh:
-            head = fh.read(132)
+            return fh.read(HEAD_BYTES)
     except OSError:
-        return False
-    return len(head) == 132 and head[128:] == b"DICM"
+        return b""
 
 
 def _expected_native_pixel_bytes(ds: Dataset) -> int | None:
@@ -624,16 +624,20 @@ def _read(src: Path) -> Dataset:
     if src.stat().st_size == 0:
         raise CorruptFileError("file is empty (0 bytes)", path=src, hint="re-export or copy the file again")
     try:
-        ds = pydicom.dcmread(src, force=False)
+        ds = pydicom.dcmread(src, force=is_raw_dataset(_head(src)))  # a bare data set: no preamble, no DICM
     except InvalidDicomError as exc:
         raise CorruptFileError(
-            f"not a DICOM file ({exc})", path=src, hint="only DICOM PS3.10 files with a 'DICM' header can be read"
+            f"not a DICOM file ({exc})",
+            path=src,
+            hint="DICOM PS3.10 files (with a 'DICM' header) and bare DICOM data sets can be read",
         ) from exc
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, NotImplementedError) as exc:
         raise CorruptFileError(
             f"cannot parse the DICOM file ({type(exc).__name__}: {exc})", path=src, hint="the file may be truncated"
         ) from exc
     hint = "the file is truncated or damaged; copy or re-export it"
+    if not getattr(ds, "preamble", None) and "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
+        ds = with_file_meta(ds)  # written back as a PS3.10 file, with file meta from its own encoding and UIDs
     if "TransferSyntaxUID" not in ds.file_meta:
         raise CorruptFileError("file meta information is incomplete (no TransferSyntaxUID)", path=src, hint=hint)
     if len(ds) == 0:
@@ -783,7 +787,7 @@ def deidentify_path(src: Path, dst: Path, *, salt: str = "") -> list[DeidReport]
         if path.is_symlink():
             logger.warning("%s: skipped (symbolic link)", path)
             continue
-        if not _looks_like_dicom(path):
+        if not looks_like_dicom(_head(path)):
             logger.warning("%s: skipped (not a DICOM file)", path)
             continue
         try:

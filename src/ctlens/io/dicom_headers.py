@@ -24,13 +24,12 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from ctlens.io.dicom_magic import HEAD_BYTES, is_raw_dataset
 from ctlens.io.dicom_source import CandidateFile
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 DEFER_BYTES = 64 * 1024
 """Values larger than this (pixel data) are read from the file only when decoded."""
-RAW_DATASET_STARTS = (b"\x08\x00", b"\x02\x00", b"\x00\x08", b"\x00\x02")
-"""First two bytes of a DICOM dataset stored without preamble: group 0008 or 0002, little or big endian."""
 _NON_IMAGE_HINTS = ("RTSTRUCT", "RTPLAN", "SR", "PR", "KO", "SEG", "REG")
 
 
@@ -68,10 +67,10 @@ def _read_header(candidate: CandidateFile) -> Dataset | str:
         return pydicom.dcmread(candidate.path, defer_size=DEFER_BYTES)
     except InvalidDicomError:
         with open(candidate.path, "rb") as fh:
-            start = fh.read(4)
-        if start[:2] in RAW_DATASET_STARTS:  # a raw dataset without the 128-byte preamble
+            head = fh.read(HEAD_BYTES)
+        if is_raw_dataset(head):  # a bare data set without the 128-byte preamble and DICM
             try:
-                return _with_transfer_syntax(pydicom.dcmread(candidate.path, defer_size=DEFER_BYTES, force=True))
+                return with_file_meta(pydicom.dcmread(candidate.path, defer_size=DEFER_BYTES, force=True))
             except Exception as exc:  # noqa: BLE001 - any parser failure means "not readable"
                 return f"unreadable DICOM header ({type(exc).__name__}: {exc})"
         return "not a DICOM file"
@@ -79,20 +78,23 @@ def _read_header(candidate: CandidateFile) -> Dataset | str:
         return f"unreadable DICOM header ({type(exc).__name__}: {exc})"
 
 
-def _with_transfer_syntax(ds: Dataset) -> Dataset:
-    """A raw dataset (no preamble, often no file meta: ACR-NEMA era exports) gets the transfer syntax it was read in.
+def with_file_meta(ds: Dataset) -> Dataset:
+    """Give a bare data set (no preamble, often no file meta) the file meta of a PS3.10 file, in place.
 
-    Its pixel data are then decoded as native little- or big-endian samples, like any uncompressed file.
+    Transfer syntax: the encoding it was read in (pixel data are then native little- or big-endian samples);
+    media storage SOP class and instance: the data set's own. Fields already present are kept.
     """
-    if not str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "")):
+    meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+    if not str(meta.get("TransferSyntaxUID", "")):
         implicit, little = ds.original_encoding
         if implicit:
-            syntax = ImplicitVRLittleEndian
+            meta.TransferSyntaxUID = ImplicitVRLittleEndian
         else:
-            syntax = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
-        meta = getattr(ds, "file_meta", None) or FileMetaDataset()
-        meta.TransferSyntaxUID = syntax
-        ds.file_meta = meta
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    for meta_key, key in (("MediaStorageSOPClassUID", "SOPClassUID"), ("MediaStorageSOPInstanceUID", "SOPInstanceUID")):
+        if meta_key not in meta and key in ds:
+            setattr(meta, meta_key, ds[key].value)
+    ds.file_meta = meta
     return ds
 
 
