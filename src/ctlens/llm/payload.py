@@ -437,10 +437,12 @@ class _Planner:
         if not front or n <= 0:
             return []
         table = self._tables.setdefault(cell, [(0, 0, -1)])  # per count: (tokens, images, grid to add last)
-        while len(table) <= n:
-            m = len(table)
-            table.append(min((table[max(0, m - g.cells)][0] + g.tokens + self.image_overhead,
-                              table[max(0, m - g.cells)][1] + 1, i) for i, g in enumerate(front)))  # fmt: skip
+        for m in range(len(table), n + 1):  # cheapest cover of m cells = one grid + the cheapest cover of the rest
+            options = []
+            for i, g in enumerate(front):
+                tokens, images, _ = table[max(0, m - g.cells)]
+                options.append((tokens + g.tokens + self.image_overhead, images + 1, i))
+            table.append(min(options))
         out = []
         while n > 0:
             g = front[table[n][2]]
