@@ -57,3 +57,13 @@ def pixel_bomb_png(width: int = 30000, height: int = 30000) -> bytes:
 def truncated_dicom() -> bytes:
     """The DICOM preamble and magic, then garbage: sniffed as DICOM, refused by the reader."""
     return b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00garbage" * 10
+
+
+def bare_data_set_then_garbage() -> bytes:
+    """Three valid implicit-VR elements (a bare data set, no preamble), then a length that runs off the end."""
+
+    def element(group: int, elem: int, value: bytes) -> bytes:
+        return struct.pack("<HHI", group, elem, len(value)) + value
+
+    head = element(8, 0x16, b"1.2.840.10008.5.1.4.1.1.2\0") + element(8, 0x18, b"1.2.3.4\0") + element(8, 0x60, b"CT")
+    return head + struct.pack("<HHI", 0x28, 0x10, 0x7FFFFFF0) + b"\x01" * 64

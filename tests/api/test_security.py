@@ -28,6 +28,7 @@ HOSTILE = {
     "wrong magic": ("scan.dcm", b"this is a text file, not DICOM" * 50, 415),
     "pixel bomb": ("x.png", hostile.pixel_bomb_png(), (413, 422)),
     "fake DICOM": ("x.dcm", hostile.truncated_dicom(), 422),
+    "bare data set, then garbage": ("x", hostile.bare_data_set_then_garbage(), 422),
 }
 
 
