@@ -84,6 +84,8 @@ def test_page_login_upload_scroll_heatmap_chat(server, browser, tmp_path):
     answer = page.locator(".msg.assistant").last.inner_text()
     assert "offline" in answer and "Candidates" in answer or "analysis" in answer
     assert "tokens" in page.inner_text("#chat-usage")
+    overflow = page.eval_on_selector(".msg.assistant:last-child", "m => m.scrollWidth - m.clientWidth")
+    assert overflow <= 0, f"the answer runs {overflow} px past its box"  # long lines wrap
     page.screenshot(path=str(tmp_path / "4-chat.png"))
     assert not errors, errors
     assert all(

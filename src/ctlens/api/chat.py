@@ -39,9 +39,26 @@ _SKIP_KEYS = (
 )
 
 
+def clip_text(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary, with an ellipsis when cut.
+
+    Example:
+        >>> clip_text("lungs: threshold + airway tracing", 20)
+        'lungs: threshold +…'
+    """
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + "…"
+
+
 def _scalar(value: Any) -> str | None:
-    if isinstance(value, bool | int | str):
-        return str(value)[:80]
+    if isinstance(value, bool | int):
+        return str(value)
+    if isinstance(value, str):
+        return clip_text(value, 240)
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, list | tuple) and len(value) <= 6 and all(isinstance(v, int | float) for v in value):
@@ -88,7 +105,7 @@ def summarize_findings(findings: dict[str, Any] | None) -> str:
             if flat:
                 lines.append(f"{key.replace('_', ' ').capitalize()}: {flat}")
         elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            lines.append(f"{key.replace('_', ' ').capitalize()}: {'; '.join(v[:200] for v in value[:8])}")
+            lines.append(f"{key.replace('_', ' ').capitalize()}: {'; '.join(clip_text(v, 200) for v in value[:8])}")
         elif (s := _scalar(value)) is not None:
             lines.append(f"{key.replace('_', ' ').capitalize()}: {s}")
     return "\n".join(lines)[:MAX_CONTEXT_CHARS]
