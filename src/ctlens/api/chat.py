@@ -129,7 +129,14 @@ def zero_shot_line(zero_shot: dict[str, Any] | None, top: int = 5) -> str:
 
 
 def findings_context(result: dict[str, Any]) -> str:
-    """The findings summary and the zero-shot line of a stored study result (either may be empty)."""
+    """The findings summary and the zero-shot line of a stored study result (either may be empty).
+
+    Example:
+        >>> result = {"findings": {"region": "chest"}, "zero_shot": {"model": "m", "probabilities": {"Emphysema": 0.7}}}
+        >>> print(findings_context(result))
+        Region: chest
+        Zero-shot CLIP scores (m; model output, not a diagnosis), highest 1 of 1: Emphysema 0.70
+    """
     parts = [summarize_findings(result.get("findings")), zero_shot_line(result.get("zero_shot"))]
     return "\n".join(part for part in parts if part)
 

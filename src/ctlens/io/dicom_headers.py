@@ -83,6 +83,14 @@ def with_file_meta(ds: Dataset) -> Dataset:
 
     Transfer syntax: the encoding it was read in (pixel data are then native little- or big-endian samples);
     media storage SOP class and instance: the data set's own. Fields already present are kept.
+
+    Example:
+        >>> import io
+        >>> bare = Dataset(); bare.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"; bare.SOPInstanceUID = "1.2.3"
+        >>> buf = io.BytesIO(); pydicom.dcmwrite(buf, bare, implicit_vr=True, little_endian=True)
+        >>> meta = with_file_meta(pydicom.dcmread(io.BytesIO(buf.getvalue()), force=True)).file_meta
+        >>> meta.TransferSyntaxUID.name, meta.MediaStorageSOPInstanceUID
+        ('Implicit VR Little Endian', '1.2.3')
     """
     meta = getattr(ds, "file_meta", None) or FileMetaDataset()
     if not str(meta.get("TransferSyntaxUID", "")):
