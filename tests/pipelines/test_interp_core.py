@@ -141,3 +141,16 @@ def test_ldm_needs_a_readable_checkpoint(tmp_path) -> None:  # noqa: ANN001
         interpolate(_volume(), factor=2, method="ldm", progress=False)
     with pytest.raises(InterpolationError, match="checkpoint not found"):
         interpolate(_volume(), factor=2, method="ldm", checkpoint=tmp_path, progress=False)
+
+
+def test_self_supervised_loss_choice() -> None:
+    """L2 (default) and L1 train different networks from the same seed; anything else is refused."""
+    thin = _moving_blobs(9, 1.5)
+    thick, positions = thin[::2], np.arange(9) / 2
+    l2 = interpolate_array(thick, positions, "self_supervised", factor=2, steps=20, progress=False)
+    l1 = interpolate_array(thick, positions, "self_supervised", factor=2, steps=20, loss="l1", progress=False)
+    default = interpolate_array(thick, positions, "self_supervised", factor=2, steps=20, loss="l2", progress=False)
+    np.testing.assert_array_equal(l2, default)
+    assert np.abs(l2 - l1).max() > 1e-3
+    with pytest.raises(ValueError, match="loss"):
+        interpolate_array(thick, positions, "self_supervised", factor=2, steps=1, loss="huber", progress=False)

@@ -51,7 +51,7 @@ def interpolate_array(
 
     ``factor`` (output slices per input slice) is needed by ``self_supervised`` and ``ldm`` only.
     ``options`` go to the method: ``algorithm`` (flow: ``dis`` | ``farneback``); ``profile``,
-    ``steps``, ``seed`` (self_supervised); ``checkpoint``, ``sampler``, ``sampling_steps`` (ldm).
+    ``steps``, ``seed``, ``loss`` (self_supervised); ``checkpoint``, ``sampler``, ``sampling_steps`` (ldm).
 
     Example:
         >>> import numpy as np

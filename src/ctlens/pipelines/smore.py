@@ -14,8 +14,11 @@ Here:
    with the cubic B-spline baseline -> input; the original slice -> target;
 3. a small residual CNN (``layers`` 3x3 convolutions, ``channels`` wide, last layer zero-initialised so
    the untrained method is exactly cubic) learns ``target - input`` on random flipped patches of pairs
-   made at ``phases`` sampling offsets per slice (L1, Adam with cosine decay), ``steps`` steps with a
-   progress bar;
+   made at ``phases`` sampling offsets per slice (mean squared error, Adam with cosine decay), ``steps``
+   steps with a progress bar. The loss is L2, not SMORE's L1: the residual to learn is aliasing whose sign
+   varies from patch to patch, and L1 learns its conditional median (about zero here) where L2 learns its
+   mean. Measured on the shared CTs (docs/interpolation.md), L2 gains +0.3 to +1.3 dB over L1 in every
+   setting (slab x4: +0.88 -> +1.60 dB over cubic); ``loss="l1"`` keeps the old behaviour;
 4. inference: cubic baseline through-plane, then the network on every plane that contains the slice
    axis and a trained in-plane axis (coronal / sagittal), averaged over the planes used; with
    ``profile="drop"`` the known slices are copied back unchanged.
@@ -45,7 +48,7 @@ from ctlens.pipelines.interp_grid import output_positions
 from ctlens.pipelines.interp_metrics import HU_RANGE
 from ctlens.pipelines.interp_progress import progress_iter
 
-__all__ = ["build_smore_net", "interpolate_smore", "smore_training_pairs"]
+__all__ = ["LOSSES", "build_smore_net", "interpolate_smore", "smore_training_pairs"]
 
 _LOW, _HIGH = HU_RANGE
 _SCALE = _HIGH - _LOW
@@ -119,8 +122,12 @@ def _normalise(x):  # noqa: ANN001, ANN202 - torch tensors; unit values -> rough
     return (x - _CENTRE) / _SPREAD
 
 
-def _train(net, pairs, *, steps, patch, batch, lr, rng, progress):  # noqa: ANN001, ANN202
+LOSSES = ("l2", "l1")
+
+
+def _train(net, pairs, *, steps, patch, batch, lr, rng, progress, loss="l2"):  # noqa: ANN001, ANN202
     torch = require("torch", extra="ml")
+    criterion = torch.nn.functional.mse_loss if loss == "l2" else torch.nn.functional.l1_loss
     optimiser = torch.optim.Adam(net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, steps))
     ph = min(patch, *(p[0].shape[0] for p in pairs))
@@ -142,9 +149,9 @@ def _train(net, pairs, *, steps, patch, batch, lr, rng, progress):  # noqa: ANN0
         x = torch.from_numpy(np.ascontiguousarray(np.stack(xs)[:, None]))
         y = torch.from_numpy(np.ascontiguousarray(np.stack(ys)[:, None]))
         residual = net(_normalise(x)) * _SPREAD
-        loss = torch.nn.functional.l1_loss(x + residual, y)
+        error = criterion(x + residual, y)
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        error.backward()
         optimiser.step()
         schedule.step()
     net.eval()
@@ -166,9 +173,12 @@ def interpolate_smore(
     phases: int = 4,
     max_slices: int = 48,
     seed: int = 0,
+    loss: str = "l2",
     progress: bool = True,
 ) -> np.ndarray:
     """Train on the scan's in-plane axes, then interpolate ``array`` (HU) at ``positions``; float32 HU.
+
+    ``loss``: ``"l2"`` (default, mean squared error) or ``"l1"`` (SMORE's choice); see the module docstring.
 
     Example:
         >>> import numpy as np
@@ -177,6 +187,8 @@ def interpolate_smore(
         (3, 16, 16)
     """
     torch = require("torch", extra="ml")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     ifactor = max(2, int(round(factor)))
     axes = _fine_axes(spacing)
     unit = _unit(array)
@@ -185,7 +197,7 @@ def interpolate_smore(
     rng = np.random.default_rng(seed)
     net = build_smore_net(channels, layers)
     if pairs and steps > 0:
-        _train(net, pairs, steps=steps, patch=patch, batch=batch, lr=lr, rng=rng, progress=progress)
+        _train(net, pairs, steps=steps, patch=patch, batch=batch, lr=lr, rng=rng, progress=progress, loss=loss)
     base_hu = interpolate_classic(array, positions, "cubic", progress=progress)
     base = _unit(base_hu)
     correction = np.zeros_like(base)
