@@ -178,8 +178,16 @@ def save_ctz(volume: Volume, path: Path) -> None:
 def payload_findings(findings: dict[str, Any] | None, limit: int = 5) -> list[dict[str, Any]]:
     """Analysis candidates in the payload builder's terms.
 
-    ``ctlens.analysis`` writes ``bbox = (z0, y0, x0, z1, y1, x1)`` with inclusive ends; ``ctlens.llm.payload``
-    reads half-open ``z0, z1, y0, y1, x0, x1`` fields, so the boxes are converted here, explicitly.
+    Boxes stay in the analysis convention (``bbox = (z0, y0, x0, z1, y1, x1)``, inclusive, with the candidate's
+    ``slice_range``): ``ctlens.llm.payload`` recognises that pair and converts it to its half-open boxes, in one
+    place.
+
+    Example:
+        >>> from ctlens.llm.payload import candidate_boxes
+        >>> mass = {"kind": "mass", "diameter_mm": 46.2, "bbox": [12, 250, 105, 20, 344, 234], "slice_range": [12, 20]}
+        >>> items = payload_findings({"candidates": [mass]})
+        >>> items[0]["label"], candidate_boxes(items, (30, 512, 512))
+        ('candidate 1 (mass, 46 mm)', [(12, 21, 250, 345, 105, 235)])
     """
     out = []
     for i, cand in enumerate((findings or {}).get("candidates") or []):
@@ -193,8 +201,8 @@ def payload_findings(findings: dict[str, Any] | None, limit: int = 5) -> list[di
             "score": float(cand.get("score", 0.0)),
         }
         if isinstance(box, list | tuple) and len(box) == 6:
-            z0, y0, x0, z1, y1, x1 = (int(v) for v in box)
-            item.update(z0=z0, z1=z1 + 1, y0=y0, y1=y1 + 1, x0=x0, x1=x1 + 1)
+            slices = cand.get("slice_range") or (box[0], box[3])
+            item.update(bbox=[int(v) for v in box], slice_range=[int(v) for v in slices])
         out.append(item)
     return out
 
