@@ -13,7 +13,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from ctlens.io.dicom_magic import HEAD_BYTES, looks_like_dicom
+from ctlens.io.dicom_magic import looks_like_dicom, read_head
 
 SUFFIX = {
     "dicom": ".dcm",
@@ -72,8 +72,7 @@ def sniff(head: bytes) -> str | None:
 
 def sniff_file(path: Path) -> str | None:
     """:func:`sniff` on the first bytes of ``path``."""
-    with open(path, "rb") as f:
-        return sniff(f.read(HEAD_BYTES))
+    return sniff(read_head(path))
 
 
 def gunzipped_size(path: Path, limit: int) -> int | None:

@@ -18,8 +18,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ctlens.api.sniff import HEAD_BYTES, SUFFIX, gunzipped_size, sniff, sniff_file
+from ctlens.api.sniff import SUFFIX, gunzipped_size, sniff, sniff_file
 from ctlens.core.errors import CTLensError, ServiceError, UnsafeArchiveError
+from ctlens.io.dicom_magic import HEAD_BYTES
 
 CHUNK = 1 << 20
 VOLUME_KINDS = ("nifti", "nifti_gz", "nrrd", "mha")

@@ -37,7 +37,7 @@ from pydicom.tag import BaseTag
 
 from ctlens.core.errors import CorruptFileError, CTLensError, InputNotFoundError, UnsupportedFormatError
 from ctlens.io.dicom_headers import with_file_meta
-from ctlens.io.dicom_magic import HEAD_BYTES, is_raw_dataset, looks_like_dicom
+from ctlens.io.dicom_magic import is_raw_dataset, looks_like_dicom, read_head
 
 __all__ = [
     "FORBIDDEN_META_KEYS",
@@ -596,14 +596,6 @@ def deidentify_dataset(ds: Dataset, *, salt: str = "") -> DeidReport:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _head(path: Path) -> bytes:
-    try:
-        with path.open("rb") as fh:
-            return fh.read(HEAD_BYTES)
-    except OSError:
-        return b""
-
-
 def _expected_native_pixel_bytes(ds: Dataset) -> int | None:
     try:
         rows, cols, bits = int(ds.Rows), int(ds.Columns), int(ds.BitsAllocated)
@@ -624,7 +616,7 @@ def _read(src: Path) -> Dataset:
     if src.stat().st_size == 0:
         raise CorruptFileError("file is empty (0 bytes)", path=src, hint="re-export or copy the file again")
     try:
-        ds = pydicom.dcmread(src, force=is_raw_dataset(_head(src)))  # a bare data set: no preamble, no DICM
+        ds = pydicom.dcmread(src, force=is_raw_dataset(read_head(src)))  # a bare data set: no preamble, no DICM
     except InvalidDicomError as exc:
         raise CorruptFileError(
             f"not a DICOM file ({exc})",
@@ -787,7 +779,7 @@ def deidentify_path(src: Path, dst: Path, *, salt: str = "") -> list[DeidReport]
         if path.is_symlink():
             logger.warning("%s: skipped (symbolic link)", path)
             continue
-        if not looks_like_dicom(_head(path)):
+        if not looks_like_dicom(read_head(path)):
             logger.warning("%s: skipped (not a DICOM file)", path)
             continue
         try:

@@ -24,7 +24,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from ctlens.io.dicom_magic import HEAD_BYTES, is_raw_dataset
+from ctlens.io.dicom_magic import is_raw_dataset, read_head
 from ctlens.io.dicom_source import CandidateFile
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
@@ -66,9 +66,7 @@ def _read_header(candidate: CandidateFile) -> Dataset | str:
     try:
         return pydicom.dcmread(candidate.path, defer_size=DEFER_BYTES)
     except InvalidDicomError:
-        with open(candidate.path, "rb") as fh:
-            head = fh.read(HEAD_BYTES)
-        if is_raw_dataset(head):  # a bare data set without the 128-byte preamble and DICM
+        if is_raw_dataset(read_head(candidate.path)):  # a bare data set without the 128-byte preamble and DICM
             try:
                 return with_file_meta(pydicom.dcmread(candidate.path, defer_size=DEFER_BYTES, force=True))
             except Exception as exc:  # noqa: BLE001 - any parser failure means "not readable"

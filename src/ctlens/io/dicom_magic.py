@@ -12,9 +12,10 @@ Example:
 
 from __future__ import annotations
 
+import os
 import struct
 
-__all__ = ["HEAD_BYTES", "is_raw_dataset", "looks_like_dicom"]
+__all__ = ["HEAD_BYTES", "is_raw_dataset", "looks_like_dicom", "read_head"]
 
 HEAD_BYTES = 4096
 """How many leading bytes the checks look at."""
@@ -80,3 +81,17 @@ def is_raw_dataset(head: bytes) -> bool:
 def looks_like_dicom(head: bytes) -> bool:
     """True for a PS3.10 file (``DICM`` after the 128-byte preamble) or a bare data set (:func:`is_raw_dataset`)."""
     return (len(head) >= 132 and head[128:132] == b"DICM") or is_raw_dataset(head)
+
+
+def read_head(path: str | os.PathLike[str]) -> bytes:
+    """The first :data:`HEAD_BYTES` bytes of ``path`` (empty when it cannot be read), for the checks above.
+
+    Example:
+        >>> read_head("no-such-file")
+        b''
+    """
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(HEAD_BYTES)
+    except OSError:
+        return b""
