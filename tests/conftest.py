@@ -9,6 +9,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-for _folder in (Path(__file__).resolve().parent, Path(__file__).resolve().parent / "io"):
+for _folder in (Path(__file__).resolve().parent, *(Path(__file__).resolve().parent / d for d in ("io", "connect"))):
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))

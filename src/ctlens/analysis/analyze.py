@@ -121,6 +121,7 @@ def _chest(volume: Volume, grid: AnalysisGrid, hu_g: np.ndarray, lungs, findings
         )
     findings.heatmap = grid.upsample(found.heatmap)
     findings.roi_mask = labels_in > 0
+    findings.lung_labels = labels_in.astype(np.uint8)
     findings.method = "lungs: threshold + airway tracing; LAA-950; candidates: closing, opening, lung contact"
     findings.parameters.update(
         {

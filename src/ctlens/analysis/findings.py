@@ -1,7 +1,8 @@
 """The one result type of ctlens.analysis: :class:`Findings` (with :class:`Candidate` s), and its JSON form.
 
-``heatmap`` (float32 in [0, 1], same grid as the input) and ``roi_mask`` (bool) are arrays: they are left out
-of the JSON and saved next to it with :meth:`Findings.save_arrays` (compressed ``.npz``).
+``heatmap`` (float32 in [0, 1], same grid as the input), ``roi_mask`` (bool) and ``lung_labels`` (uint8: 0 none,
+1 right lung, 2 left lung; chest analyses only) are arrays: they are left out of the JSON and saved next to it
+with :meth:`Findings.save_arrays` (compressed ``.npz``).
 
 ``zero_shot`` (finding -> probability in [0, 1]) holds the scores of a 3D CLIP model when one was run
 (``ctlens.pipelines.zero_shot.add_zero_shot``, ``ctlens analyze --clip-checkpoint``); empty otherwise. They are
@@ -88,6 +89,7 @@ class Findings:
     """Measurements, candidates, warnings, the method and parameters used, timings, and optional arrays.
 
     ``zero_shot``: optional finding -> probability scores of a 3D CLIP model (module doc; not diagnoses).
+    ``lung_labels``: the lung segmentation of a chest analysis (0 none, 1 right, 2 left; input grid) or ``None``.
     """
 
     region: str = "unknown"
@@ -101,6 +103,7 @@ class Findings:
     roi_mask: np.ndarray | None = None
     input_shape: tuple[int, ...] = ()
     zero_shot: dict[str, float] = field(default_factory=dict)
+    lung_labels: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict without the arrays (their shapes are noted instead)."""
@@ -156,7 +159,7 @@ class Findings:
         return path
 
     def save_arrays(self, path: str | Path) -> Path | None:
-        """Write ``heatmap`` (float16) and ``roi_mask`` to a compressed ``.npz``; ``None`` when there are none."""
+        """Write ``heatmap`` (float16), ``roi_mask`` and ``lung_labels`` to a compressed ``.npz``; ``None`` if none."""
         from ctlens.io.files import atomic_output
 
         arrays = {}
@@ -165,6 +168,8 @@ class Findings:
         if self.roi_mask is not None:
             arrays["roi_mask"] = np.packbits(self.roi_mask.astype(bool), axis=None)
             arrays["roi_shape"] = np.asarray(self.roi_mask.shape)
+        if self.lung_labels is not None:
+            arrays["lung_labels"] = self.lung_labels.astype(np.uint8)
         if not arrays:
             return None
         path = Path(path)
@@ -173,11 +178,13 @@ class Findings:
         return path
 
     def load_arrays(self, path: str | Path) -> Findings:
-        """Fill ``heatmap`` / ``roi_mask`` from a file written by :meth:`save_arrays`; returns self."""
+        """Fill ``heatmap`` / ``roi_mask`` / ``lung_labels`` from a file of :meth:`save_arrays`; returns self."""
         with np.load(path) as data:
             if "heatmap" in data:
                 self.heatmap = data["heatmap"].astype(np.float32)
             if "roi_mask" in data:
                 shape = tuple(int(s) for s in data["roi_shape"])
                 self.roi_mask = np.unpackbits(data["roi_mask"], count=int(np.prod(shape))).astype(bool).reshape(shape)
+            if "lung_labels" in data:
+                self.lung_labels = data["lung_labels"]
         return self

@@ -24,6 +24,7 @@ from ctlens.api.jobs import JobRunner
 from ctlens.api.metrics import MetricsMiddleware, ServiceMetrics
 from ctlens.api.models import AuditEntry, AuditLog, Health, Me, Ready
 from ctlens.api.problems import problem
+from ctlens.api.routes_archive import router as archive_router
 from ctlens.api.routes_chat import router as chat_router
 from ctlens.api.routes_studies import ERRORS, run_job
 from ctlens.api.routes_studies import router as studies_router
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
     problems.install(app)
     app.include_router(studies_router)
     app.include_router(chat_router)
+    app.include_router(archive_router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness")
     def healthz():

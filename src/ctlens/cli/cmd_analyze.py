@@ -4,6 +4,10 @@ With ``--clip-checkpoint FOLDER`` (default: the ``clip_checkpoint`` setting, ``C
 CT also gets zero-shot finding probabilities from that 3D CLIP (``findings.zero_shot``; model scores, not
 diagnoses). Without a checkpoint torch is never imported.
 
+With ``--dicom-out DIR`` (DICOM input only) the findings are also written as DICOM objects that reference the
+source instances (``DIR/seg.dcm``, ``DIR/sr.dcm``; ``DIR/sc.dcm`` with ``--dicom-heatmap``): see
+:mod:`ctlens.connect.results`. They keep the source's patient and study data, to go back to its archive.
+
 Example:
     >>> import typer
     >>> app = typer.Typer(); register(app)
@@ -40,6 +44,13 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         top: Annotated[int, typer.Option(help="zero-shot probabilities to print")] = 5,
+        dicom_out: Annotated[
+            Path | None,
+            typer.Option(help="folder for the results as DICOM (SEG, TID 1500 SR) referencing the source (DICOM only)"),
+        ] = None,
+        dicom_heatmap: Annotated[
+            bool, typer.Option(help="with --dicom-out, also a Secondary Capture of the heatmap overlay")
+        ] = False,
     ) -> None:
         """Analyse PATH: body region, lungs / emphysema / nodules or brain / hyperdense regions, or a 2-D ROI."""
         from rich.console import Console
@@ -48,6 +59,8 @@ def register(app: typer.Typer) -> None:
         from ctlens.analysis import analyze, load_for_analysis, render_overlay
 
         console = Console()
+        if dicom_out is not None:
+            _check_dicom_input(path)
         checkpoint = clip_checkpoint if clip_checkpoint is not None else _configured_checkpoint()
         with Progress(transient=True, console=Console(stderr=True)) as progress:
             task = progress.add_task("loading", total=3 if checkpoint is None else 4)
@@ -70,6 +83,11 @@ def register(app: typer.Typer) -> None:
                 overlays.mkdir(parents=True, exist_ok=True)
                 render_overlay(volume, findings, overlays / "overlay.png")
                 findings.save_arrays(overlays / "arrays.npz")
+            dicom_paths = []
+            if dicom_out is not None:
+                from ctlens.connect.results import write_dicom_results
+
+                dicom_paths = write_dicom_results(findings, volume, path, dicom_out, heatmap=dicom_heatmap)
             progress.update(task, advance=1)
         console.print(f"[bold]{path}[/]: region {findings.region}, {len(findings.candidates)} candidate(s)")
         for key, value in findings.measurements.items():
@@ -89,6 +107,23 @@ def register(app: typer.Typer) -> None:
             console.print(f"  [yellow]warning[/]: {w}")
         if out is not None:
             console.print(f"wrote {out}")
+        for dicom_path in dicom_paths:
+            console.print(f"wrote {dicom_path}")
+        if dicom_out is not None and not any(p.name == "seg.dcm" for p in dicom_paths):
+            console.print("  no SEG written: nothing to segment")
+
+
+def _check_dicom_input(path: Path) -> None:
+    """``--dicom-out`` needs a DICOM input (results reference its instances)."""
+    from ctlens.core.errors import UnsupportedFormatError
+    from ctlens.io.loader import file_kind
+
+    if file_kind(path) != "dicom":
+        raise UnsupportedFormatError(
+            f"--dicom-out needs a DICOM series, not a {file_kind(path)} file",
+            path=path,
+            hint="give the DICOM folder, zip or files the series came from",
+        )
 
 
 def _configured_checkpoint() -> Path | None:

@@ -95,3 +95,7 @@ class CacheBusyError(CacheError):
 
 class PayloadBudgetError(CTLensError):
     """An LLM payload cannot be built within the token budget or the provider's request limits."""
+
+
+class PacsError(CTLensError):
+    """A DICOM archive (DICOMweb server, DICOM node) refused, failed, timed out or answered something unusable."""

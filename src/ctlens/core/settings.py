@@ -79,6 +79,38 @@ class Settings(BaseSettings):
     """A 3D CLIP checkpoint folder (``ctlens clip train``); when set, the service adds zero-shot finding
     probabilities to each 3-D CT study (model outputs, not diagnoses)."""
 
+    # --- archives (DICOMweb, DICOM networking) and results as DICOM --------------------------------------------
+    dicomweb_url: str | None = None
+    """A DICOMweb root (``http://host:8042/dicom-web``): ``ctlens pull`` / ``push`` and the service's archive page."""
+    dicomweb_token: SecretStr | None = None
+    """Bearer token sent to the DICOMweb server (``Authorization: Bearer ...``)."""
+    dicomweb_username: str | None = None
+    """HTTP basic-auth user for the DICOMweb server (with ``dicomweb_password``)."""
+    dicomweb_password: SecretStr | None = None
+    dicomweb_timeout: float = 30.0
+    """Seconds allowed for connecting and between bytes; a whole retrieval may take ``dicomweb_deadline``."""
+    dicomweb_deadline: float = 600.0
+    """Most seconds one DICOMweb request may take in all (a server that drips bytes is cut off)."""
+    dicomweb_retries: int = 2
+    """Retries of a DICOMweb request after a connection failure or a 502/503/504 answer."""
+    dicomweb_max_bytes: int = 4 * 1024**3
+    """Most bytes one series retrieval may bring (a larger Content-Length or stream is refused)."""
+    dicom_uid_root: str | None = None
+    """UID root for the SEG / SR / Secondary Capture objects ctlens creates; ``2.25.`` (UUID-derived) when unset."""
+    listen_ae_title: str = "CTLENS"
+    """AE title of ``ctlens listen`` (the C-STORE SCP)."""
+    listen_port: int = 11112
+    listen_allowed_ae_titles: list[str] = []
+    """Calling AE titles ``ctlens listen`` accepts; empty means none unless ``listen_accept_any``."""
+    listen_accept_any: bool = False
+    """Accept associations from any calling AE title (only on trusted networks)."""
+    listen_quiet_seconds: float = 10.0
+    """A received study is analysed once no instance of it has arrived for this long."""
+    listen_max_spool_bytes: int = 20 * 1024**3
+    """Most bytes the listener's spool folder may hold; further instances are refused (status 0xA700)."""
+    listen_destination: str | None = None
+    """Where ``ctlens listen`` sends results: a DICOMweb URL or ``dicom://AET@host:port``; none when unset."""
+
 
 def get_settings() -> Settings:
     """Read the settings from the environment now."""

@@ -3,7 +3,8 @@
 DICOM (folder searched recursively, zip, single file with or without ``.dcm``,
 or a list of files), NIfTI (``.nii``, ``.nii.gz``), NRRD/MetaImage (``.nrrd``,
 ``.nhdr``, ``.mha``, ``.mhd``) and 2-D images (PNG, JPEG, BMP, TIFF) as a
-one-slice volume.
+one-slice volume. A ``dicomweb+http(s)://host:port/dicom-web`` address with ``study=`` retrieves the series
+from that DICOMweb server into a private temporary folder, reads it like a folder, and deletes the folder.
 
 Example:
     >>> import tempfile, pathlib, numpy as np
@@ -20,13 +21,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ctlens.core.errors import InputNotFoundError, UnsupportedFormatError
+from ctlens.core.errors import InputNotFoundError, SeriesSelectionError, UnsupportedFormatError
 from ctlens.core.volume import Volume
 from ctlens.io.dicom_source import PathInput
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 IMAGE2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+DICOMWEB_SCHEMES = ("dicomweb+http://", "dicomweb+https://")
 
 
 def file_kind(path: str | os.PathLike) -> str:
@@ -41,13 +43,21 @@ def file_kind(path: str | os.PathLike) -> str:
     return "dicom"
 
 
-def load(path: PathInput, series: int | str | None = None, **options: Any) -> Volume:
+def load(path: PathInput, series: int | str | None = None, *, study: str | None = None, **options: Any) -> Volume:
     """Load any supported image into a :class:`Volume` (HU for CT).
 
     ``series`` picks one DICOM series (index, SeriesInstanceUID or description
     text); other keyword options go to :func:`ctlens.io.dicom_reader.read_dicom`
-    (``tilt=``, ``uneven=``, ``workers=``).
+    (``tilt=``, ``uneven=``, ``workers=``). ``study`` (a StudyInstanceUID) goes
+    with a ``dicomweb+http(s)://`` address: a series UID retrieves that series,
+    otherwise the whole study is retrieved and ``series`` picks as for a folder.
     """
+    if isinstance(path, str) and path.lower().startswith(DICOMWEB_SCHEMES):
+        return _load_dicomweb(path, study, series, **options)
+    if study is not None:
+        raise SeriesSelectionError(
+            "study= selects a study on a DICOMweb server only", path=str(path), hint="leave study= out for files"
+        )
     if isinstance(path, str | os.PathLike):
         kind = file_kind(path)
         if kind != "dicom" and not Path(path).exists():
@@ -67,6 +77,23 @@ def load(path: PathInput, series: int | str | None = None, **options: Any) -> Vo
     from ctlens.io.dicom_reader import read_dicom
 
     return read_dicom(path, series=series, **options)
+
+
+def _load_dicomweb(address: str, study: str | None, series: int | str | None, **options: Any) -> Volume:
+    """Retrieve from a DICOMweb server into a private temporary folder, read it, and delete the folder."""
+    import tempfile
+
+    from ctlens.io.dicom_reader import read_dicom
+    from ctlens.io.dicomweb import is_uid, pull_series
+    from ctlens.io.dicomweb_http import strip_credentials
+
+    if not study:
+        raise SeriesSelectionError(
+            "a DICOMweb address needs study=<StudyInstanceUID>", path=strip_credentials(address), hint="add study=..."
+        )
+    with tempfile.TemporaryDirectory(prefix="ctlens-dicomweb-") as folder:
+        pull_series(address, study, series if is_uid(series) else None, folder)
+        return read_dicom(folder, series=series, **options)
 
 
 def save(volume: Volume, path: str | os.PathLike) -> None:

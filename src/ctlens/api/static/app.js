@@ -1,9 +1,10 @@
-// ctlens web page: log in with an API key, upload, view slices with overlays, read findings, chat.
+// ctlens web page: log in with an API key, upload (or analyse from the archive), view slices with overlays,
+// read findings, send them back to the archive, chat.
 // Plain JavaScript, no build step. Talks only to this server's API (see /docs).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { key: sessionStorage.getItem("ctlens-key") || "", study: null, k: 0, cache: new Map(), ruler: null, drawing: false, token: 0 };
+const state = { key: sessionStorage.getItem("ctlens-key") || "", archive: false, study: null, k: 0, cache: new Map(), ruler: null, drawing: false, token: 0 };
 
 function auth() { return { Authorization: "Bearer " + state.key }; }
 
@@ -29,6 +30,7 @@ async function login(key) {
   $("app").classList.remove("hidden");
   $("logout").classList.remove("hidden");
   await loadStudies();
+  try { await loadArchiveStatus(); } catch (e) { $("archive-status").textContent = "archive: " + e.message; }
   return true;
 }
 
@@ -77,6 +79,7 @@ async function openStudy(id) {
   $("toggle-roi").disabled = !study.has_roi;
   for (const li of $("studies").children) li.classList.toggle("active", li.dataset.id === id);
   renderFindings(study);
+  await showArchiveLink(study.id);
   await loadConversation(study.id);
   await showSlice(state.k);
 }
@@ -280,6 +283,105 @@ async function pollJob(url, studyId) {
   }
 }
 
+// ---------------------------------------------------------------- archive (DICOMweb)
+// The panel shows only when the service has an archive; studies are listed without names or IDs.
+async function loadArchiveStatus() {
+  const res = await api("/api/archive");
+  state.archive = res.ok && (await res.json()).configured === true;
+  $("archive-panel").classList.toggle("hidden", !state.archive);
+  if (state.archive) await searchArchive();
+}
+
+async function searchArchive() {
+  const params = new URLSearchParams();
+  const date = $("archive-date").value;
+  if (date) params.set("date", date.replaceAll("-", ""));
+  const modality = $("archive-modality").value.trim().toUpperCase();
+  if (modality) params.set("modality", modality);
+  $("archive-status").textContent = "searching…";
+  const res = await api("/api/archive/studies?" + params.toString());
+  if (!res.ok) { $("archive-status").textContent = await problemText(res); return; }
+  const list = (await res.json()).studies;
+  const ul = $("archive-studies");
+  ul.replaceChildren();
+  for (const s of list) {
+    const li = document.createElement("li");
+    li.dataset.uid = s.study_uid;
+    li.title = "Study Instance UID " + s.study_uid;
+    const text = document.createElement("span");
+    const count = (n) => (n === null || n === undefined ? "?" : String(n));
+    text.textContent = `${s.date || "no date"} · ${s.modalities.join("/") || "?"} · ${count(s.series)} series, ${count(s.instances)} images`;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "archive-analyse";
+    button.textContent = "Analyse";
+    button.addEventListener("click", () => analyseArchive(s.study_uid, button));
+    li.append(text, button);
+    ul.appendChild(li);
+  }
+  $("archive-status").textContent = `${list.length} ${list.length === 1 ? "study" : "studies"} in the archive`;
+}
+
+async function analyseArchive(uid, button) {
+  button.disabled = true;
+  setProgress(0.2, "retrieving from the archive…");
+  try {
+    const res = await api(`/api/archive/studies/${encodeURIComponent(uid)}/analyze`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+    });
+    let body = {};
+    try { body = await res.json(); } catch (e) { /* not JSON */ }
+    if (res.status === 200) { setProgress(1, body.cached ? "served from cache" : "analysed"); await loadStudies(); await openStudy(body.id); }
+    else if (res.status === 202) { setProgress(0.5, "queued…"); await loadStudies(); if (body.job) pollJob(body.job.url, body.id); }
+    else setProgress(0, `refused (${res.status}): ${body.detail || res.statusText}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function showArchiveLink(id) {
+  const card = $("archive-send-card");
+  card.classList.add("hidden");
+  $("archive-sent").replaceChildren();
+  delete $("archive-sent").dataset.state;
+  if (!state.archive) return;
+  const res = await api(`/api/studies/${encodeURIComponent(id)}/archive`);
+  if (!res.ok) return;
+  const link = await res.json();
+  if (!link.from_archive || !state.study || state.study.id !== id) return;
+  $("archive-send").disabled = !state.study.findings;
+  if (!state.study.findings) $("archive-sent").textContent = "no findings to send";
+  card.classList.remove("hidden");
+}
+
+async function sendToArchive() {
+  if (!state.study) return;
+  const id = state.study.id, out = $("archive-sent");
+  $("archive-send").disabled = true;
+  out.textContent = "sending…";
+  try {
+    const res = await api(`/api/studies/${encodeURIComponent(id)}/archive`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+    });
+    if (!res.ok) { out.textContent = `refused (${res.status}): ${await problemText(res)}`; out.dataset.state = "error"; return; }
+    const sent = await res.json();
+    out.replaceChildren();
+    const p = document.createElement("p");
+    p.textContent = `stored in the archive (${sent.stored.length} object(s)):`;
+    const ul = document.createElement("ul");
+    for (const o of sent.stored) {
+      const li = document.createElement("li");
+      li.className = "stored";
+      li.textContent = `${o.modality} · ${o.sop_instance_uid}`;
+      ul.appendChild(li);
+    }
+    out.append(p, ul);
+    out.dataset.state = "done";
+  } finally {
+    $("archive-send").disabled = false;
+  }
+}
+
 // ---------------------------------------------------------------- chat
 function addMessage(role, text) {
   const div = document.createElement("div");
@@ -358,6 +460,8 @@ document.addEventListener("DOMContentLoaded", () => {
   marks.addEventListener("mousedown", (e) => { const p = canvasPoint(e); state.ruler = { a: p, b: p }; state.drawing = true; });
   marks.addEventListener("mousemove", (e) => { if (state.drawing) { state.ruler.b = canvasPoint(e); drawMarks(); } });
   window.addEventListener("mouseup", () => { state.drawing = false; });
+  $("archive-form").addEventListener("submit", (e) => { e.preventDefault(); searchArchive(); });
+  $("archive-send").addEventListener("click", sendToArchive);
   $("chat-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const text = $("chat-input").value.trim();

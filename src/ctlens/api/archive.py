@@ -1,0 +1,450 @@
+"""The service's DICOM archive (DICOMweb): search it, analyse one of its series like an upload, send results back.
+
+An archive series is retrieved by WADO-RS into the service's private staging folder and then goes through
+exactly what an upload goes through (:func:`ctlens.api.processing.process_upload`): the same content key (the
+SHA-256 of its files, so the same bytes uploaded or retrieved are one cached content), the same de-identified
+artifacts, the same job (``202``) for big ones, the same study rows per API key. The retrieved files are
+deleted as soon as they have been read, also when anything fails.
+
+Besides that, the service keeps one link per study: the archive's Study and Series Instance UIDs
+(:mod:`ctlens.api.archive_links`), because sending results back must name the series the SEG / SR refer to
+and fetch its headers again at send time; nothing else identifying is stored. Archive failures become RFC 7807
+problems: 502 when the archive fails or refuses, 504 when it times out (404 when it has no such study or
+series), with one line that names the archive's host but no credentials, URL paths or local file paths.
+
+Example:
+    >>> study_row({"0020000D": {"vr": "UI", "Value": ["1.2.3"]}, "00080020": {"vr": "DA", "Value": ["20240131"]},
+    ...            "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Doe^Jane"}]}})
+    {'study_uid': '1.2.3', 'date': '2024-01-31', 'modalities': [], 'series': None, 'instances': None}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ctlens.api.archive_links import ArchiveLink, links_for
+from ctlens.api.artifacts import forget_artifacts, load_artifacts
+from ctlens.api.processing import process_upload, refresh_zero_shot
+from ctlens.api.routes_studies import study_body
+from ctlens.api.sniff import sniff_file
+from ctlens.api.store import new_id
+from ctlens.api.uploads import StagedUpload, content_key
+from ctlens.core.errors import CTLensError, PacsError, ServiceError
+from ctlens.core.settings import Settings
+
+logger = logging.getLogger("ctlens.api")
+
+UID_PATTERN = r"^[0-9]+(\.[0-9]+)+$"
+NOT_CONFIGURED_HINT = "set CTLENS_DICOMWEB_URL to the archive's DICOMweb root, e.g. http://host:8042/dicom-web"
+NON_IMAGE_MODALITIES = frozenset({"SEG", "SR", "PR", "KO", "REG", "RTSTRUCT", "RTPLAN", "RTRECORD", "DOC", "FID"})
+"""Series modalities that are never analysed unless asked for by UID (results, annotations, documents)."""
+
+STUDY_UID, STUDY_DATE, MODALITIES = "0020000D", "00080020", "00080061"
+STUDY_SERIES, STUDY_INSTANCES = "00201206", "00201208"
+SERIES_UID, MODALITY, SERIES_NUMBER, SERIES_INSTANCES = "0020000E", "00080060", "00200011", "00201209"
+
+
+# --- configuration and errors ----------------------------------------------------------------------------------
+def configured(settings: Settings) -> bool:
+    """Whether an archive is configured (``CTLENS_DICOMWEB_URL``).
+
+    Example:
+        >>> configured(Settings(dicomweb_url=None)), configured(Settings(dicomweb_url="http://pacs/dicom-web"))
+        (False, True)
+    """
+    return bool(settings.dicomweb_url)
+
+
+def client_for(settings: Settings, max_bytes: int | None = None) -> Any:
+    """A :class:`ctlens.io.dicomweb.DicomWebClient` for the service's archive, or a 404 problem when none is set.
+
+    ``max_bytes`` caps one retrieval (default: the smaller of ``dicomweb_max_bytes`` and ``max_upload_bytes``,
+    so an archive series has the same budget as an upload).
+    """
+    if not configured(settings):
+        raise ServiceError("no archive is configured for this service", status=404, hint=NOT_CONFIGURED_HINT)
+    try:
+        from ctlens.io.dicomweb import DicomWebClient
+    except ImportError as exc:
+        raise ServiceError(f"the DICOMweb client is not available ({exc.name})", status=503) from None
+    token = settings.dicomweb_token.get_secret_value() if settings.dicomweb_token else None
+    password = settings.dicomweb_password.get_secret_value() if settings.dicomweb_password else None
+    return DicomWebClient(
+        settings.dicomweb_url,
+        token=token,
+        username=settings.dicomweb_username,
+        password=password,
+        timeout=settings.dicomweb_timeout,
+        deadline=settings.dicomweb_deadline,
+        retries=settings.dicomweb_retries,
+        max_bytes=max_bytes or min(settings.dicomweb_max_bytes, settings.max_upload_bytes),
+    )
+
+
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^\s/@'\"<>]*@)?([^\s/'\"<>?#]+)[^\s'\"<>]*")
+_PATH = re.compile(r"(?<![\w.:/-])(?:/[\w.@+~-]+){2,}/?")
+
+
+def scrub(text: str, settings: Settings, extra: tuple[str, ...] = ()) -> str:
+    """``text`` without credentials, URL paths or local file paths (an archive URL becomes its ``host:port``).
+
+    Example:
+        >>> s = Settings(dicomweb_url="http://u:pw@pacs:8042/dicom-web", dicomweb_password="pw")
+        >>> scrub("GET http://u:pw@pacs:8042/dicom-web/studies/1.2 failed; wrote /srv/ctlens/uploads/ar_1/x.dcm", s)
+        'GET pacs:8042 failed; wrote a local file'
+    """
+    secrets = [s.get_secret_value() for s in (settings.dicomweb_token, settings.dicomweb_password) if s is not None]
+    secrets += [s for s in (settings.dicomweb_username, *extra) if s]
+    out = _URL.sub(lambda m: m.group(1), text)
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 3:
+            out = out.replace(secret, "***")
+    return _PATH.sub("a local file", out)
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether an archive error was a timeout (a flag on the error, a timeout in its chain, or its words).
+
+    Example:
+        >>> timed_out(PacsError("read timed out after 30 s")), timed_out(PacsError("HTTP 500"))
+        (True, False)
+    """
+    if getattr(exc, "timed_out", False) is True:
+        return True
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, TimeoutError) or "timeout" in type(link).__name__.lower():
+            return True
+        link = link.__cause__ or link.__context__
+    text = (getattr(exc, "reason", None) or str(exc)).lower()
+    return any(word in text for word in ("timed out", "timeout", "deadline"))
+
+
+@contextmanager
+def archive_errors(settings: Settings, action: str, extra: tuple[str, ...] = ()) -> Iterator[None]:
+    """Turn archive failures inside the block into 502 / 504 problems with one scrubbed line.
+
+    Example:
+        >>> with archive_errors(Settings(), "search"):  # doctest: +ELLIPSIS
+        ...     raise PacsError("connection refused", path="http://pacs:8042/dicom-web/studies")
+        Traceback (most recent call last):
+        ...
+        ctlens.core.errors.ServiceError: archive pacs:8042: search failed: connection refused
+    """
+    try:
+        yield
+    except PacsError as exc:
+        where = scrub(exc.path, settings, extra) if exc.path else "the archive"
+        reason = scrub(exc.reason, settings, extra)
+        hint = scrub(exc.hint, settings, extra) if exc.hint else None
+        status = 504 if timed_out(exc) else 404 if "(HTTP 404)" in exc.reason else 502
+        logger.warning("archive %s failed (%d): %s", action, status, reason)
+        raise ServiceError(f"archive {where}: {action} failed: {reason}", status=status, hint=hint) from None
+
+
+def _first(model: dict[str, Any], tag: str) -> Any:
+    values = (model.get(tag) or {}).get("Value") or []
+    return values[0] if values else None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _date(value: Any) -> str | None:
+    text = str(value) if value is not None else ""
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if re.fullmatch(r"\d{8}", text) else (text or None)
+
+
+# --- search ----------------------------------------------------------------------------------------------------
+def study_row(model: dict[str, Any]) -> dict[str, Any]:
+    """One QIDO study (DICOM JSON) as the list shows it: UID, date, modalities, counts; no names, IDs or text."""
+    modalities = (model.get(MODALITIES) or {}).get("Value") or []
+    return {
+        "study_uid": _first(model, STUDY_UID),
+        "date": _date(_first(model, STUDY_DATE)),
+        "modalities": sorted({str(m) for m in modalities if m}),
+        "series": _int(_first(model, STUDY_SERIES)),
+        "instances": _int(_first(model, STUDY_INSTANCES)),
+    }
+
+
+def series_row(model: dict[str, Any]) -> dict[str, Any]:
+    """One QIDO series as the list shows it: UID, modality, number, instances (no description: it is free text).
+
+    Example:
+        >>> series_row({"0020000E": {"vr": "UI", "Value": ["1.2.3.4"]}, "00080060": {"vr": "CS", "Value": ["CT"]}})
+        {'series_uid': '1.2.3.4', 'modality': 'CT', 'number': None, 'instances': None}
+    """
+    return {
+        "series_uid": _first(model, SERIES_UID),
+        "modality": _first(model, MODALITY),
+        "number": _int(_first(model, SERIES_NUMBER)),
+        "instances": _int(_first(model, SERIES_INSTANCES)),
+    }
+
+
+def search_studies(
+    settings: Settings,
+    *,
+    date: str | None = None,
+    modality: str | None = None,
+    accession: str | None = None,
+    study_uid: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """The archive's studies matching the filters (QIDO-RS), as :func:`study_row` s."""
+    client = client_for(settings)
+    with archive_errors(settings, "study search"):
+        found = client.search_studies(
+            study_uid=study_uid, accession=accession, date=date, modality=modality, limit=limit
+        )
+    rows = [study_row(m) for m in found]
+    return [r for r in rows if r["study_uid"]]
+
+
+def list_series(settings: Settings, study_uid: str) -> list[dict[str, Any]]:
+    """The series of one archive study (QIDO-RS), as :func:`series_row` s; 404 when the archive has none."""
+    client = client_for(settings)
+    with archive_errors(settings, "series search"):
+        rows = [series_row(m) for m in client.search_series(study_uid)]
+    rows = [r for r in rows if r["series_uid"]]
+    if not rows:
+        raise ServiceError(f"the archive has no series in study {study_uid}", status=404)
+    return rows
+
+
+def choose_series(rows: list[dict[str, Any]], series_uid: str | None) -> dict[str, Any]:
+    """The series to analyse: the one asked for, else the image series with the most instances.
+
+    Example:
+        >>> rows = [{"series_uid": "1", "modality": "SEG", "instances": 90}, {"series_uid": "2", "modality": "CT",
+        ...         "instances": 30}, {"series_uid": "3", "modality": "CT", "instances": 2}]
+        >>> choose_series(rows, None)["series_uid"], choose_series(rows, "3")["series_uid"]
+        ('2', '3')
+    """
+    if series_uid is not None:
+        for row in rows:
+            if row["series_uid"] == series_uid:
+                return row
+        raise ServiceError(f"the archive study has no series {series_uid}", status=404)
+    images = [r for r in rows if str(r.get("modality") or "").upper() not in NON_IMAGE_MODALITIES]
+    if not images:
+        raise ServiceError("the archive study holds no image series (only results or documents)", status=422)
+    return max(images, key=lambda r: r.get("instances") or 0)
+
+
+# --- analyse ---------------------------------------------------------------------------------------------------
+def retrieve_staged(ctx, client: Any, study_uid: str, series: dict[str, Any]) -> StagedUpload:
+    """Retrieve one archive series (WADO-RS) into a private staging folder, as an upload would be staged.
+
+    Every file must be DICOM (checked from its content) and inside the folder; the count and byte caps of uploads
+    apply. The content key is the one an upload of the same files gets. On any failure the folder is removed.
+    """
+    settings = ctx.settings
+    limit_files = settings.max_upload_files
+    if (series.get("instances") or 0) > limit_files:
+        raise ServiceError(f"the series has {series['instances']} instances, more than {limit_files}", status=413)
+    folder = ctx.tmp_dir / new_id("ar")
+    dest = folder / "dicom"
+    dest.mkdir(parents=True)
+    try:
+        with archive_errors(settings, "retrieval"):
+            paths = client.retrieve_series(study_uid, series["series_uid"], dest=dest)
+        inside = dest.resolve()
+        files = [Path(p) for p in paths]
+        if not files:
+            raise ServiceError("the archive sent no instance of the series", status=502)
+        if len(files) > limit_files:
+            raise ServiceError(f"the archive sent {len(files)} instances, more than {limit_files}", status=413)
+        digests, total = [], 0
+        for path in files:
+            if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(inside):
+                raise ServiceError("the DICOMweb client wrote outside its staging folder", status=500)
+            if sniff_file(path) != "dicom":
+                raise ServiceError("the archive sent an instance that is not DICOM", status=502)
+            with open(path, "rb") as fh:
+                digests.append(hashlib.file_digest(fh, "sha256").hexdigest())
+            total += path.stat().st_size
+        if total > settings.max_upload_bytes:
+            raise ServiceError(f"the series is larger than the limit of {settings.max_upload_bytes} bytes", status=413)
+        return StagedUpload(folder, "dicom", dest, content_key(digests), total, len(files), digests)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def analyze_archive_study(
+    ctx, metrics, owner: str, study_uid: str, series_uid: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Retrieve and analyse one archive series for ``owner``; return (HTTP status, study JSON) as uploads do.
+
+    200 with the study (``cached`` when the same content was analysed before), or 202 when the content is being
+    analysed by another request or, above ``CTLENS_JOB_THRESHOLD_BYTES``, by a job (the study names it). The
+    archive link of the study (:mod:`ctlens.api.archive_links`) is recorded so its results can be sent back.
+    """
+    settings = ctx.settings
+    client = client_for(settings)
+    chosen = choose_series(list_series(settings, study_uid), series_uid)
+    staged = retrieve_staged(ctx, client, study_uid, chosen)
+    sha = staged.sha256
+    links = links_for(ctx.store.path)
+
+    def linked() -> dict[str, Any]:
+        study = ctx.store.study_for(owner, sha)
+        links.link(study["id"], owner, study_uid, chosen["series_uid"])
+        return study
+
+    try:
+        cached = ctx.cached_result(sha)
+        if cached is not None:  # the same bytes were analysed before (uploaded or retrieved)
+            staged.discard()
+            metrics.cache_hits.inc()
+            updated = refresh_zero_shot(cached, ctx.content_dir(sha), settings.clip_checkpoint)
+            if updated is not None:
+                ctx.remember_result(sha, updated)
+            study = linked()
+            ctx.store.audit(owner, "archive", study["id"], "analyse:cached")
+            return 200, _json(study_body(ctx, study, cached=True))
+        if not ctx.store.claim_content(sha, staged.nbytes):  # another request is analysing the same bytes
+            staged.discard()
+            return 202, _json(study_body(ctx, linked()))
+        metrics.cache_misses.inc()
+        if staged.nbytes > settings.job_threshold_bytes:
+            study = linked()
+            params = {
+                "folder": str(staged.folder),
+                "kind": staged.kind,
+                "input_path": str(staged.input_path),
+                "nbytes": staged.nbytes,
+                "n_files": staged.n_files,
+                "series": None,
+            }
+            ctx.store.add_job(owner, study["id"], sha, params)
+            ctx.store.audit(owner, "archive", study["id"], "analyse:job")
+            if ctx.runner is not None:
+                ctx.runner.notify()
+            return 202, _json(study_body(ctx, study))
+        try:
+            result = process_upload(
+                staged,
+                ctx.content_dir(sha),
+                series=None,
+                max_image_pixels=settings.max_image_pixels,
+                clip_checkpoint=settings.clip_checkpoint,
+            )
+        except BaseException:
+            ctx.forget_result(sha)
+            forget_artifacts(ctx.content_dir(sha))
+            raise
+        finally:
+            staged.discard()  # the retrieved files are read: gone now
+        ctx.remember_result(sha, result)
+        study = linked()
+        ctx.store.audit(owner, "archive", study["id"], "analyse")
+        return 200, _json(study_body(ctx, study))
+    except BaseException:
+        staged.discard()
+        raise
+
+
+def _json(model: Any) -> dict[str, Any]:
+    return model.model_dump(mode="json")
+
+
+# --- send results back -----------------------------------------------------------------------------------------
+def study_link(ctx, owner: str, study_id: str) -> ArchiveLink | None:
+    """The owner's study's archive link; 404 when the study is not the owner's, None when it was uploaded."""
+    if ctx.store.study(owner, study_id) is None:
+        raise ServiceError(f"no study {study_id!r}", status=404)
+    return links_for(ctx.store.path).get(study_id, owner)
+
+
+def _findings(result: dict[str, Any], heatmap: Any, roi: Any) -> Any:
+    """The stored findings JSON and arrays as a :class:`ctlens.analysis.findings.Findings`."""
+    import numpy as np
+
+    from ctlens.analysis.findings import Findings
+
+    findings = Findings.from_dict(result["findings"])
+    if heatmap is not None:
+        findings.heatmap = np.asarray(heatmap, dtype=np.float32) / 255.0
+    if roi is not None:
+        findings.roi_mask = np.asarray(roi) > 0
+    return findings
+
+
+def send_results(ctx, owner: str, study_id: str, *, heatmap: bool = False) -> dict[str, Any]:
+    """Send a study's findings to the archive it came from (STOW-RS): a SEG and an SR (and an SC with ``heatmap``).
+
+    The source headers are fetched from the archive now (``series_metadata``, no pixel data), so the objects
+    carry the patient and study the archive knows without the service ever storing them. Only for the owner's
+    studies that came from the archive (404 / 409 otherwise) and are ready with findings (409).
+    """
+    link = study_link(ctx, owner, study_id)
+    if link is None:
+        raise ServiceError(
+            f"study {study_id} was uploaded, not analysed from the archive; only archive studies can be sent back",
+            status=409,
+        )
+    study = ctx.store.study(owner, study_id)
+    result = ctx.cached_result(study["sha256"])
+    if result is None:
+        entry = ctx.store.content(study["sha256"]) or {}
+        raise ServiceError(f"study {study_id} is not ready (status: {entry.get('status', 'missing')})", status=409)
+    if not isinstance(result.get("findings"), dict):
+        status = (result.get("analysis") or {}).get("status", "unknown")
+        raise ServiceError(f"study {study_id} has no findings to send (analysis {status})", status=409)
+    art = load_artifacts(ctx.content_dir(study["sha256"]))
+    settings = ctx.settings
+    client = client_for(settings)
+    with archive_errors(settings, "header retrieval"):
+        sources = client.series_metadata(link.study_uid, link.series_uid)
+    if not sources:
+        raise ServiceError("the archive no longer holds the study's source series", status=409)
+    try:
+        from ctlens.connect.results import dicom_results
+    except ImportError as exc:
+        raise ServiceError(f"DICOM results are not available ({exc.name})", status=503) from None
+    try:
+        datasets = dicom_results(
+            _findings(result, art.heatmap, art.roi),
+            art.volume,
+            sources,
+            heatmap=heatmap,
+            uid_root=settings.dicom_uid_root,
+        )
+    except ServiceError:
+        raise
+    except PacsError as exc:  # the archive's series is no longer the one that was analysed
+        raise ServiceError(f"cannot make DICOM results: {scrub(exc.reason, settings)}", status=409) from None
+    except CTLensError as exc:
+        raise ServiceError(f"cannot make DICOM results: {scrub(exc.reason, settings)}", status=422) from None
+    with archive_errors(settings, "STOW-RS store"):
+        answer = client.store(datasets)
+    failed = answer.get("failed") if isinstance(answer, dict) else None
+    if failed:
+        raise ServiceError(f"the archive refused {len(failed)} of {len(datasets)} result objects", status=502)
+    stored = [
+        {
+            "modality": str(getattr(ds, "Modality", "")),
+            "sop_class_uid": str(ds.SOPClassUID),
+            "sop_instance_uid": str(ds.SOPInstanceUID),
+            "series_uid": str(ds.SeriesInstanceUID),
+        }
+        for ds in datasets
+    ]
+    ctx.store.audit(owner, "archive", study_id, "send:" + ",".join(s["modality"] for s in stored))
+    return {"study_id": study_id, "study_uid": link.study_uid, "series_uid": link.series_uid, "stored": stored}
