@@ -109,26 +109,6 @@ def scrub(text: str, settings: Settings, extra: tuple[str, ...] = ()) -> str:
     return _PATH.sub("a local file", out)
 
 
-def timed_out(exc: BaseException) -> bool:
-    """Whether an archive error was a timeout (a flag on the error, a timeout in its chain, or its words).
-
-    Example:
-        >>> timed_out(PacsError("read timed out after 30 s")), timed_out(PacsError("HTTP 500"))
-        (True, False)
-    """
-    if getattr(exc, "timed_out", False) is True:
-        return True
-    seen: set[int] = set()
-    link: BaseException | None = exc
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
-        if isinstance(link, TimeoutError) or "timeout" in type(link).__name__.lower():
-            return True
-        link = link.__cause__ or link.__context__
-    text = (getattr(exc, "reason", None) or str(exc)).lower()
-    return any(word in text for word in ("timed out", "timeout", "deadline"))
-
-
 @contextmanager
 def archive_errors(settings: Settings, action: str, extra: tuple[str, ...] = ()) -> Iterator[None]:
     """Turn archive failures inside the block into 502 / 504 problems with one scrubbed line.
@@ -146,7 +126,7 @@ def archive_errors(settings: Settings, action: str, extra: tuple[str, ...] = ())
         where = scrub(exc.path, settings, extra) if exc.path else "the archive"
         reason = scrub(exc.reason, settings, extra)
         hint = scrub(exc.hint, settings, extra) if exc.hint else None
-        status = 504 if timed_out(exc) else 404 if "(HTTP 404)" in exc.reason else 502
+        status = 504 if exc.timed_out else 404 if exc.http_status == 404 else 502
         logger.warning("archive %s failed (%d): %s", action, status, reason)
         raise ServiceError(f"archive {where}: {action} failed: {reason}", status=status, hint=hint) from None
 

@@ -34,7 +34,9 @@ def register(app: typer.Typer) -> None:
         results: Annotated[Path, typer.Option(help="folder for the results: <study>/findings.json, seg.dcm, sr.dcm")],
         ae_title: Annotated[str | None, typer.Option(help="our AE title [setting listen_ae_title]")] = None,
         port: Annotated[int | None, typer.Option(help="TCP port [setting listen_port]")] = None,
-        host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0: all interfaces)")] = "0.0.0.0",
+        host: Annotated[
+            str, typer.Option(help="address to listen on (default loopback; 0.0.0.0 for modalities on the network)")
+        ] = "127.0.0.1",
         quiet_seconds: Annotated[
             float | None, typer.Option(help="analyse a study once nothing arrived for this long")
         ] = None,

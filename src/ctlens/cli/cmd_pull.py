@@ -110,7 +110,7 @@ def study_table(studies: list[dict[str, Any]], title: str) -> Any:
 
     table = Table(title=f"{title}: {len(studies)} stud{'y' if len(studies) == 1 else 'ies'}")
     for header, _ in STUDY_COLUMNS:
-        table.add_column(header, no_wrap=header == "study UID", overflow="fold")
+        table.add_column(header, overflow="fold", min_width=None if header == "study UID" else len(header))
     for model in studies:
         values = (dicom_json_value(model, keyword) for _, keyword in STUDY_COLUMNS)
         table.add_row(*("" if value is None else str(value) for value in values))

@@ -6,6 +6,8 @@ SOP class (CT, MR, secondary capture, SEG, SR, dose reports, ...) in the uncompr
 syntaxes (deflated ones excepted: a few kilobytes can inflate to gigabytes), and writes each instance into its
 :class:`~ctlens.connect.spool.Spool` atomically; a full spool answers status 0xA700 (out of resources). An
 instance is stored only once its last fragment has arrived, so a dropped association leaves nothing partial.
+pynetdicom holds an instance in memory until then, so memory is bounded by ``MAX_ASSOCIATIONS`` times the
+largest instance a peer sends; an association that sends nothing for ``IDLE_SECONDS`` is closed (slow drip).
 
 A worker thread watches the spool: a study that has received nothing for ``quiet_seconds`` is handed to
 ``on_study`` (default: :func:`ctlens.connect.study_job.process_study` - analysis, ``findings.json``, DICOM
@@ -38,6 +40,11 @@ from ctlens.core.optional import require
 __all__ = ["Listener", "accepted_transfer_syntaxes"]
 
 log = logging.getLogger(__name__)
+
+MAX_ASSOCIATIONS = 4
+"""Associations served at once (each holds at most one incoming instance in memory)."""
+IDLE_SECONDS = 60.0
+"""An association that sends nothing for this long is closed."""
 
 STATUS_SUCCESS = 0x0000
 STATUS_OUT_OF_RESOURCES = 0xA700
@@ -80,7 +87,7 @@ class Listener:
         on_study: Callable[[SpooledStudy], Any] | None = None,
         destination: str | None = None,
         results_dir: str | os.PathLike[str] | None = None,
-        host: str = "0.0.0.0",
+        host: str = "127.0.0.1",
         on_event: Callable[[str], None] | None = None,
         keep_spool: bool = False,
         uid_root: str | None = None,
@@ -146,6 +153,8 @@ class Listener:
             ae.require_calling_aet = [] if self.accept_any else self.allowed
             ae.require_called_aet = False
             ae.maximum_pdu_size = 256 * 1024
+            ae.maximum_associations = MAX_ASSOCIATIONS
+            ae.acse_timeout, ae.dimse_timeout, ae.network_timeout = 30, IDLE_SECONDS, IDLE_SECONDS
             handlers = [
                 (evt.EVT_C_STORE, self._handle_store),
                 (evt.EVT_C_ECHO, lambda event: STATUS_SUCCESS),

@@ -98,4 +98,26 @@ class PayloadBudgetError(CTLensError):
 
 
 class PacsError(CTLensError):
-    """A DICOM archive (DICOMweb server, DICOM node) refused, failed, timed out or answered something unusable."""
+    """A DICOM archive (DICOMweb server, DICOM node) refused, failed, timed out or answered something unusable.
+
+    ``http_status`` is the archive's HTTP status when it answered one; ``timed_out`` is true when the archive
+    stalled past a timeout or deadline (callers map these to 404 / 502 / 504 without reading the message).
+
+    Example:
+        >>> e = PacsError("no such study", path="http://pacs/dicom-web", http_status=404)
+        >>> e.http_status, e.timed_out
+        (404, False)
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        path: str | Path | None = None,
+        hint: str | None = None,
+        http_status: int | None = None,
+        timed_out: bool = False,
+    ) -> None:
+        self.http_status = http_status
+        self.timed_out = timed_out
+        super().__init__(reason, path=path, hint=hint)

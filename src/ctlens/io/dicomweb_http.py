@@ -255,6 +255,7 @@ class DicomWebConnection:
             f"no complete answer within the deadline of {self.deadline:g} s",
             path=where,
             hint="the server is too slow or stalled; raise CTLENS_DICOMWEB_DEADLINE or retrieve less at a time",
+            timed_out=True,
         )
 
     def _status_error(self, status: int, where: str, attempts: int) -> PacsError:
@@ -267,7 +268,7 @@ class DicomWebConnection:
             reason, hint = f"the server redirects (HTTP {status})", "use the final DICOMweb root URL"
         else:
             reason, hint = f"unexpected answer (HTTP {status})", "check the DICOMweb root URL"
-        return PacsError(reason, path=where, hint=hint)
+        return PacsError(reason, path=where, hint=hint, http_status=status)
 
     def _transport_error(self, exc: httpx.HTTPError, where: str, attempts: int) -> PacsError:
         detail = self._redact(str(exc)) or type(exc).__name__
@@ -283,7 +284,7 @@ class DicomWebConnection:
             reason, hint = f"the connection broke before the answer was complete ({detail})", "try again"
         else:
             reason, hint = f"HTTP failure ({type(exc).__name__}: {detail})", "try again"
-        return PacsError(reason, path=where, hint=hint)
+        return PacsError(reason, path=where, hint=hint, timed_out=isinstance(exc, httpx.TimeoutException))
 
 
 def _retry_after(response: httpx.Response, default: float) -> float:
