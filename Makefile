@@ -4,10 +4,13 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ctlens-installed
+# The web viewer's NiiVue module, installed by npm from web/package-lock.json and served from /static/vendor.
+VENDOR := src/ctlens/api/static/vendor
+VIEWER := $(VENDOR)/niivue.js
 DATA ?= ../shared/data
 export CTLENS_DATA_DIR ?= $(abspath $(DATA))
 
-.PHONY: run test lint venv bench clean
+.PHONY: run test lint venv viewer bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -21,9 +24,22 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@bash scripts/system-deps.sh
 	touch $(STAMP)
 
-venv: $(STAMP)
+# No CDN at run time: npm installs the pinned @niivue/niivue, its ES module bundle is copied next to the page.
+# Without npm the rest still builds; the page then says the viewer is missing and the browser tests skip.
+$(VIEWER): web/package-lock.json web/package.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix web --no-audit --no-fund --loglevel=error && \
+		mkdir -p $(VENDOR) && \
+		cp web/node_modules/@niivue/niivue/dist/index.js $(VIEWER).tmp && mv $(VIEWER).tmp $(VIEWER); \
+	else \
+		echo "ctlens: npm not found: the web viewer (NiiVue) is not installed; install Node.js + npm and run make again"; \
+	fi
 
-run: $(STAMP)
+viewer: $(VIEWER)
+
+venv: $(STAMP) $(VIEWER)
+
+run: $(STAMP) $(VIEWER)
 	$(BIN)/ctlens serve --create-key
 
 lint: $(STAMP)
@@ -31,11 +47,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/lint-imports
 
-test: lint
+test: lint $(VIEWER)
 	$(BIN)/python -m pytest -n 2 src tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_io.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache web/node_modules $(VENDOR)

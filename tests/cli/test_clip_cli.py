@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import h5py
 from typer.testing import CliRunner
@@ -28,6 +29,7 @@ def test_clip_synthetic_then_train_with_sentence_sampling(tmp_path):
     args += ["--out-dir", str(tmp_path / "run")]
     out = runner.invoke(app, args)
     assert out.exit_code == 0, out.output
+    assert re.search(r"^ctlens: CLIP training: done in \S+ s \(CLIP training, loss \S+ 2/2\)$", out.stderr, re.M)
     saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
     assert saved["sentences"] == 1 and saved["weight_decay"] == 0.05 and saved["threads"] == 1
     assert (tmp_path / "run" / "model" / "model.safetensors").stat().st_size < 2_000_000  # frozen MiniLM left out

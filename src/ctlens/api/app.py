@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ctlens.api import problems, services
+from ctlens.api.api_docs import DOCS_CSP, DOCS_PATHS, install_docs
 from ctlens.api.context import ServiceContext
 from ctlens.api.jobs import JobRunner
 from ctlens.api.metrics import MetricsMiddleware, ServiceMetrics
@@ -28,6 +29,7 @@ from ctlens.api.routes_archive import router as archive_router
 from ctlens.api.routes_chat import router as chat_router
 from ctlens.api.routes_studies import ERRORS, run_job
 from ctlens.api.routes_studies import router as studies_router
+from ctlens.api.routes_viewer import router as viewer_router
 from ctlens.api.security import Caller, require_key
 from ctlens.core.settings import Settings, get_settings
 
@@ -71,7 +73,7 @@ class BodyLimit:
 
 
 class SecurityHeaders:
-    """Pure ASGI middleware: nosniff, no referrer, and a strict CSP on the web page."""
+    """Pure ASGI middleware: nosniff, no referrer, a strict CSP on the web page and one on the API docs."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -79,7 +81,9 @@ class SecurityHeaders:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        page = scope["path"] == "/" or scope["path"].startswith("/static/")
+        path = scope["path"]
+        page = path == "/" or path.startswith("/static/")
+        docs = path in DOCS_PATHS or path.startswith(DOCS_PATHS[-1])
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
@@ -87,6 +91,8 @@ class SecurityHeaders:
                 headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
                 if page:
                     headers += [(k.lower().encode(), v.encode()) for k, v in PAGE_HEADERS.items()]
+                elif docs:
+                    headers.append((b"content-security-policy", DOCS_CSP.encode()))
                 message["headers"] = headers
             await send(message)
 
@@ -121,11 +127,14 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
         version="0.1.0",
         summary="Upload, view, analyse and ask about CT scans; every route but health and the page needs an API key.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.metrics = metrics
     problems.install(app)
     app.include_router(studies_router)
+    app.include_router(viewer_router)
     app.include_router(chat_router)
     app.include_router(archive_router)
 
@@ -178,6 +187,7 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    install_docs(app)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + MULTIPART_OVERHEAD)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -131,31 +131,58 @@ def archive_errors(settings: Settings, action: str, extra: tuple[str, ...] = ())
         raise ServiceError(f"archive {where}: {action} failed: {reason}", status=status, hint=hint) from None
 
 
+def _values(model: Any, tag: str) -> list[Any]:
+    """The values of one element of a DICOM JSON model; [] when absent or of the wrong type (a broken archive)."""
+    element = model.get(tag) if isinstance(model, dict) else None
+    values = element.get("Value") if isinstance(element, dict) else None
+    return values if isinstance(values, list) else []
+
+
 def _first(model: dict[str, Any], tag: str) -> Any:
-    values = (model.get(tag) or {}).get("Value") or []
+    values = _values(model, tag)
     return values[0] if values else None
+
+
+def _text(value: Any, max_length: int = 64) -> str | None:
+    """A short string value, or None (numbers, objects, overlong text are not shown)."""
+    return value if isinstance(value, str) and 0 < len(value) <= max_length else None
+
+
+def is_uid(value: Any) -> bool:
+    """Whether ``value`` is a DICOM UID (the archive's answer is checked before its UIDs are shown or used).
+
+    Example:
+        >>> is_uid("1.2.840.10008"), is_uid("../etc"), is_uid({"a": 1})
+        (True, False, False)
+    """
+    return isinstance(value, str) and len(value) <= 64 and re.fullmatch(UID_PATTERN, value) is not None
 
 
 def _int(value: Any) -> int | None:
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if 0 <= number < 2**53 else None
 
 
 def _date(value: Any) -> str | None:
-    text = str(value) if value is not None else ""
+    text = _text(value, 32) or ""
     return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if re.fullmatch(r"\d{8}", text) else (text or None)
 
 
 # --- search ----------------------------------------------------------------------------------------------------
 def study_row(model: dict[str, Any]) -> dict[str, Any]:
-    """One QIDO study (DICOM JSON) as the list shows it: UID, date, modalities, counts; no names, IDs or text."""
-    modalities = (model.get(MODALITIES) or {}).get("Value") or []
+    """One QIDO study (DICOM JSON) as the list shows it: UID, date, modalities, counts; no names, IDs or text.
+
+    Values of the wrong type are left out (``study_uid`` is None unless it is a UID).
+    """
+    modalities = _values(model, MODALITIES)
+    uid = _first(model, STUDY_UID)
     return {
-        "study_uid": _first(model, STUDY_UID),
+        "study_uid": uid if is_uid(uid) else None,
         "date": _date(_first(model, STUDY_DATE)),
-        "modalities": sorted({str(m) for m in modalities if m}),
+        "modalities": sorted({m for m in map(lambda v: _text(v, 16), modalities[:64]) if m}),
         "series": _int(_first(model, STUDY_SERIES)),
         "instances": _int(_first(model, STUDY_INSTANCES)),
     }
@@ -168,9 +195,10 @@ def series_row(model: dict[str, Any]) -> dict[str, Any]:
         >>> series_row({"0020000E": {"vr": "UI", "Value": ["1.2.3.4"]}, "00080060": {"vr": "CS", "Value": ["CT"]}})
         {'series_uid': '1.2.3.4', 'modality': 'CT', 'number': None, 'instances': None}
     """
+    uid = _first(model, SERIES_UID)
     return {
-        "series_uid": _first(model, SERIES_UID),
-        "modality": _first(model, MODALITY),
+        "series_uid": uid if is_uid(uid) else None,
+        "modality": _text(_first(model, MODALITY), 16),
         "number": _int(_first(model, SERIES_NUMBER)),
         "instances": _int(_first(model, SERIES_INSTANCES)),
     }
@@ -241,8 +269,13 @@ def retrieve_staged(ctx, client: Any, study_uid: str, series: dict[str, Any]) ->
     dest = folder / "dicom"
     dest.mkdir(parents=True)
     try:
-        with archive_errors(settings, "retrieval"):
-            paths = client.retrieve_series(study_uid, series["series_uid"], dest=dest)
+        try:
+            with archive_errors(settings, "retrieval"):
+                paths = client.retrieve_series(study_uid, series["series_uid"], dest=dest, max_instances=limit_files)
+        except ServiceError as exc:  # more instances than QIDO said: the upload limit, not an archive failure
+            if f"more than {limit_files} instances" in exc.reason:
+                raise ServiceError(f"the archive sent more than {limit_files} instances", status=413) from None
+            raise
         inside = dest.resolve()
         files = [Path(p) for p in paths]
         if not files:

@@ -1,10 +1,11 @@
 """What the service keeps per analysed content: a de-identified volume and its analysis, under one folder.
 
 ``<service_dir>/content/<sha256>/`` holds ``volume.npy`` (the array, memory-mapped when read), ``meta.json``
-(geometry and de-identified facts), ``findings.json``, ``heatmap.npy`` / ``roi.npy`` (uint8, same grid) and,
-made on demand, ``volume.nii.gz`` and ``compressed.ctz``. A folder is written under a temporary name and
-renamed, so a reader never sees half of it. The raw upload (which may carry patient identifiers in its DICOM
-headers) is never kept.
+(geometry and de-identified facts), ``result.json``, ``heatmap.npy`` / ``roi.npy`` / ``labels.npy`` (uint8, same
+grid; ``labels`` holds the lung labels of a chest analysis, 1 right / 2 left) and, made on demand,
+``volume.nii.gz``, ``compressed.ctz`` and the viewer's overlays (``heatmap.nii.gz``, ``labels.nii.gz``). A folder
+is written under a temporary name and renamed, so a reader never sees half of it. The raw upload (which may carry
+patient identifiers in its DICOM headers) is never kept.
 
 Example:
     >>> import tempfile, pathlib, numpy as np
@@ -34,17 +35,23 @@ from ctlens.core.volume import Volume
 
 @dataclass
 class Artifacts:
-    """A stored content: the volume (array memory-mapped), heatmap / ROI arrays and the stored result."""
+    """A stored content: the volume (array memory-mapped), heatmap / ROI / lung-label arrays and the stored result."""
 
     folder: Path
     volume: Volume
     heatmap: np.ndarray | None
     roi: np.ndarray | None
     result: dict[str, Any]
+    labels: np.ndarray | None = None
 
 
 def write_artifacts(
-    folder: Path, volume: Volume, result: dict[str, Any], heatmap: np.ndarray | None, roi: np.ndarray | None
+    folder: Path,
+    volume: Volume,
+    result: dict[str, Any],
+    heatmap: np.ndarray | None,
+    roi: np.ndarray | None,
+    labels: np.ndarray | None = None,
 ) -> None:
     """Write everything for one content into ``folder`` atomically (temp folder, then rename)."""
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -65,6 +72,8 @@ def write_artifacts(
             np.save(tmp / "heatmap.npy", heatmap)
         if roi is not None:
             np.save(tmp / "roi.npy", roi)
+        if labels is not None:
+            np.save(tmp / "labels.npy", labels.astype(np.uint8))
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)
@@ -88,8 +97,24 @@ def _load(folder: Path) -> Artifacts:
     )
     heat = np.load(folder / "heatmap.npy", mmap_mode="r") if (folder / "heatmap.npy").exists() else None
     roi = np.load(folder / "roi.npy", mmap_mode="r") if (folder / "roi.npy").exists() else None
+    labels = np.load(folder / "labels.npy", mmap_mode="r") if (folder / "labels.npy").exists() else None
     result = json.loads((folder / "result.json").read_text())
-    return Artifacts(folder, volume, heat, roi, result)
+    return Artifacts(folder, volume, heat, roi, result, labels)
+
+
+def stored_warnings(folder: Path) -> list[str]:
+    """The reader's warnings kept in ``folder/meta.json`` ([] when missing or unreadable).
+
+    Example:
+        >>> stored_warnings(Path("no-such-folder"))
+        []
+    """
+    try:
+        meta = json.loads((folder / "meta.json").read_text()).get("meta") or {}
+    except (OSError, ValueError, AttributeError):
+        return []
+    warnings = meta.get("warnings") if isinstance(meta, dict) else None
+    return [str(w) for w in warnings] if isinstance(warnings, list) else []
 
 
 _CACHE: OrderedDict[str, Artifacts] = OrderedDict()

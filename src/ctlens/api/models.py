@@ -42,6 +42,41 @@ class StudyLinks(BaseModel):
     payload: str
     compressed: str
     chat: str
+    heatmap_volume: str | None = Field(None, description="the heatmap as NIfTI (float32 0..1) on the volume's grid")
+    labels_volume: str | None = Field(None, description="lungs and candidate regions as a uint8 NIfTI label volume")
+
+
+class SeriesRow(BaseModel):
+    """One image series found in a DICOM upload (no identifiers)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    index: int
+    description: str = ""
+    modality: str = ""
+    kernel: str = ""
+    orientation: str = ""
+    slices: int = 0
+    matrix: list[int] = Field(default_factory=list)
+    analysed: bool = Field(False, description="this series is the one the study shows")
+    selector: str | None = Field(None, description="send as the `series` form field of POST /api/analyze")
+
+
+class Viewer(BaseModel):
+    """How the web viewer opens a study."""
+
+    default_preset: str | None = Field(
+        None,
+        description="window preset to open in: brain (head CT), lung (chest CT), soft_tissue (other CT); "
+        "null for MR and 2-D images (automatic contrast)",
+    )
+    region: str | None = Field(None, description="body region found by the analysis")
+    warnings: list[str] = Field(
+        default_factory=list, description="the reader's geometry warnings (tilt corrected, spacing resampled, ...)"
+    )
+    slice_numbering: str = Field("1-based", description="slice numbers shown to people start at 1")
+    presets: dict[str, list[float]] = Field(default_factory=dict, description="preset -> [width, level] in HU")
+    labels: dict[str, str] = Field(default_factory=dict, description="label-volume value -> what it marks")
 
 
 class Study(BaseModel):
@@ -58,7 +93,7 @@ class Study(BaseModel):
     job: JobRef | None = None
     links: StudyLinks
     kind: str | None = None
-    series: list[dict[str, Any]] = Field(default_factory=list)
+    series: list[SeriesRow] = Field(default_factory=list)
     shape: list[int] | None = None
     spacing: list[float] | None = None
     modality: str | None = None
@@ -66,6 +101,7 @@ class Study(BaseModel):
     findings: dict[str, Any] | None = None
     has_heatmap: bool = False
     has_roi: bool = False
+    viewer: Viewer | None = None
 
 
 class StudyList(BaseModel):

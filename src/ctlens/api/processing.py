@@ -23,6 +23,7 @@ from typing import Any
 from ctlens.api import services
 from ctlens.api.artifacts import load_artifacts, write_artifacts
 from ctlens.api.uploads import IMAGE_KINDS, StagedUpload
+from ctlens.api.viewer import reader_warnings, split_warning
 from ctlens.core.errors import CTLensError, ServiceError
 from ctlens.core.volume import Volume
 
@@ -31,8 +32,12 @@ logger = logging.getLogger("ctlens.api")
 Progress = Callable[[float, str], None]
 
 
-def series_rows(series: list[Any]) -> list[dict[str, Any]]:
-    """The series table (no identifiers: description, modality, kernel, orientation, size)."""
+def series_rows(series: list[Any], analysed: int | None = None) -> list[dict[str, Any]]:
+    """The series table (no identifiers: description, modality, kernel, orientation, size).
+
+    ``analysed`` (the index of the series that was read) marks its row; ``selector`` is what to send as the
+    ``series`` form field of ``POST /api/analyze`` to analyse that series instead.
+    """
     return [
         {
             "index": s.index,
@@ -42,6 +47,8 @@ def series_rows(series: list[Any]) -> list[dict[str, Any]]:
             "orientation": s.orientation,
             "slices": s.n_slices,
             "matrix": [s.rows, s.columns],
+            "analysed": s.index == analysed,
+            "selector": str(s.index),
         }
         for s in series
     ]
@@ -51,11 +58,16 @@ def _load(staged: StagedUpload, series: str | None, max_image_pixels: int) -> tu
     from PIL import Image
 
     from ctlens.io import list_series, load
+    from ctlens.io.dicom_series import select_series
 
     if staged.kind == "dicom":
-        found = series_rows(list_series(staged.input_path))
-        selector: int | str | None = int(series) if series and series.isdigit() else series
-        return load(staged.input_path, series=selector, uneven="resample"), found
+        infos = list_series(staged.input_path)
+        volume = load(staged.input_path, series=series or None, uneven="resample")  # one rule: select_series's
+        chosen = select_series(infos, series or None, "upload")[0].index if infos else None
+        split = split_warning([s.series_uid for s in infos], chosen if chosen is not None else -1)
+        if split:
+            volume.meta["warnings"] = [*(volume.meta.get("warnings") or []), split]
+        return volume, series_rows(infos, chosen)
     if staged.kind in IMAGE_KINDS:
         Image.MAX_IMAGE_PIXELS = max_image_pixels
         with warnings.catch_warnings():
@@ -173,12 +185,12 @@ def process_upload(
     t_load = time.perf_counter() - t0
     report(0.35, "analysing")
     analysis: dict[str, Any] = {"status": "done", "reason": ""}
-    findings, heat, roi = None, None, None
+    findings, heat, roi, labels = None, None, None, None
     try:
         if staged.kind in IMAGE_KINDS:
             findings, heat, roi = services.analyze_image(staged.input_path, volume.shape)
         else:
-            findings, heat, roi = services.analyze_volume(volume)
+            findings, heat, roi, labels = services.analyze_volume(volume)
     except ServiceError as exc:
         analysis = {"status": "unavailable", "reason": exc.reason}
     except CTLensError as exc:
@@ -207,12 +219,14 @@ def process_upload(
         "findings": findings,
         "has_heatmap": heat is not None,
         "has_roi": roi is not None,
+        "has_lung_labels": labels is not None,
+        "reader_warnings": reader_warnings(volume.meta.get("warnings") or []),
         "timings_s": {"load": round(t_load, 3), "analysis": round(t_analysis, 3)},
     }
     if zero_shot is not None:
         result["zero_shot"] = zero_shot
         result["timings_s"]["zero_shot"] = round(t_zero_shot, 3)
-    write_artifacts(folder, volume, result, heat, roi)
+    write_artifacts(folder, volume, result, heat, roi, labels)
     report(1.0, "done")
     logger.info("content %s analysed: %s voxels in %.2f s", staged.sha256[:12], volume.shape, time.perf_counter() - t0)
     return result

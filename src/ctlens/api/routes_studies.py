@@ -19,15 +19,15 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from ctlens.api import services
-from ctlens.api.artifacts import forget_artifacts, load_artifacts
+from ctlens.api.artifacts import Artifacts, forget_artifacts, load_artifacts, stored_warnings
 from ctlens.api.models import Job, JobRef, Study, StudyLinks, StudyList
 from ctlens.api.processing import process_upload, refresh_zero_shot
 from ctlens.api.render import OVERLAYS, WINDOW_NAMES, render_slice
 from ctlens.api.security import Caller, require_key
 from ctlens.api.store import new_id
 from ctlens.api.uploads import StagedUpload, check_expansion, stage_uploads, upload_key
+from ctlens.api.viewer import number_candidates, viewer_block
 from ctlens.core.errors import CTLensError, ServiceError
-from ctlens.core.volume import Volume
 
 logger = logging.getLogger("ctlens.api")
 router = APIRouter()
@@ -75,6 +75,8 @@ def links(study_id: str) -> StudyLinks:
         payload=f"{base}/payload",
         compressed=f"{base}/compressed.ctz",
         chat=f"{base}/chat",
+        heatmap_volume=f"{base}/overlays/heatmap.nii.gz",
+        labels_volume=f"{base}/overlays/labels.nii.gz",
     )
 
 
@@ -96,6 +98,13 @@ def study_body(ctx, study: dict[str, Any], *, cached: bool = False) -> Study:
     }
     if entry["status"] == "ready" and isinstance(entry.get("result"), dict):
         body.update(entry["result"])
+        body["findings"] = number_candidates(body.get("findings"))
+        warnings = None if "reader_warnings" in body else stored_warnings(ctx.content_dir(study["sha256"]))
+        body["viewer"] = viewer_block(entry["result"], warnings)
+        if not body.get("has_heatmap"):
+            body["links"] = body["links"].model_copy(update={"heatmap_volume": None})
+    else:
+        body["links"] = body["links"].model_copy(update={"heatmap_volume": None, "labels_volume": None})
     job = ctx.store.job_for_content(study["sha256"])
     if job is not None and job["owner"] == study["owner"] and entry["status"] != "ready":
         body["job"] = JobRef(id=job["id"], url=f"/api/jobs/{job['id']}")
@@ -119,15 +128,24 @@ def _ready(ctx, caller: Caller, study_id: str):
 
 
 def _export(
-    ctx, caller: Caller, study_id: str, name: str, write: Callable[[Volume, Path], None], media_type: str, suffix: str
+    ctx,
+    caller: Caller,
+    study_id: str,
+    name: str,
+    write: Callable[[Artifacts, Path], None],
+    media_type: str,
+    suffix: str,
 ) -> FileResponse:
-    """The study's volume as file ``name`` (written once by ``write``, to a temp name then renamed), audited."""
+    """The study's file ``name`` (written once by ``write`` from its artifacts to a temp name, renamed), audited.
+
+    ``write`` may raise a :class:`ServiceError` (say 404: nothing to export) before it writes anything.
+    """
     study, art = _ready(ctx, caller, study_id)
     path = art.folder / name
     if not path.exists():
         tmp = art.folder / f".{new_id('t')}.{name}"
         try:
-            write(art.volume, tmp)
+            write(art, tmp)
             tmp.rename(path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -359,7 +377,10 @@ async def slice_png(
 def volume_nifti(study_id: str, request: Request, caller: Caller = Depends(require_key)):
     from ctlens.io import save
 
-    return _export(request.app.state.ctx, caller, study_id, "volume.nii.gz", save, "application/gzip", ".nii.gz")
+    def write(art: Artifacts, path: Path) -> None:
+        save(art.volume, path)
+
+    return _export(request.app.state.ctx, caller, study_id, "volume.nii.gz", write, "application/gzip", ".nii.gz")
 
 
 @router.get(
@@ -370,7 +391,11 @@ def volume_nifti(study_id: str, request: Request, caller: Caller = Depends(requi
 )
 def volume_ctz(study_id: str, request: Request, caller: Caller = Depends(require_key)):
     ctx = request.app.state.ctx
-    return _export(ctx, caller, study_id, "compressed.ctz", services.save_ctz, "application/octet-stream", ".ctz")
+
+    def write(art: Artifacts, path: Path) -> None:
+        services.save_ctz(art.volume, path)
+
+    return _export(ctx, caller, study_id, "compressed.ctz", write, "application/octet-stream", ".ctz")
 
 
 @router.get(

@@ -13,9 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
 
 from ctlens.core.errors import ServiceError
+
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", description="Authorization: Bearer <API key>")
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="apiKey", description="X-API-Key: <API key>"
+)
+"""The two ways to present a key, declared as OpenAPI security schemes (the docs' Authorize button).
+
+They only document; :func:`require_key` reads the headers itself (auto_error off), so answers stay RFC 7807."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,11 @@ def _refuse(ctx, request: Request, reason: str) -> ServiceError:
     return ServiceError(reason, status=401)
 
 
-async def require_key(request: Request) -> Caller:
+async def require_key(
+    request: Request,
+    _bearer: object = Security(BEARER),
+    _header: object = Security(API_KEY_HEADER),
+) -> Caller:
     """FastAPI dependency: the calling key, or 401 / 429 (async: a hash and one indexed SQLite read)."""
     ctx = request.app.state.ctx
     key = presented_key(request.headers)

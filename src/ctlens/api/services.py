@@ -69,11 +69,14 @@ def _as_grid(array: Any, shape: tuple[int, ...]) -> np.ndarray | None:
     return arr.reshape(shape)
 
 
-def analyze_volume(volume: Volume) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
-    """Findings JSON, heatmap as uint8 (0-255) and ROI mask as uint8 on the volume's grid."""
+def analyze_volume(
+    volume: Volume,
+) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Findings JSON, heatmap as uint8 (0-255), ROI mask as uint8 and lung labels (0/1 right/2 left, or None)."""
     analyze = _attr("ctlens.analysis", "analyze", "the analysis layer (ctlens.analysis.analyze)")
     findings = analyze(volume)
-    return _unpack(findings, volume.shape)
+    labels = _as_grid(getattr(findings, "lung_labels", None), volume.shape)
+    return (*_unpack(findings, volume.shape), None if labels is None else labels.astype(np.uint8))
 
 
 def analyze_image(

@@ -55,6 +55,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ctlens.core.errors import CacheBusyError, CTLensError, InputNotFoundError
+from ctlens.core.progress import ProgressCallback, announce
 from ctlens.core.volume import Volume
 
 __all__ = [
@@ -528,7 +529,7 @@ def export_hdf5(
     *,
     ct_only: bool = True,
     compression: str | None = None,
-    progress: bool = True,
+    progress: bool | ProgressCallback = True,
     name_mode: NameMode = "path",
     hash_salt: str | None = None,
     names_csv: str | os.PathLike[str] | None = None,
@@ -693,8 +694,21 @@ def _write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, Any]]) -
 
 
 @contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
-    """A rich progress bar over the sources (or nothing); yields ``advance(description)``."""
+def _progress_bar(enabled: bool | ProgressCallback, total: int) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar over the sources, a progress callback, or nothing; yields ``advance(description)``."""
+    if callable(enabled):
+        callback, done = enabled, 0
+        callback(0, total)
+
+        def advance(desc: str) -> None:
+            nonlocal done
+            done += 1
+            if desc:
+                announce(callback, str(desc)[-60:])
+            callback(done, total)
+
+        yield advance
+        return
     if not enabled:
         yield lambda _desc: None
         return

@@ -54,6 +54,7 @@ from ctlens.cache.layout import (
 )
 from ctlens.cache.metadata import DatasetMetadata, ImageEntry
 from ctlens.core.errors import CacheBusyError, CacheMissError
+from ctlens.core.progress import ProgressCallback, announce, counted
 
 __all__ = ["BuildReport", "CacheManager", "CacheStats", "Failure"]
 
@@ -246,12 +247,13 @@ class CacheManager:
         executor: ExecutorName = "process",
         *,
         retry_failed: bool = False,
-        progress: bool = True,
+        progress: bool | ProgressCallback = True,
     ) -> BuildReport:
         """Build every entry that is not complete under the current key (resumable, atomic; module doc).
 
         ``force`` rebuilds everything; ``retry_failed`` retries images that failed under the same key
         (by default they are reported again, not retried). ``num_workers <= 1`` runs in this process.
+        ``progress``: a rich bar (True), nothing (False) or a callback told the images done (``ctlens.core.progress``).
         ``executor="ray"`` runs the same per-image function as Ray tasks (a local Ray instance is
         started with ``num_cpus=num_workers`` when none is connected).
         """
@@ -283,8 +285,13 @@ class CacheManager:
         return Failure(entry.study, entry.image, rec.get("reason", "error"), rec.get("detail", ""))
 
     def _run(
-        self, tasks: list[tuple], num_workers: int, executor: ExecutorName, progress: bool
+        self, tasks: list[tuple], num_workers: int, executor: ExecutorName, progress: bool | ProgressCallback
     ) -> Iterator[dict[str, Any]]:
+        if callable(progress):
+            for result in counted(self._results(tasks, num_workers, executor), progress, total=len(tasks)):
+                announce(progress, f"{result['study']}/{result['image']} {result['status']}")
+                yield result
+            return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         columns = (

@@ -24,6 +24,7 @@ from typing import Annotated
 import typer
 
 from ctlens.cli.errors import one_line_errors
+from ctlens.cli.series import SeriesOption
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +36,7 @@ def register(app: typer.Typer) -> None:
         path: Annotated[Path, typer.Argument(help="CT series (DICOM folder/zip, NIfTI, NRRD/MHA) or a 2-D image")],
         out: Annotated[Path | None, typer.Option("--out", "-o", help="findings JSON to write")] = None,
         overlays: Annotated[Path | None, typer.Option(help="folder for the overlay PNG and heatmap .npz")] = None,
+        series: SeriesOption = None,
         region: Annotated[str | None, typer.Option(help="force head | chest | image2d")] = None,
         clip_checkpoint: Annotated[
             Path | None,
@@ -54,29 +56,31 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Analyse PATH: body region, lungs / emphysema / nodules or brain / hyperdense regions, or a 2-D ROI."""
         from rich.console import Console
-        from rich.progress import Progress
 
-        from ctlens.analysis import analyze, load_for_analysis, render_overlay
+        from ctlens.analysis import analyze, render_overlay
+        from ctlens.cli.progress import progress_step
+        from ctlens.cli.series import load_study
 
         console = Console()
         if dicom_out is not None:
             _check_dicom_input(path)
         checkpoint = clip_checkpoint if clip_checkpoint is not None else _configured_checkpoint()
-        with Progress(transient=True, console=Console(stderr=True)) as progress:
-            task = progress.add_task("loading", total=3 if checkpoint is None else 4)
+        with progress_step(f"analysis of {path.name}") as step:
             if checkpoint is not None:  # load the model first: a bad checkpoint fails before the long analysis
                 from ctlens.pipelines.embed import load_clip
 
+                step.phase("loading the CLIP model")
                 load_clip(checkpoint)
-            volume = load_for_analysis(path)
-            progress.update(task, advance=1, description="analysing")
+            step.phase("reading")
+            volume = load_study(path, series, uneven="resample")  # analysis needs even slices
+            step.phase("analysing")
             findings = analyze(volume, region=region)
             if checkpoint is not None:
-                progress.update(task, advance=1, description="zero-shot findings")
                 from ctlens.pipelines.zero_shot import add_zero_shot
 
+                step.phase("zero-shot findings")
                 add_zero_shot(findings, volume, checkpoint)
-            progress.update(task, advance=1, description="writing")
+            step.phase("writing")
             if out is not None:
                 findings.save(out)
             if overlays is not None:
@@ -88,7 +92,6 @@ def register(app: typer.Typer) -> None:
                 from ctlens.connect.results import write_dicom_results
 
                 dicom_paths = write_dicom_results(findings, volume, path, dicom_out, heatmap=dicom_heatmap)
-            progress.update(task, advance=1)
         console.print(f"[bold]{path}[/]: region {findings.region}, {len(findings.candidates)} candidate(s)")
         for key, value in findings.measurements.items():
             if not isinstance(value, dict):

@@ -57,11 +57,20 @@ def build(
 ) -> None:
     """Prepare every image of DATA_DIR/raw into DATA_DIR/processed (resumable; bad images are reported)."""
     from ctlens.cache import CacheManager
+    from ctlens.cli.progress import progress_step
 
     if executor not in ("process", "thread", "serial", "ray"):
         raise typer.BadParameter(f"--executor must be process, thread, serial or ray, got {executor!r}")
     cache = CacheManager(data_dir, spacing, patch)
-    report = cache.build_cache(num_workers=workers, force=force, executor=executor, retry_failed=retry_failed)  # type: ignore[arg-type]
+    with progress_step(f"cache of {data_dir.name}") as step:
+        step.phase("scanning")
+        report = cache.build_cache(
+            num_workers=workers,
+            force=force,
+            executor=executor,  # type: ignore[arg-type]
+            retry_failed=retry_failed,
+            progress=step,
+        )
     console.print(
         f"{data_dir}: {report.total} image(s): {report.built} built, {report.skipped} already done, "
         f"{len(report.failed)} failed ({report.seconds:.1f} s)"

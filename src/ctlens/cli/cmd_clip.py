@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from ctlens.cli.errors import one_line_errors
+from ctlens.cli.series import SeriesOption
 
 clip_app = typer.Typer(help="3D CLIP for CT: train, split, evaluate, zero-shot findings.", no_args_is_help=True)
 
@@ -116,7 +117,10 @@ def train_cmd(
         sentences=sentences,
         threads=threads,
     )
-    result = train_clip(cfg)
+    from ctlens.cli.progress import progress_step
+
+    with progress_step("CLIP training") as step:
+        result = train_clip(cfg, progress=step)
     typer.echo(
         f"trained {result.steps} steps; model in {result.run_dir / 'model'}; log {result.run_dir / 'metrics.csv'}"
     )
@@ -162,12 +166,17 @@ def zero_shot_cmd(
     finding: Annotated[list[str] | None, typer.Option("--finding", "-f", help="finding name (repeatable)")] = None,
     ensemble: Annotated[bool, typer.Option("--ensemble", help="prompt ensemble")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    series: SeriesOption = None,
 ) -> None:
     """Probability of each finding in SCAN (model output, not a diagnosis)."""
+    from ctlens.cli.series import load_study
     from ctlens.data.ct_report import CT_RATE_FINDINGS
+    from ctlens.pipelines.embed import load_clip
     from ctlens.pipelines.zero_shot import zero_shot
 
-    probs = zero_shot(scan, findings=finding or list(CT_RATE_FINDINGS), checkpoint=checkpoint, ensemble=ensemble)
+    model = load_clip(checkpoint)  # a bad checkpoint fails before the scan is read
+    volume = load_study(scan, series)
+    probs = zero_shot(volume, findings=finding or list(CT_RATE_FINDINGS), model=model, ensemble=ensemble)
     if as_json:
         typer.echo(json.dumps(probs, indent=1))
         return

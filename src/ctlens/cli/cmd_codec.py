@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from ctlens.cli.errors import one_line_errors
+from ctlens.cli.series import SeriesOption
 
 
 def _report(out: Path, stats: Any, mode: str) -> None:
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
             int, typer.Option("--max-error", min=0, max=127, help="HU error bound outside the ROI (roi mode)")
         ] = 5,
         profile: Annotated[str, typer.Option(help="compact (JPEG-LS) | fast (HTJ2K) | thorough")] = "compact",
-        series: Annotated[str | None, typer.Option("--series", "-s", help="series index, UID or text")] = None,
+        series: SeriesOption = None,
         uneven: Annotated[str, typer.Option(help="uneven slice spacing: warn | resample | error")] = "warn",
         stream: Annotated[
             bool,
@@ -59,8 +60,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compress PATH into OUT (.ctz): bit-exact, or ROI-exact with --mode roi."""
 
+        from ctlens.cli.progress import progress_step
+        from ctlens.cli.series import check_series_input, load_study
         from ctlens.codec.series import PROFILES, encode_slices, encode_volume
-        from ctlens.io import load
         from ctlens.io.dicom_pixels import exact_int16
 
         if mode not in ("lossless", "roi"):
@@ -69,26 +71,28 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"--profile must be one of {', '.join(PROFILES)}")
         if uneven not in ("warn", "resample", "error"):
             raise typer.BadParameter("--uneven must be warn, resample or error")
-        sel: int | str | None = int(series) if series is not None and series.isdigit() else series
-        options = {"mode": mode, "max_error": max_error, "profile": profile, "progress": True}
+        check_series_input(path, series)
         is_series = path.is_dir() or path.suffix.lower() == ".zip"
-        if stream and is_series:
-            from ctlens.io.dicom_stream import iter_series_slices
+        with progress_step(f"compress {path.name}") as step:
+            options = {"mode": mode, "max_error": max_error, "profile": profile, "progress": step}
+            if stream and is_series:
+                from ctlens.io.dicom_stream import iter_series_slices
 
-            # Headers first (same order, geometry and meta as ctlens.load), then one slice at a time into the
-            # streaming encoder: memory holds a few slices, not the series. The meta is de-identified by the
-            # encoder (deidentify_meta in the .ctz header), exactly as for the in-memory path.
-            with iter_series_slices(path, series=sel, uneven=uneven) as slices:  # type: ignore[arg-type]
-                stats = encode_slices(slices, out, geometry=slices.geometry, n_slices=len(slices), **options)
-            _report(out, stats, mode)
-            return
-        volume = load(path, series=sel, uneven=uneven) if is_series else load(path)
-        arr = volume.array
-        if arr.dtype.kind == "f":
-            volume = volume.with_array(
-                exact_int16(arr, path, ".ctz stores integer samples", "save it as NIfTI instead")
-            )
-        stats = encode_volume(volume, out, **options)
+                # Headers first (same order, geometry and meta as ctlens.load), then one slice at a time into the
+                # streaming encoder: memory holds a few slices, not the series. The meta is de-identified by the
+                # encoder (deidentify_meta in the .ctz header), exactly as for the in-memory path.
+                step.phase("reading the headers")
+                with iter_series_slices(path, series=series, uneven=uneven) as slices:  # type: ignore[arg-type]
+                    stats = encode_slices(slices, out, geometry=slices.geometry, n_slices=len(slices), **options)
+            else:
+                step.phase("reading")
+                volume = load_study(path, series, uneven=uneven)
+                arr = volume.array
+                if arr.dtype.kind == "f":
+                    volume = volume.with_array(
+                        exact_int16(arr, path, ".ctz stores integer samples", "save it as NIfTI instead")
+                    )
+                stats = encode_volume(volume, out, **options)
         _report(out, stats, mode)
 
     @app.command()
@@ -100,9 +104,12 @@ def register(app: typer.Typer) -> None:
         """Decompress a .ctz file (checksums verified) and write it as NIfTI / NRRD / MHA."""
         from rich.console import Console
 
+        from ctlens.cli.progress import progress_step
         from ctlens.codec.series import decode_volume
         from ctlens.io import save
 
-        volume = decode_volume(path, progress=True)
-        save(volume, out)
+        with progress_step(f"decompress {path.name}") as step:
+            volume = decode_volume(path, progress=step)
+            step.phase("writing")
+            save(volume, out)
         Console().print(f"{out}: {volume.shape[0]} slices of {volume.shape[1]}x{volume.shape[2]} written")

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from ctlens.cli.errors import one_line_errors
+from ctlens.cli.series import SeriesOption
 
 interp_app = typer.Typer(
     help="Slice interpolation: evaluation harness and latent-diffusion training.", no_args_is_help=True
@@ -29,7 +30,7 @@ def interpolate_command(
     spacing: Annotated[float | None, typer.Option(help="new slice spacing in mm")] = None,
     factor: Annotated[float | None, typer.Option(help="or: output slices per input slice (>= 1)")] = None,
     method: Annotated[str, typer.Option(help="nearest | linear | cubic | flow | self_supervised | ldm")] = "flow",
-    series: Annotated[str | None, typer.Option("--series", "-s", help="series index, UID or description")] = None,
+    series: SeriesOption = None,
     checkpoint: Annotated[Path | None, typer.Option(help="LDM checkpoint (method ldm)")] = None,
     profile: Annotated[str, typer.Option(help="self_supervised: slab (real thick slices) | drop")] = "slab",
     steps: Annotated[int, typer.Option(help="self_supervised: training steps")] = 200,
@@ -37,22 +38,26 @@ def interpolate_command(
     """Interpolate SRC to thin slices (--spacing mm or --factor) and save OUT."""
     from rich.console import Console
 
-    from ctlens.io import load, save
-    from ctlens.io.loader import file_kind
+    from ctlens.cli.progress import progress_step
+    from ctlens.cli.series import load_study
+    from ctlens.io import save
     from ctlens.pipelines.interpolate import interpolate
 
     if spacing is None and factor is None:
         spacing = 1.0
-    options: dict = {"uneven": "resample"} if file_kind(src) == "dicom" else {}
-    selector = int(series) if series is not None and series.isdigit() and len(series) < 6 else series
-    volume = load(src, series=selector, **options)
     method_options: dict = {}
     if method == "ldm":
         method_options["checkpoint"] = checkpoint
     if method == "self_supervised":
         method_options.update(profile=profile, steps=steps)
-    result = interpolate(volume, spacing_z=spacing, factor=factor, method=method, name=str(src), **method_options)
-    save(result, out)
+    with progress_step(f"{method} interpolation of {src.name}") as step:
+        step.phase("reading")
+        volume = load_study(src, series, uneven="resample")
+        result = interpolate(
+            volume, spacing_z=spacing, factor=factor, method=method, name=str(src), progress=step, **method_options
+        )
+        step.phase("writing")
+        save(result, out)
     sp = tuple(round(s, 4) for s in result.spacing)
     Console().print(f"wrote {out}: {volume.shape[0]} -> {result.shape[0]} slices, spacing {sp} mm ({method})")
 
@@ -97,11 +102,13 @@ def eval_command(
 def _train(kind: str, config: Path, steps: int | None) -> None:
     from rich.console import Console
 
+    from ctlens.cli.progress import progress_step
     from ctlens.training.ldm_config import load_config
     from ctlens.training.ldm_train import train
 
     cfg = load_config(config, {"train.steps": steps} if steps else None)
-    result = train(kind, cfg)
+    with progress_step("VAE training" if kind == "vae" else "latent diffusion training") as step:
+        result = train(kind, cfg, progress=step)
     last = max(result.losses) if result.losses else None
     loss = f", last loss {result.losses[last]:.4f}" if last is not None else ""
     Console().print(f"{kind}: trained to step {cfg.train.steps}{loss}; checkpoint {result.checkpoint}")

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ctlens.cli.errors import one_line_errors
+from ctlens.cli.series import SeriesOption
+
+if TYPE_CHECKING:
+    from ctlens.cli.progress import StepProgress
+    from ctlens.core.volume import Volume
 
 console = Console()
 
@@ -28,7 +33,7 @@ def prepare(
     path: Annotated[Path, typer.Argument(help="DICOM folder/zip/file, NIfTI, NRRD/MHA")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder (created if missing)")],
     mode: Annotated[str, typer.Option(help="ct | mri | auto (detect from the data and say why)")] = "auto",
-    series: Annotated[str | None, typer.Option("--series", "-s", help="DICOM series index, UID or text")] = None,
+    series: SeriesOption = None,
     z_dim: Annotated[
         int | None,
         typer.Option(help="slice axis of the RPI volume: 0 axial, 1 coronal, 2 sagittal (default: acquired)"),
@@ -36,29 +41,46 @@ def prepare(
     slices: Annotated[int, typer.Option(help="slices per row in the montage")] = 6,
 ) -> None:
     """Prepare PATH for a NeuroVFM-style model: each window as NIfTI on the model grid, the mask, a PNG montage."""
-    from ctlens.io import load, save
-    from ctlens.io.files import atomic_output
-    from ctlens.io.loader import file_kind
-    from ctlens.preprocess import axcodes, detect_mode, prepare_for_inference, to_model_grid
-    from ctlens.preprocess.montage import save_montage
+    from ctlens.cli.progress import progress_step
+    from ctlens.cli.series import load_study
 
     chosen = mode.lower()
     if chosen not in ("ct", "mri", "mr", "auto"):
         raise typer.BadParameter(f"--mode must be ct, mri or auto, got {mode!r}")
-    options = {"uneven": "resample"} if file_kind(path) == "dicom" else {}
-    selector = int(series) if series is not None and series.isdigit() and len(series) < 6 else series
-    vol = load(path, series=selector, **options)
+    with progress_step(f"prepare {path.name}") as step:
+        step.phase("reading")
+        vol = load_study(path, series, uneven="resample")
+        summary = _prepare_volume(vol, path, out, chosen, z_dim, slices, step)
+    spacing = " x ".join(f"{s:g}" for s in summary["spacing"])
+    console.print(
+        f"{summary['view']} {summary['mode']} -> {tuple(summary['shape'])} voxels (z, y, x), {spacing} mm, "
+        f"axes {summary['axcodes']} (array order)"
+    )
+    console.print(f"wrote {', '.join(summary['files'])}, prepare.json to {out}")
+
+
+def _prepare_volume(
+    vol: Volume, path: Path, out: Path, chosen: str, z_dim: int | None, slices: int, step: StepProgress
+) -> dict[str, Any]:
+    """Write the windows, mask, montage and prepare.json of ``vol`` into ``out``; returns that summary."""
+    from ctlens.io import save
+    from ctlens.io.files import atomic_output
+    from ctlens.preprocess import axcodes, detect_mode, prepare_for_inference, to_model_grid
+    from ctlens.preprocess.montage import save_montage
+
     if chosen == "auto":
         chosen, reason = detect_mode(vol)
         console.print(f"mode: [bold]{chosen}[/] (detected: {reason})")
     else:
         chosen, reason = ("mri" if chosen == "mr" else chosen), "given with --mode"
         console.print(f"mode: [bold]{chosen}[/] ({reason})")
+    step.phase("resampling to the model grid")
     arrs, mask, view = prepare_for_inference(vol, mode=chosen, z_dim=z_dim)
     fill = -1024.0 if chosen == "ct" else 0.0
     grid = to_model_grid(vol, z_dim=z_dim, fill_value=fill)
     if grid.shape != mask.shape:  # both come from to_model_grid; a mismatch would be a bug, never a wrong file
         raise RuntimeError(f"model grid {grid.shape} and prepared arrays {mask.shape} differ")
+    step.phase("writing")
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for name, arr in arrs.items():
@@ -86,8 +108,7 @@ def prepare(
     }
     with atomic_output(out / "prepare.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
-    console.print(f"{view} {chosen} -> {grid.shape} voxels (z, y, x), {spacing} mm, axes {codes} (array order)")
-    console.print(f"wrote {', '.join(files)}, prepare.json to {out}")
+    return summary
 
 
 def preprocess_h5(
@@ -118,25 +139,28 @@ def preprocess_h5(
 ) -> None:
     """Export every CT volume below INPUT to one HDF5 file (RAS, HU clip, aspect-preserving resize, uint8)."""
     from ctlens.cache.hdf5_export import export_hdf5
+    from ctlens.cli.progress import progress_step
 
     if slice_order not in ("b2u", "u2b"):
         raise typer.BadParameter(f"--slice-order must be b2u or u2b, got {slice_order!r}")
     if compression not in ("none", "lzf", "gzip"):
         raise typer.BadParameter(f"--compression must be none, lzf or gzip, got {compression!r}")
-    report = export_hdf5(
-        input,
-        output,
-        metadata_csv=metadata,
-        target_shape=target_shape,
-        num_workers=num_workers,
-        slice_order=slice_order,  # type: ignore[arg-type]
-        hu_clip=(hu_min, hu_max),
-        ct_only=not all_modalities,
-        compression=None if compression == "none" else compression,
-        name_mode="hash" if hash_names else "path",
-        hash_salt=hash_salt,
-        names_csv=names_csv,
-    )
+    with progress_step(f"HDF5 export to {output.name}") as step:
+        report = export_hdf5(
+            input,
+            output,
+            metadata_csv=metadata,
+            target_shape=target_shape,
+            num_workers=num_workers,
+            slice_order=slice_order,  # type: ignore[arg-type]
+            hu_clip=(hu_min, hu_max),
+            ct_only=not all_modalities,
+            compression=None if compression == "none" else compression,
+            name_mode="hash" if hash_names else "path",
+            hash_salt=hash_salt,
+            names_csv=names_csv,
+            progress=step,
+        )
     console.print(
         f"wrote {output}: {len(report.written)} volume(s) of {tuple(target_shape)} uint8 in {report.seconds:.1f} s"
         + (f", metadata in {metadata}" if metadata else "")

@@ -42,6 +42,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Retrieve a series (or a whole study) from a DICOMweb server into OUT, one file per instance."""
         from rich.console import Console
+        from rich.markup import escape
         from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn, TransferSpeedColumn
 
         from ctlens.io.dicomweb import DicomWebClient
@@ -49,14 +50,14 @@ def register(app: typer.Typer) -> None:
         client = DicomWebClient.from_settings(url)
         columns = (SpinnerColumn(), TextColumn("{task.description}"), DownloadColumn(), TransferSpeedColumn())
         with Progress(*columns, transient=True, console=Console(stderr=True)) as progress:
-            task = progress.add_task(f"retrieving from {client.url}", total=None)
+            task = progress.add_task(f"retrieving from {escape(client.url)}", total=None)
 
             def received(done: int, total: int | None) -> None:
                 progress.update(task, completed=done, total=total)
 
             files = client.retrieve_series(study, series, out, progress=received)
         size = sum(f.stat().st_size for f in files)
-        Console().print(f"wrote {len(files)} instance(s), {size / 1e6:.1f} MB, to {out}")
+        Console().print(f"wrote {len(files)} instance(s), {size / 1e6:.1f} MB, to {out}", markup=False)
 
     @app.command("search")
     @one_line_errors
@@ -103,15 +104,21 @@ def study_table(studies: list[dict[str, Any]], title: str) -> Any:
         ...     console.print(study_table([model], "server"))
         >>> "1.2.3" in out.get(), "Doe" in out.get()
         (True, False)
+
+    The archive's values are shown as plain text: no console markup, no control characters, at most 64 characters.
     """
     from rich.table import Table
+    from rich.text import Text
 
     from ctlens.io.dicomweb import dicom_json_value
 
-    table = Table(title=f"{title}: {len(studies)} stud{'y' if len(studies) == 1 else 'ies'}")
+    def cell(value: Any) -> Text:
+        text = "" if value is None else str(value)[:64]
+        return Text("".join(ch if ch.isprintable() else "?" for ch in text))
+
+    table = Table(title=Text(f"{title}: {len(studies)} stud{'y' if len(studies) == 1 else 'ies'}"))
     for header, _ in STUDY_COLUMNS:
         table.add_column(header, overflow="fold", min_width=None if header == "study UID" else len(header))
     for model in studies:
-        values = (dicom_json_value(model, keyword) for _, keyword in STUDY_COLUMNS)
-        table.add_row(*("" if value is None else str(value) for value in values))
+        table.add_row(*(cell(dicom_json_value(model, keyword)) for _, keyword in STUDY_COLUMNS))
     return table

@@ -8,38 +8,28 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
 
 from ctlens.cli.errors import one_line_errors
+from ctlens.cli.group import CtlensGroup
+from ctlens.cli.series import SeriesOption, check_series_input, load_study
 from ctlens.core.volume import Volume
 
-app = typer.Typer(help="ctlens: AI on CT scans.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(help="ctlens: AI on CT scans.", no_args_is_help=True, add_completion=False, cls=CtlensGroup)
 console = Console()
-
-SeriesOption = Annotated[
-    str | None, typer.Option("--series", "-s", help="series index, SeriesInstanceUID or description text")
-]
 
 
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show info messages")] = False) -> None:
     """ctlens: read, prepare, compress, analyse and serve CT scans."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=Console(stderr=True), show_path=False, show_time=False)],
-    )
+    from ctlens.cli.grouped_log import install
 
-
-def _series_arg(series: str | None) -> int | str | None:
-    return int(series) if series is not None and series.isdigit() and len(series) < 6 else series
+    install(verbose)
 
 
 def _dicom_inputs(path: Path) -> list[Path]:
@@ -54,20 +44,25 @@ def _dicom_inputs(path: Path) -> list[Path]:
 
 @app.command()
 @one_line_errors
-def info(path: Annotated[Path, typer.Argument(help="DICOM folder/zip/file, NIfTI, NRRD/MHA or image")]) -> None:
-    """Show the series found in PATH and the geometry of each."""
+def info(
+    path: Annotated[Path, typer.Argument(help="DICOM folder/zip/file, NIfTI, NRRD/MHA or image")],
+    series: SeriesOption = None,
+) -> None:
+    """Show the series found in PATH and the geometry of each (with --series: of that one)."""
     from ctlens.io import list_series, load
     from ctlens.io.loader import file_kind
 
+    check_series_input(path, series)
     for item in _dicom_inputs(path):
         if file_kind(item) != "dicom":
-            _print_volume(str(item), load(item))
+            if series is None:
+                _print_volume(str(item), load(item))
             continue
-        series = list_series(item)
-        table = Table(title=f"{item}: {len(series)} series")
+        series_list = list_series(item)
+        table = Table(title=f"{item}: {len(series_list)} series")
         for col in ("#", "study", "description", "modality", "kernel", "orientation", "slices", "matrix"):
             table.add_column(col)
-        for s in series:
+        for s in series_list:
             table.add_row(
                 str(s.index),
                 s.study_id,
@@ -79,7 +74,11 @@ def info(path: Annotated[Path, typer.Argument(help="DICOM folder/zip/file, NIfTI
                 f"{s.rows}x{s.columns}",
             )
         console.print(table)
-        for s in series:
+        if series is not None:
+            volume = load_study(item, series)
+            _print_volume(f"{item} --series {series}: {volume.meta.get('series_selection', '')}", volume)
+            continue
+        for s in series_list:
             _print_volume(f"{item} #{s.index} {s.description}", load(item, series=s.index))
 
 
@@ -99,11 +98,9 @@ def convert(
     uneven: Annotated[str, typer.Option(help="uneven spacing: warn | resample | error")] = "warn",
 ) -> None:
     """Convert PATH to a NIfTI/NRRD/MHA file (written atomically)."""
-    from ctlens.io import load, save
-    from ctlens.io.loader import file_kind
+    from ctlens.io import save
 
-    options = {"tilt": tilt, "uneven": uneven} if file_kind(path) == "dicom" else {}
-    vol = load(path, series=_series_arg(series), **options)
+    vol = load_study(path, series, tilt=tilt, uneven=uneven)
     save(vol, out)
     console.print(f"wrote {out}: {vol.shape} voxels, spacing {tuple(round(s, 4) for s in vol.spacing)} mm")
 

@@ -38,6 +38,7 @@ from ctlens.codec import roi as roi_mod
 from ctlens.codec.container import FOOTER, RECORD, CtzReader, CtzWriter
 from ctlens.codec.slice_codec import INTRA, decode_signal, encode_slice, finish_slice
 from ctlens.core.errors import CorruptFileError, CTLensError, UnsupportedFormatError
+from ctlens.core.progress import ProgressCallback, announce
 from ctlens.core.volume import Volume
 from ctlens.io.deid import deidentify_meta
 from ctlens.io.files import atomic_output
@@ -118,7 +119,25 @@ def _check_dtype(dtype: np.dtype, path: Path) -> None:
         )
 
 
-def _progress(enabled: bool, total: int | None, label: str) -> Any:
+class _Counter:
+    """The two calls of a rich ``Progress`` used here, told to a progress callback (``ctlens.core.progress``)."""
+
+    def __init__(self, callback: ProgressCallback, total: int | None) -> None:
+        self.callback, self.done, self.total = callback, 0, total or 0
+        callback(0, self.total)
+
+    def add_task(self, _description: str, total: int | None = None) -> None:
+        self.total = total or 0
+
+    def advance(self, _task: Any) -> None:
+        self.done += 1
+        self.callback(self.done, self.total)
+
+
+def _progress(enabled: bool | ProgressCallback, total: int | None, label: str) -> Any:
+    if callable(enabled):
+        announce(enabled, label)
+        return contextlib.nullcontext(_Counter(enabled, total))
     if not enabled:
         return contextlib.nullcontext(None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -143,7 +162,7 @@ def encode_slices(
     level: int = 5,
     predict: str = "estimate",
     workers: int | None = None,
-    progress: bool = False,
+    progress: bool | ProgressCallback = False,
 ) -> CodecStats:
     """Encode 2-D slices (in z order) into ``path``; ``geometry`` gives spacing/origin/direction/meta.
 
@@ -336,7 +355,7 @@ def decode_slice(path: str | Path, k: int) -> np.ndarray:
 
 
 def decode_volume(
-    path: str | Path, *, verify: bool = True, progress: bool = False, workers: int | None = None
+    path: str | Path, *, verify: bool = True, progress: bool | ProgressCallback = False, workers: int | None = None
 ) -> Volume:
     """Decode a whole ``.ctz`` file into a :class:`Volume` (checks the whole-file checksum unless ``verify=False``).
 

@@ -8,6 +8,10 @@ syntaxes (deflated ones excepted: a few kilobytes can inflate to gigabytes), and
 instance is stored only once its last fragment has arrived, so a dropped association leaves nothing partial.
 pynetdicom holds an instance in memory until then, so memory is bounded by ``MAX_ASSOCIATIONS`` times the
 largest instance a peer sends; an association that sends nothing for ``IDLE_SECONDS`` is closed (slow drip).
+Every connection, before its calling AE title is known, is guarded: a PDU longer than ``MAX_PDU_BYTES`` (a
+header announcing gigabytes) closes it at once, and a PDU must arrive whole within ``IDLE_SECONDS``, so an
+unknown peer can neither make the listener buffer its stream nor hold one of the association slots.
+An instance whose dataset names another SOP Instance or SOP Class than its C-STORE request is refused.
 
 A worker thread watches the spool: a study that has received nothing for ``quiet_seconds`` is handed to
 ``on_study`` (default: :func:`ctlens.connect.study_job.process_study` - analysis, ``findings.json``, DICOM
@@ -27,7 +31,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,11 +51,16 @@ log = logging.getLogger(__name__)
 MAX_ASSOCIATIONS = 4
 """Associations served at once (each holds at most one incoming instance in memory)."""
 IDLE_SECONDS = 60.0
-"""An association that sends nothing for this long is closed."""
+"""An association that sends nothing for this long is closed; each PDU must arrive whole within it."""
+ACSE_SECONDS = 30.0
+"""A connection that has not completed its association request within this long is closed."""
+MAX_PDU_BYTES = 1024 * 1024
+"""Longest PDU read from a peer (we offer 256 KiB P-DATA PDUs; an association request is a few kilobytes)."""
 
 STATUS_SUCCESS = 0x0000
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_CANNOT_UNDERSTAND = 0xC000
+STATUS_CLASS_MISMATCH = 0xA900
 _DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1")
 _PLAIN_SYNTAXES = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2"]
 
@@ -145,6 +157,17 @@ class Listener:
         self._spool = Spool(self.spool_dir, self.max_spool_bytes)
         try:
             self.results_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.results_dir):
+                pass  # the results folder takes files: found now, not after the first analysis
+        except OSError as exc:
+            self._spool.close()
+            self._spool = None
+            raise PacsError(
+                f"cannot write to the results folder ({exc.strerror or exc})",
+                path=self.results_dir,
+                hint="choose another --results folder or make it writable",
+            ) from None
+        try:
             ae = pynetdicom.AE(ae_title=self.ae_title)
             syntaxes = accepted_transfer_syntaxes()
             for cx in pynetdicom.AllStoragePresentationContexts:
@@ -154,8 +177,9 @@ class Listener:
             ae.require_called_aet = False
             ae.maximum_pdu_size = 256 * 1024
             ae.maximum_associations = MAX_ASSOCIATIONS
-            ae.acse_timeout, ae.dimse_timeout, ae.network_timeout = 30, IDLE_SECONDS, IDLE_SECONDS
+            ae.acse_timeout, ae.dimse_timeout, ae.network_timeout = ACSE_SECONDS, IDLE_SECONDS, IDLE_SECONDS
             handlers = [
+                (evt.EVT_CONN_OPEN, _guard_connection),
                 (evt.EVT_C_STORE, self._handle_store),
                 (evt.EVT_C_ECHO, lambda event: STATUS_SUCCESS),
                 (evt.EVT_REJECTED, self._handle_rejected),
@@ -236,10 +260,16 @@ class Listener:
         try:
             ds = event.dataset
             request = event.request
-            sop_uid = str(ds.get("SOPInstanceUID", "") or request.AffectedSOPInstanceUID or "")
+            affected = str(request.AffectedSOPInstanceUID or "")
+            sop_uid = str(ds.get("SOPInstanceUID", "") or affected)
             study_uid, series_uid = str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", ""))
             if not (study_uid.strip() and series_uid.strip() and sop_uid.strip()):
                 return _status(STATUS_CANNOT_UNDERSTAND, "missing Study/Series/SOP Instance UID")
+            if affected and sop_uid != affected:  # which instance is it? refused rather than filed under a guess
+                return _status(STATUS_CANNOT_UNDERSTAND, "SOP Instance UID differs from the C-STORE request's")
+            sop_class = str(ds.get("SOPClassUID", "") or "")
+            if sop_class and sop_class != str(request.AffectedSOPClassUID or sop_class):
+                return _status(STATUS_CLASS_MISMATCH, "SOP Class UID differs from the C-STORE request's")
             data = event.encoded_dataset(include_meta=True)
         except Exception as exc:  # noqa: BLE001 (a dataset that cannot be decoded is refused, not fatal)
             log.debug("cannot decode a received dataset", exc_info=True)
@@ -303,6 +333,51 @@ class Listener:
         return process_study(
             study, self.results_dir, destination=self.destination, calling_ae=self.ae_title, uid_root=self.uid_root
         )
+
+
+def _guard_connection(event: Any) -> None:
+    """EVT_CONN_OPEN: bound every read of the new connection (see the module docstring)."""
+    assoc_socket = event.assoc.dul.socket
+    raw = getattr(assoc_socket, "socket", None)
+    if isinstance(raw, socket.socket):
+        raw.settimeout(IDLE_SECONDS)
+        assoc_socket.recv = _bounded_recv(raw)
+
+
+def _bounded_recv(raw: socket.socket) -> Callable[[int], bytearray]:
+    """A replacement for pynetdicom's ``AssociationSocket.recv``: at most ``MAX_PDU_BYTES``, within
+    ``IDLE_SECONDS``; an OSError (which pynetdicom takes as a closed connection) otherwise.
+
+    Example:
+        >>> a, b = socket.socketpair()
+        >>> _ = a.sendall(b"abcdef")
+        >>> bytes(_bounded_recv(b)(6))
+        b'abcdef'
+        >>> _bounded_recv(b)(MAX_PDU_BYTES + 1)
+        Traceback (most recent call last):
+        ...
+        OSError: a PDU of 1048577 bytes is longer than the 1048576 accepted
+        >>> a.close(); b.close()
+    """
+
+    def recv(nr_bytes: int) -> bytearray:
+        if nr_bytes > MAX_PDU_BYTES:
+            raise OSError(f"a PDU of {nr_bytes} bytes is longer than the {MAX_PDU_BYTES} accepted")
+        end = time.monotonic() + IDLE_SECONDS
+        data = bytearray()
+        while len(data) < nr_bytes:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"a PDU did not arrive whole within {IDLE_SECONDS:g} s")
+            raw.settimeout(left)
+            chunk = raw.recv(min(nr_bytes - len(data), 64 * 1024))
+            if not chunk:
+                break  # closed by the peer: pynetdicom sees the short read
+            data += chunk
+        raw.settimeout(IDLE_SECONDS)
+        return data
+
+    return recv
 
 
 def _one_line(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 
 import highdicom as hd
 import numpy as np
@@ -20,6 +21,7 @@ from pydicom.dataset import Dataset
 
 from ctlens.analysis.findings import Findings
 from ctlens.connect.dicom_identity import MANUFACTURER, MODEL_OUTPUT_NOTE, new_uid, quiet_person_names
+from ctlens.connect.seg import _whole, box_on_plane
 from ctlens.connect.source_instances import SourceInstance, SourceSeries, shift_plane
 from ctlens.core.volume import Volume
 from ctlens.preprocess.windows import to_display_uint8, window_limits
@@ -48,7 +50,8 @@ def orientation_letters(cosine: np.ndarray) -> str:
 def _pick(findings: Findings, series: SourceSeries) -> SourceInstance | None:
     available = set(series.slice_indices)
     for cand in findings.candidates[:1]:
-        z = int(round(cand.centre_voxel[0]))
+        centre = float(cand.centre_voxel[0]) if cand.centre_voxel else math.nan
+        z = int(round(centre)) if math.isfinite(centre) else None
         if z in available:
             return series.nearest_instance(z)
     heat = findings.heatmap
@@ -74,10 +77,11 @@ def _overlay(findings: Findings, volume: Volume, inst: SourceInstance) -> np.nda
     rows, cols = gray.shape
     for cand in findings.candidates:
         box = cand.slice_boxes.get(z)
-        if box is None:
+        whole = _whole(box, 4) if box is not None else None
+        cut = box_on_plane((whole[0] - 2, whole[1] - 2, whole[2] + 2, whole[3] + 2), rows, cols) if whole else None
+        if cut is None:  # no box here, or one that is not finite or lies outside the image
             continue
-        y0, x0, y1, x1 = (int(v) for v in box)
-        y0, x0, y1, x1 = max(0, y0 - 2), max(0, x0 - 2), min(rows - 1, y1 + 2), min(cols - 1, x1 + 2)
+        y0, x0, y1, x1 = cut
         rgb[[y0, y1], x0 : x1 + 1] = (255, 255, 0)
         rgb[y0 : y1 + 1, [x0, x1]] = (255, 255, 0)
     out = rgb.clip(0, 255).astype(np.uint8)

@@ -6,9 +6,11 @@ Segments, in this order (empty ones are left out):
   laterality as a modifier), or one "lungs" segment from ``Findings.roi_mask`` when the labels are not there;
   the brain of a head analysis ("brain", from ``roi_mask``);
 * one per candidate, labelled ``candidate <rank> (<kind>, <side>)``: the candidate's in-plane box on each of its
-  slices (``Candidate.slice_boxes``; its 3-D ``bbox`` when it has none). The segment description says that it is
-  the candidate's bounding region and model output; its property type is SCT Nodule / Mass (Lesion for other
-  kinds), category Morphologically Abnormal Structure.
+  slices (``Candidate.slice_boxes``; its 3-D ``bbox`` when it has none), cut to the volume (a box that is not
+  finite or lies outside gives no pixels). The segment description says that it is the candidate's bounding
+  region and model output; its property type is SCT Nodule / Mass (Lesion for other kinds), category
+  Morphologically Abnormal Structure. Only the first :data:`MAX_CANDIDATE_SEGMENTS` candidates get a segment
+  (the SEG's pixels take segments x slices x rows x columns bytes while it is built); the SR reports all.
 
 Every segment is AUTOMATIC, identified as ctlens (name, version) and has a tracking ID and UID that the TID 1500
 report (:mod:`ctlens.connect.sr`) repeats. There is one SEG frame per (segment, source instance) with pixels,
@@ -25,7 +27,8 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import highdicom as hd
@@ -46,11 +49,21 @@ from ctlens.connect.dicom_identity import (
 from ctlens.connect.source_instances import SourceSeries
 from ctlens.core.volume import Volume
 
-__all__ = ["SEG_SERIES_NUMBER", "SegmentSpec", "build_segmentation", "candidate_label", "segment_specs"]
+__all__ = [
+    "MAX_CANDIDATE_SEGMENTS",
+    "SEG_SERIES_NUMBER",
+    "SegmentSpec",
+    "box_on_plane",
+    "build_segmentation",
+    "candidate_label",
+    "segment_specs",
+]
 
 log = logging.getLogger("ctlens.connect")
 
 SEG_SERIES_NUMBER = 9901
+MAX_CANDIDATE_SEGMENTS = 20
+"""Candidates (best first) that get a SEG segment; the analysis keeps 10, so this bounds other Findings only."""
 RIGHT, LEFT = 1, 2
 """``Findings.lung_labels`` values."""
 FINDING_TYPES = {"nodule": codes.SCT.Nodule, "mass": codes.SCT.Mass}
@@ -108,19 +121,45 @@ def _label_plane(labels: np.ndarray, value: int | None) -> Callable[[int], np.nd
     return plane
 
 
+def _whole(values: Sequence[object], n: int) -> list[int] | None:
+    """``n`` finite numbers as ints, or None."""
+    try:
+        numbers = [float(v) for v in values]  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return [int(v) for v in numbers] if len(numbers) == n and all(math.isfinite(v) for v in numbers) else None
+
+
+def box_on_plane(box: Sequence[object], rows: int, columns: int) -> tuple[int, int, int, int] | None:
+    """An inclusive in-plane box ``(y0, x0, y1, x1)`` cut to a ``rows`` x ``columns`` plane; None when it is not
+    four finite numbers or lies outside the plane.
+
+    Example:
+        >>> box_on_plane((-3, 2, 5, 99), 8, 8), box_on_plane((9, 0, 12, 3), 8, 8), box_on_plane((0, 0, 1), 8, 8)
+        ((0, 2, 5, 7), None, None)
+    """
+    values = _whole(box, 4)
+    if values is None:
+        return None
+    y0, x0, y1, x1 = max(0, values[0]), max(0, values[1]), min(rows - 1, values[2]), min(columns - 1, values[3])
+    return (y0, x0, y1, x1) if y0 <= y1 and x0 <= x1 else None
+
+
 def _box_plane(candidate: Candidate, shape: tuple[int, int, int]) -> Callable[[int], np.ndarray | None]:
     boxes = dict(candidate.slice_boxes)
-    if not boxes:
-        z0, y0, x0, z1, y1, x1 = candidate.bbox
-        boxes = {z: (y0, x0, y1, x1) for z in range(z0, z1 + 1)}
+    bbox = _whole(candidate.bbox, 6) if not boxes else None
+    if bbox is not None:
+        z0, y0, x0, z1, y1, x1 = bbox
+        boxes = {z: (y0, x0, y1, x1) for z in range(max(z0, 0), min(z1, shape[0] - 1) + 1)}
 
     def plane(z: int) -> np.ndarray | None:
         box = boxes.get(z)
-        if box is None:
+        cut = box_on_plane(box, shape[1], shape[2]) if box is not None else None
+        if cut is None:
             return None
-        y0, x0, y1, x1 = (int(v) for v in box)
+        y0, x0, y1, x1 = cut
         out = np.zeros(shape[1:], bool)
-        out[max(0, y0) : max(0, y1 + 1), max(0, x0) : max(0, x1 + 1)] = True
+        out[y0 : y1 + 1, x0 : x1 + 1] = True
         return out
 
     return plane
@@ -178,7 +217,13 @@ def segment_specs(findings: Findings, volume: Volume, *, uid_root: str | None = 
     specs = _anatomy_specs(findings, volume, uid_root)
     site = codes.SCT.Lung if "lung_volume_ml" in findings.measurements else None
     site = codes.SCT.Brain if findings.region == "head" else site
-    for i, cand in enumerate(findings.candidates):
+    if len(findings.candidates) > MAX_CANDIDATE_SEGMENTS:
+        log.warning(
+            "%d candidates: only the first %d get a SEG segment (the SR reports all)",
+            len(findings.candidates),
+            MAX_CANDIDATE_SEGMENTS,
+        )
+    for i, cand in enumerate(findings.candidates[:MAX_CANDIDATE_SEGMENTS]):
         specs.append(
             SegmentSpec(
                 label=candidate_label(i + 1, cand),

@@ -18,6 +18,9 @@ the equidistant grid (``uneven="resample"``, or a volume without that meta). A p
 volume's pixel grid, is refused with a :class:`~ctlens.core.errors.PacsError`. A gantry-tilt-corrected volume
 shifted each slice within its plane; its planes are matched to the nearest whole pixel.
 
+The matched instances must agree on the patient (ID and name), the study and the frame of reference, and the
+study must be the analysed one (``volume.meta["study_uid"]``, hashed): results never mix or change patients.
+
 Example:
     >>> series = match_source_instances(volume, "series_folder/")  # doctest: +SKIP
     >>> [(s.slice_index, s.dataset.SOPInstanceUID) for s in series.instances][:2]  # doctest: +SKIP
@@ -62,6 +65,7 @@ POSITION_TOLERANCE_MM = 0.05
 """Largest distance (mm) of a source plane from its volume slice, along the normal and within the plane."""
 _SCOUT_WORDS = ("LOCALIZER", "SCOUT", "TOPOGRAM", "SURVIEW")
 _COSINE_TOLERANCE = 1e-3
+_SAME_SUBJECT = ("PatientID", "PatientName", "StudyInstanceUID", "FrameOfReferenceUID")
 _SPACING_RTOL = 1e-3
 
 
@@ -228,7 +232,7 @@ def _floats(ds: Dataset, keyword: str, n: int, name: str) -> np.ndarray:
         values = np.array([float(v) for v in ds.get(keyword)], dtype=np.float64)
     except (TypeError, ValueError):
         values = np.zeros(0)
-    if values.shape != (n,):
+    if values.shape != (n,) or not np.isfinite(values).all():
         raise PacsError(
             f"source instance {ds.get('SOPInstanceUID', '?')} has no valid {keyword}",
             path=name,
@@ -240,7 +244,10 @@ def _floats(ds: Dataset, keyword: str, n: int, name: str) -> np.ndarray:
 def _same_stack(ds: Dataset, volume: Volume, name: str) -> str | None:
     """Why ``ds`` is not a plane of the volume's stack (another orientation, size or spacing), else None."""
     iop = _floats(ds, "ImageOrientationPatient", 6, name)
-    row, col = iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])
+    norms = np.linalg.norm(iop[:3]), np.linalg.norm(iop[3:])
+    if min(norms) < 1e-6:
+        return "another orientation"
+    row, col = iop[:3] / norms[0], iop[3:] / norms[1]
     if not (np.allclose(row, volume.direction[:, 2], atol=_COSINE_TOLERANCE)):
         return "another orientation"
     if not (np.allclose(col, volume.direction[:, 1], atol=_COSINE_TOLERANCE)):
@@ -309,6 +316,26 @@ def _check_sop_uids(instances: list[SourceInstance], volume: Volume, name: str) 
         seen[inst.slice_index] = inst.sop_instance_uid
 
 
+def _check_same_subject(instances: list[SourceInstance], volume: Volume, name: str) -> None:
+    """One patient, study and frame of reference among the instances, and the analysed study (values never shown)."""
+    for keyword in _SAME_SUBJECT:
+        values = {str(s.dataset.get(keyword, "") or "").strip() for s in instances}
+        if len(values) > 1:
+            raise PacsError(
+                f"the source instances disagree on {keyword} ({len(values)} different values)",
+                path=name,
+                hint="give the instances of one series, as the archive holds them",
+            )
+    wanted = volume.meta.get("study_uid")
+    study = str(instances[0].dataset.get("StudyInstanceUID", "") or "")
+    if wanted and volume.meta.get("series_uid") and hash_uid(study) != wanted:
+        raise PacsError(
+            "the source instances belong to another study than the analysed one",
+            path=name,
+            hint="give the instances the volume was read from",
+        )
+
+
 def match_source_instances(volume: Volume, sources: SourceInput) -> SourceSeries:
     """Read (or take) the source headers, keep the analysed series, and map each instance to a volume slice.
 
@@ -362,4 +389,5 @@ def match_source_instances(volume: Volume, sources: SourceInput) -> SourceSeries
         log.info("%s: left out %s", name, ", ".join(f"{n} instance(s) of {why}" for why, n in skipped.items()))
     placed.sort(key=lambda s: (s.slice_index, s.distance_mm))
     _check_sop_uids(placed, volume, name)
+    _check_same_subject(placed, volume, name)
     return SourceSeries(placed, int(volume.shape[1]), int(volume.shape[2]), name)

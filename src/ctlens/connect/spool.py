@@ -123,7 +123,14 @@ class Spool:
             import fcntl
         except ImportError:  # pragma: no cover (not POSIX: no lock)
             return None
-        fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise PacsError(
+                f"cannot open the spool folder's lock file ({exc.strerror or exc})",
+                path=self.folder,
+                hint="choose another --spool folder or make it writable",
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -14,7 +14,8 @@ Measurement groups:
   diagnosis"); it references the candidate's SEG segment (a TID 1501 group when the candidate has none).
 
 Every group carries the ctlens algorithm identification. Values are the findings' numbers as they are (a DS
-holds them exactly; highdicom adds a FloatingPointValue when a DS cannot). Quantities without a standard
+holds them exactly; highdicom adds a FloatingPointValue when a DS cannot); a value that is not a finite number
+(NaN, infinity) is left out, as DICOM numbers cannot hold it. Quantities without a standard
 concept use the private coding scheme ``99CTLENS``, declared in the Coding Scheme Identification Sequence.
 
 Example:
@@ -23,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import highdicom as hd
@@ -117,9 +120,19 @@ def quantity_for(key: str) -> QuantitySpec:
 
 
 def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """``value`` as a float when it is a finite number, else None (bools, text, NaN and infinities are left out).
+
+    Example:
+        >>> _number(3), _number(float("nan")), _number(float("-inf")), _number(True), _number(10**400)
+        (3.0, None, None, None, None)
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy numbers are Real too
         return None
-    return float(value) if value == value else None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _measurement(name: Code, value: float, unit: Code, derivation: Code | None = None) -> hd.sr.Measurement:
@@ -155,11 +168,16 @@ def _candidate_group(
     series: SourceSeries,
     uid_root: str | None,
 ):
+    quantities = [
+        (codes.SCT.Diameter, cand.diameter_mm, codes.UCUM.Millimeter, None),
+        (codes.SCT.Volume, cand.volume_ml, ML, None),
+        (codes.DCM.AttenuationCoefficient, cand.mean_hu, codes.UCUM.HounsfieldUnit, codes.SCT.Mean),
+        (SCORE, cand.score, codes.UCUM.NoUnits, None),
+    ]
     measurements = [
-        _measurement(codes.SCT.Diameter, float(cand.diameter_mm), codes.UCUM.Millimeter),
-        _measurement(codes.SCT.Volume, float(cand.volume_ml), ML),
-        _measurement(codes.DCM.AttenuationCoefficient, float(cand.mean_hu), codes.UCUM.HounsfieldUnit, codes.SCT.Mean),
-        _measurement(SCORE, float(cand.score), codes.UCUM.NoUnits),
+        _measurement(concept, number, unit, derivation)
+        for concept, value, unit, derivation in quantities
+        if (number := _number(value)) is not None
     ]
     tracking = hd.sr.TrackingIdentifier(
         uid=spec.tracking_uid if spec is not None else new_uid(uid_root), identifier=candidate_label(rank, cand)
@@ -169,7 +187,7 @@ def _candidate_group(
         "finding_type": FINDING_TYPES.get(cand.kind, codes.SCT.Lesion),
         "algorithm_id": sr_algorithm_id(),
         "finding_sites": _site(findings, cand.side) or None,
-        "measurements": measurements,
+        "measurements": measurements or None,
     }
     if spec is not None and seg is not None:
         segment = _referenced_segment(seg, spec, series)

@@ -147,20 +147,40 @@ def default_series(infos: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
 
 
 def select_series(infos: list[SeriesInfo], selector: int | str | None, source: str) -> tuple[SeriesInfo, str]:
-    """Choose one series by index, SeriesInstanceUID, short series id or description substring."""
+    """Choose one series by SeriesInstanceUID, index, description or kernel, with the reason for the choice.
+
+    One rule for every caller (``ctlens --series`` passes its text unchanged): an ``int`` is an index. A string
+    is tried, in order, as a SeriesInstanceUID or short series id (exact), as an index when it is all digits and
+    a series has that index (as ``ctlens info`` numbers them), as part of the description (any case), and as
+    the kernel (exact, any case). So ``"1"`` is the second series even if a description contains a 1, and a
+    digit string with no series of that index (``"123456"``) is matched as text. Several matches at one step
+    are an error that lists them.
+
+    Example:
+        >>> a = SeriesInfo(0, "1.2.3", "s", "Thorax 1.0 B40f", "CT", "B40f", 30, 512, 512, "axial", 30, "")
+        >>> b = SeriesInfo(1, "1.2.4", "s", "Thorax 1.0 B70f", "CT", "B70f", 30, 512, 512, "axial", 30, "")
+        >>> [select_series([a, b], sel, "x")[0].kernel for sel in ("1", 0, "1.2.4", "b70", "B40F")]
+        ['B70f', 'B40f', 'B70f', 'B70f', 'B40f']
+        >>> select_series([a, b], "1.0", "x")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ctlens.core.errors.SeriesSelectionError: x: series selector '1.0' matches 2 series: #0 ... #1 ...
+    """
     if not infos:
         raise SeriesSelectionError("no image series found", path=source)
     if selector is None:
         return default_series(infos)
-    if isinstance(selector, int) or (isinstance(selector, str) and selector.isdigit() and len(selector) < 6):
-        idx = int(selector)
-        if 0 <= idx < len(infos):
-            return infos[idx], f"picked {infos[idx].label()} by index"
+    if isinstance(selector, int):
+        if 0 <= selector < len(infos):
+            return infos[selector], f"picked {infos[selector].label()} by index"
     else:
-        exact = [s for s in infos if selector in (s.series_uid, s.series_id)]
-        text = [s for s in infos if str(selector).lower() in s.description.lower()]
-        kernel = [s for s in infos if str(selector).lower() == s.kernel.lower()]
-        for matches, how in ((exact, "UID"), (text, "description"), (kernel, "kernel")):
+        text = str(selector).strip()
+        exact = [s for s in infos if text in (s.series_uid, s.series_id)]
+        by_index = [infos[int(text)]] if text.isdigit() and int(text) < len(infos) else []
+        described = [s for s in infos if text.lower() in s.description.lower()]
+        kernel = [s for s in infos if text.lower() == s.kernel.lower()]
+        steps = ((exact, "UID"), (by_index, "index"), (described, "description"), (kernel, "kernel"))
+        for matches, how in steps:
             if len(matches) == 1:
                 return matches[0], f"picked {matches[0].label()} by {how}"
             if len(matches) > 1:

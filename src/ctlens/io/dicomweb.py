@@ -70,9 +70,9 @@ def dicom_json_value(model: dict[str, Any], keyword: str) -> Any:
         True
     """
     tag = pydicom.datadict.tag_for_keyword(keyword)
-    element = model.get(f"{tag:08X}") if tag is not None else None
+    element = model.get(f"{tag:08X}") if tag is not None and isinstance(model, dict) else None
     values = element.get("Value") if isinstance(element, dict) else None
-    if not values:
+    if not isinstance(values, list) or not values:  # absent, or a server's wrong type
         return None
     if len(values) > 1:
         return "\\".join(str(v) for v in values)
@@ -196,9 +196,10 @@ class DicomWebClient(DicomWebConnection):
         for model in self._get_json(path):
             try:
                 datasets.append(pydicom.Dataset.from_json(_without_bulk_data(model)))
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+                detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
                 raise PacsError(
-                    f"instance metadata is not valid DICOM JSON ({exc})",
+                    f"instance metadata is not valid DICOM JSON ({detail})",
                     path=self.url + path,
                     hint="the server sent malformed metadata; report it to the archive's administrator",
                 ) from None
@@ -213,11 +214,14 @@ class DicomWebClient(DicomWebConnection):
         dest: str | os.PathLike[str] | None = None,
         *,
         progress: ProgressCallback | None = None,
+        max_instances: int | None = None,
     ) -> list[Path]:
         """WADO-RS: stream a series (the whole study when ``series_uid`` is None) into ``dest``, one file each.
 
         Files are named ``<SOPInstanceUID>.dcm``; each is written under a temporary name and renamed when
-        complete. On any failure every file this call wrote is removed and PacsError raised.
+        complete. Every part must be a DICOM instance of the requested study (and series); an answer with more
+        than ``max_instances`` parts is refused as soon as the next part arrives. On any failure every file this
+        call wrote is removed (files that were in ``dest`` before are kept) and PacsError raised.
 
         Example:
             >>> client = DicomWebClient("http://127.0.0.1:8042/dicom-web")
@@ -229,6 +233,7 @@ class DicomWebClient(DicomWebConnection):
         folder, where = Path(dest), self.url + path
         created = not folder.exists()
         written: dict[Path, None] = {}
+        kept: set[Path] = set()  # files that were in dest before this call: never removed on failure
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with Deadline(self.deadline) as deadline, self._send(path, deadline, accept=ACCEPT_DICOM) as response:
@@ -240,7 +245,15 @@ class DicomWebClient(DicomWebConnection):
                 )
                 for part in parts:
                     written[part.path] = None
-                    final = folder / _instance_name(part.path, part.index, where)
+                    if max_instances is not None and part.index >= max_instances:
+                        raise PacsError(
+                            f"the answer holds more than {max_instances} instances",
+                            path=where,
+                            hint="retrieve a smaller series, or raise the limit on instances",
+                        )
+                    final = folder / _instance_name(part.path, part.index, where, study_uid, series_uid)
+                    if final not in written and final.exists():
+                        kept.add(final)
                     os.replace(part.path, final)
                     del written[part.path]
                     written[final] = None
@@ -249,7 +262,8 @@ class DicomWebClient(DicomWebConnection):
             return list(written)
         except BaseException as exc:
             for item in written:
-                item.unlink(missing_ok=True)
+                if item not in kept:
+                    item.unlink(missing_ok=True)
             if created:
                 with contextlib.suppress(OSError):
                     folder.rmdir()
@@ -303,16 +317,26 @@ class DicomWebClient(DicomWebConnection):
         return f"{study}/series/{_uid(series_uid, 'SeriesInstanceUID')}" if series_uid else study
 
 
-def _instance_name(path: Path, index: int, where: str) -> str:
-    """``<SOPInstanceUID>.dcm`` for a received part; PacsError when the part is not a DICOM file."""
+def _instance_name(path: Path, index: int, where: str, study_uid: str, series_uid: str | None) -> str:
+    """``<SOPInstanceUID>.dcm`` for a received part (``instance-<n>.dcm`` when that is not a UID); PacsError when
+    the part is not a DICOM file or belongs to another study or series than the one asked for."""
+    tags = ["SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"]
     try:
-        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
-    except (InvalidDicomError, ValueError, EOFError, OSError) as exc:
+        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=tags)
+    except (InvalidDicomError, ValueError, EOFError, OSError, TypeError, AttributeError) as exc:
         raise PacsError(
-            f"part {index + 1} of the answer is not a DICOM instance ({exc})",
+            f"part {index + 1} of the answer is not a DICOM instance ({str(exc)[:200]})",
             path=where,
             hint="the server sent something other than DICOM files",
         ) from None
+    for keyword, wanted in (("StudyInstanceUID", study_uid), ("SeriesInstanceUID", series_uid)):
+        got = str(header.get(keyword, "") or "")
+        if wanted is not None and got != wanted:
+            raise PacsError(
+                f"part {index + 1} of the answer belongs to another {keyword[:-11].lower()} ({got[:64]!r})",
+                path=where,
+                hint="the server sent instances that were not asked for; report it to the archive's administrator",
+            )
     uid = str(header.get("SOPInstanceUID", ""))
     return f"{uid}.dcm" if is_uid(uid) else f"instance-{index + 1:05d}.dcm"
 

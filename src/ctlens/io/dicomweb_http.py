@@ -3,7 +3,10 @@
 :class:`DicomWebConnection` sends one request at a time with a connect/read timeout (``timeout``), an overall
 ``deadline`` that also cuts off a server dripping bytes (:class:`~ctlens.io.http_deadline.Deadline`), retries
 with backoff after connection failures and 502/503/504 answers (never after a 4xx), and a byte limit checked
-against the Content-Length before the body is read and again while it streams. Each failure becomes one
+against the Content-Length before the body is read and again while it streams. Bodies are asked for
+uncompressed (``Accept-Encoding: identity``); one that is compressed anyway (one gzip or deflate layer) is
+inflated here in bounded steps, so the limit counts the decoded bytes and a small "zip bomb" never expands in
+memory at once; other or stacked encodings are refused. Each failure becomes one
 :class:`~ctlens.core.errors.PacsError` line naming the request's URL without credentials.
 :class:`~ctlens.io.dicomweb.DicomWebClient` builds the DICOMweb services on it.
 
@@ -19,7 +22,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -34,8 +38,12 @@ ACCEPT_JSON = "application/dicom+json, application/json"
 JSON_TYPES = ("application/dicom+json", "application/json")
 RETRY_STATUS = frozenset({502, 503, 504})
 RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
-MAX_JSON_BYTES = 512 * 1024**2
-"""Most bytes of one JSON answer (search results, series metadata), whatever ``max_bytes`` says."""
+MAX_JSON_BYTES = 64 * 1024**2
+"""Most bytes of one JSON answer (search results, series metadata), whatever ``max_bytes`` says: parsed JSON
+takes about ten times its size in memory."""
+DECODE_STEP = 1024 * 1024
+"""Most decoded bytes produced from a compressed body in one step."""
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 ProgressCallback = Callable[[int, int | None], None]
 """``progress(bytes_received, bytes_announced_or_None)``."""
 
@@ -85,10 +93,17 @@ class DicomWebConnection:
         address = url.strip()
         if address.lower().startswith("dicomweb+"):
             address = address[len("dicomweb+") :]
-        parts = urlsplit(address)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(address)
+            valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # an invalid port or IPv6 literal, often an unescaped / ? # in a password
+            parts, valid = None, False
+        if parts is None or not valid or "@" in "".join(parts[2:]):
+            shown = strip_credentials(url)
             raise PacsError(
-                "not a DICOMweb address", path=strip_credentials(url), hint="give http(s)://host:port/dicom-web"
+                "not a DICOMweb address",
+                path=None if "@" in shown else shown,  # an unparsable user:password@ part stays hidden
+                hint="give http(s)://host:port/dicom-web; percent-encode / ? # @ : in a user name or password",
             )
         if parts.username and username is None:
             username, password = unquote(parts.username), unquote(parts.password or "")
@@ -113,7 +128,7 @@ class DicomWebConnection:
     def _headers(self) -> dict[str, str]:
         from ctlens import __version__
 
-        headers = {"User-Agent": f"ctlens/{__version__}"}
+        headers = {"User-Agent": f"ctlens/{__version__}", "Accept-Encoding": "identity"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
@@ -195,7 +210,7 @@ class DicomWebConnection:
         """The body's chunks, checking the deadline and the byte limit as they arrive."""
         received = 0
         try:
-            for chunk in response.iter_bytes():
+            for chunk in _decoded(response, where):
                 if deadline.expired:
                     raise self._deadline_error(where)
                 received += len(chunk)
@@ -234,8 +249,9 @@ class DicomWebConnection:
             return []
         try:
             return json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             detail = f"{exc.msg} at byte {exc.pos}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+            detail = "nested too deeply" if isinstance(exc, RecursionError) else detail
             raise PacsError(
                 f"the answer is not valid JSON ({detail})",
                 path=where,
@@ -291,3 +307,50 @@ def _retry_after(response: httpx.Response, default: float) -> float:
     """The answer's Retry-After in seconds (capped at 30), or ``default``."""
     value = response.headers.get("retry-after", "").strip()
     return min(float(value), 30.0) if value.isdigit() else default
+
+
+def _decoded(response: httpx.Response, where: str) -> Iterator[bytes]:
+    """The body's bytes with its Content-Encoding undone: none, or one gzip / deflate layer (bounded steps)."""
+    header = response.headers.get("content-encoding", "")
+    encodings = [e.strip().lower() for e in header.split(",") if e.strip().lower() not in ("", "identity")]
+    if not encodings:
+        yield from response.iter_raw()
+        return
+    if len(encodings) > 1 or encodings[0] not in _WBITS:
+        raise PacsError(
+            f"the answer is compressed as {header[:40]!r}, which is not accepted",
+            path=where,
+            hint="configure the server (or its proxy) to send uncompressed or gzip answers",
+        )
+    yield from inflate(response.iter_raw(), encodings[0], where)
+
+
+def inflate(raw: Iterable[bytes], encoding: str, where: str | None = None) -> Iterator[bytes]:
+    """Decode a ``gzip`` or ``deflate`` body given in chunks, at most :data:`DECODE_STEP` bytes at a time.
+
+    Example:
+        >>> body = zlib.compress(bytes(3 * DECODE_STEP))
+        >>> [len(c) for c in inflate([body[:10], body[10:]], "deflate")]
+        [1048576, 1048576, 1048576]
+    """
+    decoder = zlib.decompressobj(_WBITS[encoding])
+    started = False
+    for data in raw:
+        more = bool(data)
+        while more:
+            try:
+                out = decoder.decompress(data, DECODE_STEP)
+            except zlib.error as exc:
+                if encoding == "deflate" and not started:  # deflate without the zlib wrapper (RFC 9110 allows)
+                    decoder, started = zlib.decompressobj(-zlib.MAX_WBITS), True
+                    continue
+                raise PacsError(f"the compressed answer is corrupt ({exc})", path=where, hint="try again") from None
+            started = True
+            data = decoder.unconsumed_tail
+            if out:
+                yield out
+            if decoder.eof:
+                return  # bytes after the end of the compressed stream are ignored
+            more = bool(data) or len(out) == DECODE_STEP
+    if started:
+        raise PacsError("the compressed answer is truncated", path=where, hint="the connection broke; try again")

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from ctlens.core.errors import PayloadBudgetError
+from ctlens.core.progress import ProgressCallback, announce
 from ctlens.core.volume import Volume
 from ctlens.llm import tokens as tk
 from ctlens.llm.legend import (
@@ -681,22 +682,35 @@ def _compose_text(
 
 
 class _Bar:
-    """A rich progress bar (scan, then render) or nothing."""
+    """A rich progress bar (scan, then render), a progress callback (``ctlens.core.progress``), or nothing."""
 
-    def __init__(self, bar: Any = None, task: Any = None) -> None:
-        self.bar, self.task = bar, task
+    def __init__(self, bar: Any = None, task: Any = None, callback: ProgressCallback | None = None) -> None:
+        self.bar, self.task, self.callback = bar, task, callback
+        self.done, self.total = 0, 0
 
     def advance(self, n: int) -> None:
         if self.bar is not None:
             self.bar.advance(self.task, n)
+        if self.callback is not None:
+            self.done += n
+            self.callback(self.done, self.total)
 
     def stage(self, description: str, total: int) -> None:
         if self.bar is not None:
             self.bar.update(self.task, description=description, total=total, completed=0)
+        if self.callback is not None:
+            self.done, self.total = 0, total
+            announce(self.callback, description)
+            self.callback(0, total)
 
 
 @contextmanager
-def _progress(enabled: bool, total: int) -> Any:
+def _progress(enabled: bool | ProgressCallback, total: int) -> Any:
+    if callable(enabled):
+        bar = _Bar(callback=enabled)
+        bar.stage("payload: scanning slices", total)
+        yield bar
+        return
     if not enabled:
         yield _Bar()
         return
@@ -722,7 +736,7 @@ def build_payload(
     *,
     detail: str | None = None,
     min_scale: float = 0.5,
-    progress: bool = True,
+    progress: bool | ProgressCallback = True,
 ) -> Payload:
     """A de-identified, token-budgeted payload of ``volume`` for ``provider``/``model``; see the module docstring.
 

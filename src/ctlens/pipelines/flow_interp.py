@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ctlens.core.optional import require
+from ctlens.core.progress import ProgressCallback
 from ctlens.pipelines.interp_progress import progress_iter
 
 __all__ = ["FLOW_ALGORITHMS", "interpolate_flow", "pair_flows"]
@@ -110,7 +111,7 @@ def interpolate_flow(
     warp_order: int = 3,
     confidence: float = 300.0,
     flow_weight: float = 0.7,
-    progress: bool = True,
+    progress: bool | ProgressCallback = True,
 ) -> np.ndarray:
     """Flow-based interpolation of ``array`` [z, y, x] at continuous slice indices; float32 output.
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ctlens.core.progress import ProgressCallback
 from ctlens.pipelines.interp_progress import progress_iter
 
 __all__ = ["CLASSIC_METHODS", "bspline3_weights", "interpolate_classic"]
@@ -45,7 +46,9 @@ def _mirror(index: int, n: int) -> int:
     return index if index < n else period - index
 
 
-def interpolate_classic(array: np.ndarray, positions: np.ndarray, method: str, *, progress: bool = True) -> np.ndarray:
+def interpolate_classic(
+    array: np.ndarray, positions: np.ndarray, method: str, *, progress: bool | ProgressCallback = True
+) -> np.ndarray:
     """Interpolate ``array`` [z, y, x] at continuous slice indices ``positions``; float32 [len(positions), y, x].
 
     Example:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ctlens.core.errors import InterpolationError
 from ctlens.core.optional import require
+from ctlens.core.progress import ProgressCallback
 from ctlens.data.slice_profiles import HU_RANGE
 from ctlens.pipelines.interp_classic import interpolate_classic
 from ctlens.pipelines.interp_progress import progress_iter
@@ -42,7 +43,7 @@ def interpolate_ldm(
     sampling_steps: int = 20,
     seed: int = 0,
     device: str = "auto",
-    progress: bool = True,
+    progress: bool | ProgressCallback = True,
 ) -> np.ndarray:
     """Sample thin slices at ``positions`` from ``array`` (HU) with an LDM checkpoint; float32 HU."""
     torch = require("torch", extra="ml")

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ctlens.core.errors import InterpolationError
+from ctlens.core.progress import ProgressCallback
 from ctlens.core.volume import Volume
 from ctlens.pipelines.interp_classic import CLASSIC_METHODS, interpolate_classic
 from ctlens.pipelines.interp_grid import output_grid
@@ -44,7 +45,7 @@ def interpolate_array(
     method: str = "cubic",
     *,
     factor: float | None = None,
-    progress: bool = True,
+    progress: bool | ProgressCallback = True,
     **options: Any,
 ) -> np.ndarray:
     """Interpolate ``array`` [z, y, x] at continuous slice indices ``positions`` (no geometry checks); float32.
@@ -88,7 +89,7 @@ def interpolate(
     factor: float | None = None,
     method: str = "cubic",
     *,
-    progress: bool = True,
+    progress: bool | ProgressCallback = True,
     name: str = "volume",
     **options: Any,
 ) -> Volume:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from ctlens.core.optional import require
+from ctlens.core.progress import ProgressCallback, announce
 from ctlens.data.slice_profiles import simulate_thick, thick_count
 from ctlens.pipelines.interp_classic import interpolate_classic
 from ctlens.pipelines.interp_grid import output_positions
@@ -174,7 +175,7 @@ def interpolate_smore(
     max_slices: int = 48,
     seed: int = 0,
     loss: str = "l2",
-    progress: bool = True,
+    progress: bool | ProgressCallback = True,
 ) -> np.ndarray:
     """Train on the scan's in-plane axes, then interpolate ``array`` (HU) at ``positions``; float32 HU.
 
@@ -192,6 +193,8 @@ def interpolate_smore(
     ifactor = max(2, int(round(factor)))
     axes = _fine_axes(spacing)
     unit = _unit(array)
+    if callable(progress):
+        announce(progress, "self-supervised training pairs")
     pairs = smore_training_pairs(unit, ifactor, profile, axes, phases=phases, max_slices=max_slices)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

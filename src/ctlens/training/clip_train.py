@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from ctlens.core.errors import CTLensError, InputNotFoundError
+from ctlens.core.progress import ProgressCallback, announce
 from ctlens.models.clip3d import CTCLIP, build_model, clip_loss, load_config
 from ctlens.training.clip_checkpoint import latest_checkpoint, load_training_state, save_training_checkpoint
 from ctlens.training.clip_distributed import DistContext, init_distributed, reduce_mean
@@ -251,7 +252,20 @@ class _MetricsLog:
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool, total: int, start: int) -> Iterator[Any]:
+def _progress(enabled: bool | ProgressCallback, total: int, start: int) -> Iterator[Any]:
+    if callable(enabled):
+        callback, done = enabled, start
+        callback(done, total)
+
+        def update(advance: int = 0, description: str = "") -> None:
+            nonlocal done
+            done += advance
+            if description:
+                announce(callback, f"CLIP training, {description}")
+            callback(done, total)
+
+        yield update
+        return
     if not enabled:
         yield lambda **_: None
         return
@@ -270,9 +284,17 @@ def _prune(run_dir: Path, keep: int = 2) -> None:
 
 
 def train_clip(
-    cfg: ClipTrainConfig, train_set: Any = None, val_set: Any = None, model: CTCLIP | None = None
+    cfg: ClipTrainConfig,
+    train_set: Any = None,
+    val_set: Any = None,
+    model: CTCLIP | None = None,
+    *,
+    progress: ProgressCallback | None = None,
 ) -> TrainResult:
-    """Train (or resume) a 3D CLIP as the module doc describes; ``train_set``/``val_set`` override ``cfg.ct``."""
+    """Train (or resume) a 3D CLIP as the module doc describes; ``train_set``/``val_set`` override ``cfg.ct``.
+
+    ``progress``: a callback told the steps done (``ctlens.core.progress``) instead of the bar ``cfg.progress`` draws.
+    """
     from ctlens.data.ct_report import collate_ct_report
 
     ctx = init_distributed()
@@ -313,7 +335,8 @@ def train_clip(
     metrics = _MetricsLog(run_dir, ctx.is_main)
     started = time.perf_counter()
     checkpoint: Path | None = None
-    with _progress(cfg.progress and ctx.is_main, total, step) as progress:
+    shown = (progress if progress is not None else cfg.progress) if ctx.is_main else False
+    with _progress(shown, total, step) as advance:
         while step < total:
             epoch, in_epoch = divmod(step, batches_per_epoch)
             batches = epoch_batches(len(train_set), cfg.batch_size, epoch, cfg.seed, ctx)
@@ -362,7 +385,7 @@ def train_clip(
                     "logit_scale": float(model.scale().detach()),
                     "seconds": round(time.perf_counter() - started, 3),
                 }
-                progress(advance=1, description=f"loss {train_loss:.4f}")
+                advance(advance=1, description=f"loss {train_loss:.4f}")
                 if val_set is not None and cfg.validate_every and (step % cfg.validate_every == 0 or step == total):
                     if ctx.is_main:
                         row.update(validate(model, val_set, cfg.batch_size, cfg.findings))

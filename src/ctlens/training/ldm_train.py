@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ctlens.core.errors import InterpolationError
+from ctlens.core.progress import ProgressCallback
 from ctlens.core.volume import Volume
 from ctlens.data.slice_pairs import SliceInterpolationDataset, model_to_hu, thin_axis_array
 from ctlens.models.ldm import (
@@ -192,7 +193,7 @@ def train(
     cfg: TrainConfig,
     *,
     volumes: Sequence[Volume] | None = None,
-    progress: bool = True,
+    progress: bool | ProgressCallback = True,
 ) -> TrainResult:
     """Train the VAE (``kind="vae"``) or the latent diffusion model (``"ldm"``) as ``cfg`` says.
 
@@ -283,7 +284,7 @@ def train(
 
     steps = range(start, cfg.train.steps)
     trainable.train()
-    for step in progress_iter(steps, f"training {kind}", total=len(steps), enabled=progress and rank == 0):
+    for step in progress_iter(steps, f"training {kind}", total=len(steps), enabled=progress if rank == 0 else False):
         batch = _batch(dataset, step, cfg.train.batch_size, world, rank)
         generator = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + step * world + rank)
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):

@@ -1,0 +1,76 @@
+"""``--series``: the one option every ``ctlens`` command that reads a study takes, and the one way it is used.
+
+The text goes unchanged to the reader's series selection (:func:`ctlens.io.dicom_series.select_series`): a
+SeriesInstanceUID (or the short series id), an index as ``ctlens info`` numbers the series, part of the series
+description, or the reconstruction kernel, in that order; a string of digits is an index when there is a series
+with that number, otherwise it is matched as text. Commands with ``--series``: ``info``, ``convert``,
+``analyze``, ``payload``, ``prepare``, ``compress``, ``interpolate`` and ``clip zero-shot``.
+
+A file that holds a single volume (NIfTI, NRRD/MHA, a 2-D image) has no series to pick: ``--series`` with one
+is an error rather than silently ignored.
+
+Example:
+    >>> import tempfile, pathlib, numpy as np
+    >>> from ctlens.core.volume import Volume
+    >>> from ctlens.io import save
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "v.nii.gz"
+    >>> save(Volume(np.zeros((2, 3, 3), np.int16)), path)
+    >>> load_study(path, None).shape
+    (2, 3, 3)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ctlens.core.volume import Volume
+
+__all__ = ["SERIES_HELP", "SeriesOption", "check_series_input", "load_study"]
+
+SERIES_HELP = (
+    "DICOM series to read: SeriesInstanceUID, index as `ctlens info` numbers them, part of the description, "
+    "or the kernel (default: the largest axial CT series)"
+)
+
+SeriesOption = Annotated[str | None, typer.Option("--series", "-s", help=SERIES_HELP)]
+"""The ``--series`` / ``-s`` option, the same on every command."""
+
+
+def check_series_input(path: Path, series: str | None) -> None:
+    """Refuse ``--series`` for an input that holds one volume (module doc).
+
+    Example:
+        >>> check_series_input(Path("scan.nii.gz"), None)
+        >>> check_series_input(Path("dicom_folder"), "1")
+        >>> check_series_input(Path("scan.nii.gz"), "1")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ctlens.core.errors.SeriesSelectionError: scan.nii.gz: --series picks one ... (leave --series out)
+    """
+    from ctlens.core.errors import SeriesSelectionError
+    from ctlens.io.loader import file_kind
+
+    if series is not None and file_kind(path) != "dicom":
+        raise SeriesSelectionError(
+            f"--series picks one of the DICOM series in a folder or zip; a {file_kind(path)} file holds one volume",
+            path=path,
+            hint="leave --series out",
+        )
+
+
+def load_study(path: Path, series: str | None, **dicom_options: Any) -> Volume:
+    """Load ``path`` with ``series`` as given; ``dicom_options`` (``tilt=``, ``uneven=``) apply to DICOM only.
+
+    Example:
+        >>> load_study(Path("study_folder"), "1", uneven="resample")  # doctest: +SKIP
+    """
+    from ctlens.io import load
+    from ctlens.io.loader import file_kind
+
+    check_series_input(path, series)
+    if file_kind(path) != "dicom":
+        return load(path)
+    return load(path, series=series, **dicom_options)
