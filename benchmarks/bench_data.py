@@ -38,7 +38,7 @@ import SimpleITK as sitk
 
 import ctlens
 from ctlens.core.volume import Volume
-from ctlens.io.orientation import nifti_affine
+from ctlens.io.lps_ras import nifti_affine
 from ctlens.preprocess import (
     CT_CHANNELS,
     WINDOWS,

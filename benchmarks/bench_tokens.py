@@ -1,7 +1,7 @@
 """Image tokens of LLM payloads: the naive payload vs ctlens payloads, per provider, on the shared DICOM series.
 
 Peer: the naive payload, every slice sent as its own image at the series' matrix size (512 x 512), costed
-with the same rules (:mod:`ctlens.llm.tokens`). ctlens payloads are built with :func:`ctlens.llm.build_payload`
+with the same rules (:mod:`ctlens.llm.token_costs`). ctlens payloads are built with :func:`ctlens.llm.build_payload`
 at budgets of 2000, 6000 and 15000 tokens; their estimate includes the text (an upper bound). Compression
 cannot change any of these numbers: providers bill pixels, not bytes.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import ctlens
 from ctlens.io.dicom_headers import dicom_folders
 from ctlens.llm.payload import DEFAULT_MODELS, build_payload
-from ctlens.llm.tokens import image_tokens
+from ctlens.llm.token_costs import image_tokens
 
 BUDGETS = (2000, 6000, 15000)
 PROVIDERS = (

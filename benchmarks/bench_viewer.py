@@ -128,6 +128,7 @@ SCROLL_JS = """async ([layout, steps]) => {
   v.goToSlice(Math.floor(v.nSlices() / 2) - Math.floor(steps / 2));
   await new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(ok)));
   let frames = 0;
+  const renders = v.render.renders;
   const t0 = performance.now();
   await new Promise((ok) => {
     const tick = () => { v.step(1); frames += 1; if (frames < steps) requestAnimationFrame(tick); else ok(); };
@@ -136,7 +137,7 @@ SCROLL_JS = """async ([layout, steps]) => {
   await new Promise((ok) => requestAnimationFrame(ok));
   const s = (performance.now() - t0) / 1000;
   v.setLayout("multiplanar");
-  return { fps: frames / s, frames, seconds: s };
+  return { fps: frames / s, frames, seconds: s, renders3d: v.render.renders - renders };
 }"""
 
 PEER_JS = """async ([id, n, steps]) => {
@@ -201,6 +202,7 @@ def run(args: argparse.Namespace) -> dict:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=args.chromium, args=ARGS, headless=True)
                 page = browser.new_page(viewport={"width": 1500, "height": 950})
+                page.set_default_timeout(900_000)  # software WebGL keeps the page busy for long stretches
                 page.goto(base + "/")
                 page.fill("#key", key)
                 page.click("#login-btn")
@@ -210,6 +212,10 @@ def run(args: argparse.Namespace) -> dict:
                 wait(page, "Number(document.getElementById('viewer').dataset.loaded) >= 1", 900)
                 print(f"upload + analysis + first image: {time.perf_counter() - t:.1f} s (wall, for information)")
                 state = page.evaluate("window.ctlensViewer.state()")
+                t = time.perf_counter()
+                wait(page, "document.getElementById('viewer').dataset.overlays !== undefined", 900)
+                wait(page, "window.ctlensViewer.state().render3d.renders >= 1", 900)
+                print(f"overlays and 3-D view ready {time.perf_counter() - t:.1f} s later (wall, for information)")
                 axial = next(tile for tile in state["tiles"] if tile["view"] == "axial")
                 box = page.locator("#viewer").bounding_box()
                 shot = page.screenshot(
@@ -225,6 +231,7 @@ def run(args: argparse.Namespace) -> dict:
             proc.terminate()
             proc.wait(10)
     return {
+        "renderer": state["renderer"],
         "seed": seed,
         "timing": timing,
         "blank": blank,
@@ -246,6 +253,7 @@ def main() -> None:
         sys.exit(f"bench_viewer: {VENDOR} is missing: run `make viewer` (needs npm)")
     r = run(args)
     t, peer = r["timing"], r["peer"]
+    print(f"WebGL renderer: {r['renderer']}")
     first = t["ready_to_image_ms"]
     print(
         f"first image after ready: {first:.0f} ms (download {t['download_ms']:.0f} ms, parse {t['parse_ms']:.0f} ms)"
@@ -256,8 +264,8 @@ def main() -> None:
     for name in ("axial", "multiplanar"):
         fps = r[name]["fps"]
         print(
-            f"scrolling, {name} layout: {fps:.1f} frames/s over {r[name]['frames']} slices; "
-            f"viewer / peer = {fps / peer['fps']:.2f}x"
+            f"scrolling, {name} layout: {fps:.1f} frames/s over {r[name]['frames']} slices "
+            f"({r[name]['renders3d']} 3-D redraws meanwhile); viewer / peer = {fps / peer['fps']:.2f}x"
         )
     print(f"peer scrolling (PNG per slice): {peer['fps']:.1f} frames/s")
     print(

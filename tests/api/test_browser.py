@@ -1,4 +1,7 @@
-"""The web page in headless Chromium: log in, upload a shared series, scroll, heatmap, ask, streamed answer."""
+"""The web page in headless Chromium: log in, upload a shared series, scroll, heatmap, ask, streamed answer.
+
+The NiiVue viewer itself (planes, orientation, window/level, series picker) is tested in test_viewer_browser.py.
+"""
 
 from __future__ import annotations
 
@@ -55,27 +58,37 @@ def test_page_login_upload_scroll_heatmap_chat(server, browser, tmp_path):
     assert page.locator("#studies li").count() >= 1
     page.screenshot(path=str(tmp_path / "2-uploaded.png"))
 
+    # wheel over the axial plane scrolls one slice per notch, back and forth
+    page.wait_for_function("document.getElementById('viewer').dataset.overlays !== undefined", timeout=60_000)
     viewer = page.locator("#viewer")
     start = int(viewer.get_attribute("data-slice"))
-    page.hover("#stage")
+    tiles = page.evaluate("window.ctlensViewer.state().tiles")
+    x, y, w, h = next(t["rect"] for t in tiles if t["view"] == "axial")
+    box = viewer.bounding_box()
+    cx, cy = box["x"] + x + w / 2, box["y"] + y + h / 2
+    page.mouse.move(cx, cy)
     page.mouse.wheel(0, 120)
-    page.wait_for_function(f"document.getElementById('viewer').dataset.slice === '{start + 1}'")
+    page.wait_for_function(f"document.getElementById('viewer').dataset.slice !== '{start}'")
+    step = int(viewer.get_attribute("data-slice")) - start
+    assert abs(step) == 1
     page.mouse.wheel(0, -120)
     page.mouse.wheel(0, -120)
-    page.wait_for_function(f"document.getElementById('viewer').dataset.slice === '{start - 1}'")
-    assert page.inner_text("#slice-label").startswith(f"slice {start}")
+    page.wait_for_function(f"document.getElementById('viewer').dataset.slice === '{start - step}'")
+    assert page.inner_text("#slice-label").startswith(f"slice {start - step + 1} / ")
 
     if not page.locator("#toggle-heatmap").is_disabled():
+        page.uncheck("#toggle-heatmap")
+        page.wait_for_function("!document.getElementById('viewer').dataset.overlay.includes('heatmap')")
         page.check("#toggle-heatmap")
-        page.wait_for_function("document.getElementById('viewer').dataset.overlay === 'heatmap'")
+        page.wait_for_function("document.getElementById('viewer').dataset.overlay.includes('heatmap')")
     page.select_option("#window-select", "bone")
     page.wait_for_function("document.getElementById('viewer').dataset.window === 'bone'")
-    box = page.locator("#marks").bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+    page.click("#tools button[data-tool=measure]")
+    page.mouse.move(cx - w * 0.2, cy)
     page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5, steps=4)
+    page.mouse.move(cx + w * 0.2, cy, steps=4)
     page.mouse.up()
-    assert " mm" in page.inner_text("#measure")
+    page.wait_for_function("document.getElementById('measure').textContent.includes(' mm')")
     page.screenshot(path=str(tmp_path / "3-heatmap.png"))
 
     page.fill("#chat-input", "Where is the largest candidate?")
@@ -110,11 +123,11 @@ def test_page_shows_job_progress_for_a_large_upload(browser, tmp_path):
         page.wait_for_selector("#app:not(.hidden)")
         page.set_input_files("#file-input", [str(nifti)])
         page.wait_for_function(
-            "['queued', 'running', 'done']"
-            ".some(s => document.getElementById('upload-status').textContent.startsWith(s))"
+            "['queued', 'running', 'done'].some(s => document.getElementById('job-status').textContent.startsWith(s))"
         )
         page.wait_for_function("Number(document.getElementById('viewer').dataset.loaded) >= 1", timeout=120_000)
-        assert page.inner_text("#upload-status").startswith("done")
+        assert page.inner_text("#job-status").startswith("done")
+        assert page.inner_text("#upload-status").startswith("uploaded 1 file(s)")
         assert page.evaluate("document.getElementById('job-progress').style.width") == "100%"
         page.screenshot(path=str(tmp_path / "job.png"))
         page.close()

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 import ctlens
-from ctlens.cache.hdf5_export import METADATA_COLUMNS, discover_volumes, export_hdf5, to_clip_array
+from ctlens.cache.hdf5_export import METADATA_COLUMNS, export_hdf5
+from ctlens.cache.hdf5_sources import discover_volumes
 from ctlens.core.errors import InputNotFoundError
 from ctlens.core.volume import Volume
+from ctlens.preprocess.clip_input import to_clip_array
 
 
 def _phantom() -> Volume:

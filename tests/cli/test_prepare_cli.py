@@ -19,7 +19,7 @@ from PIL import Image
 import ctlens
 from ctlens.cache.hdf5_export import export_hdf5
 from ctlens.core.volume import Volume
-from ctlens.io.orientation import nifti_affine
+from ctlens.io.lps_ras import nifti_affine
 from ctlens.preprocess import prepare_for_inference, to_model_grid
 
 

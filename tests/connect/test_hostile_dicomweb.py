@@ -79,6 +79,10 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # quiet
         pass
 
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         with self.server.lock:
             self.server.seen.append((self.path, dict(self.headers)))
@@ -247,7 +251,9 @@ def test_parts_of_another_study_or_series_are_refused(web: Scripted, tmp_path: P
         answer(h, 200, MULTIPART, other_series)
 
     c = client(web, "other-study", study)
-    error = fails(lambda: c.retrieve_series(STUDY, SERIES, tmp_path), "part 2 .* another study \\('1.2.3.999'\\)", tmp_path)
+    error = fails(
+        lambda: c.retrieve_series(STUDY, SERIES, tmp_path), "part 2 .* another study \\('1.2.3.999'\\)", tmp_path
+    )
     assert "not asked for" in str(error)
     c = client(web, "other-series", series)
     fails(lambda: c.retrieve_series(STUDY, SERIES, tmp_path), "part 2 .* another series \\('1.2.3.998'\\)", tmp_path)
@@ -344,7 +350,9 @@ def test_redirects_to_another_origin_are_not_followed(web: Scripted, tmp_path: P
         url = web.url(f"redirect-{status}", userinfo="alice:pw-s3cret@")
         web.routes[f"redirect-{status}"] = route
         c = DicomWebClient(url, token=None, retries=2, timeout=5)
-        error = fails(lambda c=c: c.retrieve_series(STUDY, SERIES, tmp_path), f"redirects \\(HTTP {status}\\)", tmp_path)
+        error = fails(
+            lambda c=c: c.retrieve_series(STUDY, SERIES, tmp_path), f"redirects \\(HTTP {status}\\)", tmp_path
+        )
         assert "pw-s3cret" not in str(error) and "alice" not in str(error)
         assert web.hits(f"collector-{status}") == [], "the client followed a redirect"
         assert len(web.hits(f"redirect-{status}")) == 1, "a 3xx must not be retried"
@@ -430,3 +438,39 @@ def test_cli_search_shows_hostile_values_as_plain_text(web: Scripted, monkeypatc
     result = CliRunner().invoke(app, ["pull", web.url("qido-401"), "--study", STUDY, "--out", "unused"])
     assert result.exit_code == 2 and "refused access (HTTP 401)" in result.output
     assert "tok-cli-SECRET" not in result.output and result.output.strip().count("\n") == 0
+
+
+def test_sending_results_on_hides_the_destination_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    from ctlens.connect.destination import send_to
+
+    with socket.socket() as s:  # nothing listens there once it is closed
+        s.bind(("127.0.0.1", 0))
+        url = f"http://bob:pw-SEND-secret@127.0.0.1:{s.getsockname()[1]}/dicom-web"
+    monkeypatch.setenv("CTLENS_DICOMWEB_RETRIES", "0")
+    (tmp_path / "x.dcm").write_bytes(instance("1.2.3.4.1"))
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(PacsError, match="cannot connect") as info:
+        send_to([tmp_path / "x.dcm"], url)
+    result = CliRunner().invoke(app, ["push", str(tmp_path), "--to", url])
+    assert result.exit_code == 2 and "cannot connect" in result.output
+    assert "pw-SEND-secret" not in str(info.value) + caplog.text + result.output
+
+
+def test_stow_answers_of_the_wrong_types(web: Scripted) -> None:
+    answers = {
+        "stow-str": {"00081198": "everything failed"},
+        "stow-chars": {"00081198": {"vr": "SQ", "Value": "abc"}},
+        "stow-items": {"00081198": {"vr": "SQ", "Value": [7, {"00081155": {"vr": "UI", "Value": ["9" * 5000]}}]}},
+    }
+    ds = pydicom.dcmread(io.BytesIO(instance("1.2.3.4.1")))
+    for name, body in answers.items():
+
+        def route(h: BaseHTTPRequestHandler, body: dict = body) -> None:
+            answer(h, 200, "application/dicom+json", json.dumps(body).encode())
+
+        error = fails(lambda name=name, route=route: client(web, name, route).store([ds]), "the server refused")
+        assert len(str(error)) < 600, name

@@ -24,7 +24,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, 
 from ctlens.connect import listener as listener_module
 from ctlens.connect.listener import MAX_ASSOCIATIONS, Listener
 from ctlens.connect.spool import LOCK_NAME, study_key
-from ctlens.core.errors import PacsError
+from ctlens.core.errors import CTLensError, PacsError
 
 pynetdicom = pytest.importorskip("pynetdicom")
 
@@ -263,3 +263,12 @@ def test_spool_lock_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "spool" / LOCK_NAME).mkdir(parents=True)  # the lock file's name is taken by a folder
     with pytest.raises(PacsError, match="cannot open the spool folder's lock file"):
         Listener("CTLENS", 0, tmp_path / "spool", allowed_ae_titles=[SCU]).start()
+
+
+def test_careless_settings_fail_at_start(tmp_path: Path) -> None:
+    for port in (70000, -1):
+        with pytest.raises(PacsError, match=f"port {port} is not a valid TCP port"):
+            Listener("CTLENS", port, tmp_path / "spool", allowed_ae_titles=[SCU])
+    with pytest.raises(CTLensError, match="is not a valid UID root"):
+        Listener("CTLENS", 0, tmp_path / "spool", allowed_ae_titles=[SCU], uid_root="1.2.03")
+    assert not (tmp_path / "spool").exists()

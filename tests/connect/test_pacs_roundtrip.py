@@ -22,8 +22,8 @@ import ctlens
 from ctlens.analysis.analyze import analyze
 from ctlens.cli.main import app
 from ctlens.connect.results import dicom_results
-from ctlens.io.deid import hash_uid
 from ctlens.io.dicomweb import DicomWebClient
+from ctlens.io.uid_hash import hash_uid
 from shared_data import data_dir
 
 pytestmark = pytest.mark.shared_data

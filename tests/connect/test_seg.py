@@ -26,7 +26,7 @@ from ctlens.analysis.phantoms import chest_phantom
 from ctlens.connect.results import dicom_results, write_dicom_results
 from ctlens.core.errors import PacsError
 from ctlens.core.volume import Volume
-from ctlens.io.deid import hash_uid
+from ctlens.io.uid_hash import hash_uid
 from shared_data import data_dir
 
 

@@ -1,4 +1,4 @@
-"""Tests for ctlens.io.deid on synthetic CT files full of PHI."""
+"""Tests for ctlens.io.deid, deid_profile and uid_hash on synthetic CT files full of PHI."""
 
 from __future__ import annotations
 
@@ -17,16 +17,9 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from ctlens.core.errors import CorruptFileError, CTLensError, InputNotFoundError
 from ctlens.io import deid
-from ctlens.io.deid import (
-    FORBIDDEN_META_KEYS,
-    PROFILE_ACTIONS,
-    DeidReport,
-    deidentify_dataset,
-    deidentify_file,
-    deidentify_meta,
-    deidentify_path,
-    hash_uid,
-)
+from ctlens.io.deid import DeidReport, deidentify_dataset, deidentify_file, deidentify_path
+from ctlens.io.deid_profile import PROFILE_ACTIONS, PROFILE_NAME
+from ctlens.io.uid_hash import FORBIDDEN_META_KEYS, deidentify_meta, hash_uid
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.11111111111111111111"
 SERIES_UID = "1.2.826.0.1.3680043.8.498.22222222222222222222"
@@ -320,7 +313,7 @@ def test_dataset_in_place_and_idempotent_markers() -> None:
     assert report.private_removed == 1
     deidentify_dataset(ds)
     assert len(ds.DeidentificationMethodCodeSequence) == 1
-    assert ds.DeidentificationMethod == deid._PROFILE_NAME
+    assert ds.DeidentificationMethod == PROFILE_NAME
 
 
 # ------------------------------------------------------------------------------------------------ bad input

@@ -14,14 +14,14 @@ import SimpleITK as sitk
 from ctlens.core.errors import CorruptFileError, CTLensError, InputNotFoundError, UnsupportedFormatError
 from ctlens.core.volume import Volume
 from ctlens.io import nifti as nifti_module
-from ctlens.io.nifti import guess_modality, read_nifti, write_nifti
-from ctlens.io.orientation import (
+from ctlens.io.lps_ras import (
     axcodes,
     lps_to_ras_affine,
     nifti_affine,
     ras_to_lps_affine,
     volume_geometry_from_nifti_affine,
 )
+from ctlens.io.nifti import guess_modality, read_nifti, write_nifti
 
 # ----------------------------------------------------------------------------------------------------------------
 # helpers

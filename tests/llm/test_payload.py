@@ -10,9 +10,12 @@ import math
 import pytest
 from PIL import Image
 
+from ctlens.analysis.findings import Candidate, Findings
 from ctlens.core.errors import PayloadBudgetError
-from ctlens.llm.payload import Payload, build_payload
-from ctlens.llm.tokens import image_tokens, resized_size
+from ctlens.llm.payload import build_payload
+from ctlens.llm.payload_types import Payload
+from ctlens.llm.providers.formats import payload_request
+from ctlens.llm.token_costs import image_tokens, resized_size
 
 
 def _true_cost(p: Payload) -> int:
@@ -82,12 +85,9 @@ def test_candidates_get_full_resolution_crops(make_phantom) -> None:
     vol = make_phantom(nodule=(10, 13, 58, 40))
     box = (10, 13, 52, 65, 34, 47)
 
-    class Finding:  # an analysis-like object with box attributes
-        z0, z1, y0, y1, x0, x1 = box
-        label = "nodule candidate"
-        score = 0.9
-
-    p = build_payload(vol, "Nodule?", findings=[Finding()], token_budget=6000, progress=False)
+    # the analysis convention: bbox = (z0, y0, x0, z1, y1, x1), inclusive
+    finding = Candidate(kind="nodule candidate", score=0.9, bbox=(10, 52, 34, 12, 64, 46), slice_range=(10, 12))
+    p = build_payload(vol, "Nodule?", findings=Findings(candidates=[finding]), token_budget=6000, progress=False)
     crops = [t for im in p.images for t in im.tiles if t.kind == "crop"]
     assert crops and all(t.shows(box) and t.scale >= 1.0 for t in crops)
     assert {t.window for t in crops} == {"lung", "mediastinum"}
@@ -97,24 +97,24 @@ def test_candidates_get_full_resolution_crops(make_phantom) -> None:
 
 def test_provider_formats(phantom) -> None:
     a = build_payload(phantom, "q", provider="anthropic", token_budget=3000, progress=False)
-    blocks = a.anthropic_messages()[0]["content"]
+    blocks = payload_request(a)["messages"][0]["content"]
     assert [b["type"] for b in blocks] == ["image"] * len(a.images) + ["text"]
     assert base64.b64decode(blocks[0]["source"]["data"]) == a.images[0].png
     assert blocks[0]["source"]["media_type"] == "image/png"
     o = build_payload(phantom, "q", provider="openai", model="gpt-4.1", token_budget=3000, progress=False)
-    chat = o.openai_chat_messages()[0]["content"]
+    chat = payload_request(o)["chat_completions"]["messages"][0]["content"]
     assert chat[0] == {"type": "text", "text": o.text}
     assert chat[1]["image_url"]["url"].startswith("data:image/png;base64,") and chat[1]["image_url"]["detail"] == "high"
-    resp = o.openai_responses_input()[0]["content"]
+    resp = payload_request(o)["responses"]["input"][0]["content"]
     assert resp[0]["type"] == "input_text" and resp[1]["type"] == "input_image"
-    assert set(o.request()) == {"chat_completions", "responses"}
+    assert set(payload_request(o)) == {"chat_completions", "responses"}
     g3 = build_payload(phantom, "q", provider="gemini", token_budget=3000, progress=False)
-    parts = g3.gemini_contents()[0]["parts"]
+    parts = payload_request(g3)["contents"][0]["parts"]
     assert parts[0]["inlineData"]["mimeType"] == "image/png"
     assert parts[0]["mediaResolution"] == {"level": "MEDIA_RESOLUTION_HIGH"}
     assert parts[-1] == {"text": g3.text}
     g2 = build_payload(phantom, "q", provider="gemini", model="gemini-2.5-pro", token_budget=3000, progress=False)
-    assert "mediaResolution" not in g2.gemini_parts()[0]
+    assert "mediaResolution" not in payload_request(g2)["contents"][0]["parts"][0]
     json.dumps(g3.to_dict())  # plain JSON types throughout
 
 
@@ -138,12 +138,10 @@ def test_budget_too_small_is_a_clear_error(phantom) -> None:
 
 
 def test_analysis_findings_are_understood(make_phantom) -> None:
-    from types import SimpleNamespace
-
     vol = make_phantom(nodule=(10, 13, 58, 40))
     # ctlens.analysis convention: bbox = (z0, y0, x0, z1, y1, x1), inclusive, with a slice_range.
-    candidate = {"kind": "nodule", "side": "right", "bbox": (10, 52, 34, 12, 64, 46), "slice_range": (10, 12)}
-    found = SimpleNamespace(region="chest", measurements={"laa950_percent": 5.712, "note": "x"}, candidates=[candidate])
+    candidate = Candidate(kind="nodule", side="right", bbox=(10, 52, 34, 12, 64, 46), slice_range=(10, 12))
+    found = Findings(region="chest", measurements={"laa950_percent": 5.712, "note": "x"}, candidates=[candidate])
     p = build_payload(vol, "q", findings=found, token_budget=6000, progress=False)
     crops = [t for im in p.images for t in im.tiles if t.kind == "crop"]
     assert crops and all(t.shows((10, 13, 52, 65, 34, 47)) for t in crops)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from ctlens.core.volume import Volume
-from ctlens.llm import tokens as tk
-from ctlens.llm.payload import _Planner, build_payload
-from ctlens.llm.render import BAND_PX, GUTTER_PX, montage_size
+from ctlens.llm import token_costs as tk
+from ctlens.llm.labelled_montage import BAND_PX, GUTTER_PX, montage_size
+from ctlens.llm.payload import build_payload
+from ctlens.llm.plan import Planner
 
 
 def _chest(n: int = 30) -> Volume:
@@ -41,7 +42,7 @@ def test_gpt4o_native_resolution_costs_less_than_one_image_per_slice() -> None:
     assert p.token_estimate < naive  # even with the text bound added
 
 
-def _brute_force(planner: _Planner, n: int, cell: tuple[int, int]) -> int:
+def _brute_force(planner: Planner, n: int, cell: tuple[int, int]) -> int:
     """Cheapest cover of ``n`` cells by any multiset of grids (exhaustive; small ``n`` only)."""
     # Only a grid's cell count (capped at n: more room is as good) and tokens matter: one grid per distinct pair.
     grids = list({(min(g.cells, n), g.tokens): g for g in planner.grids(cell)}.values())
@@ -67,7 +68,7 @@ def _brute_force(planner: _Planner, n: int, cell: tuple[int, int]) -> int:
     ],
 )
 def test_pack_is_the_cheapest_mix(provider: str, model: str, cell: tuple[int, int]) -> None:
-    planner = _Planner(provider, model, None)
+    planner = Planner(provider, model, None)
     for n in range(1, 9):
         grids = planner.pack(n, cell)
         assert sum(g.cells for g in grids) >= n > sum(g.cells for g in grids[:-1])  # only the last has room left

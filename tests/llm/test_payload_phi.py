@@ -12,6 +12,7 @@ from dicom_factory import PHI_VALUES, write_ct_series
 import ctlens
 from ctlens.core.volume import Volume
 from ctlens.llm.payload import build_payload
+from ctlens.llm.providers.formats import anthropic_messages
 
 IDENTIFIERS = [*PHI_VALUES, "20240102", "Jane Roe"]
 
@@ -30,7 +31,7 @@ def test_phi_laden_series(tmp_path, provider: str, png_chunks) -> None:
         assert set(png_chunks(im.png)) <= {"IHDR", "PLTE", "IDAT", "IEND"}
         for ident in identifiers:
             assert ident.encode() not in im.png
-    for block in payload.anthropic_content()[:-1]:
+    for block in anthropic_messages(payload.chat_images(), payload.text)[0]["content"][:-1]:
         assert set(png_chunks(base64.b64decode(block["source"]["data"]))) <= {"IHDR", "PLTE", "IDAT", "IEND"}
 
 

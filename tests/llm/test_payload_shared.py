@@ -11,7 +11,7 @@ import pytest
 import ctlens
 from ctlens.io.annotations import voc_annotations_for_volume
 from ctlens.llm.payload import build_payload
-from ctlens.llm.tokens import resized_size
+from ctlens.llm.token_costs import resized_size
 from shared_data import data_dir
 
 pytestmark = pytest.mark.shared_data

@@ -90,7 +90,7 @@ def _meta(path) -> str:
 
 
 def test_training_checkpoint_resumes_from_a_lean_folder(lit_model, volumes, tmp_path):
-    from ctlens.training.clip_checkpoint import load_training_state, save_training_checkpoint
+    from ctlens.training.checkpoints import load_training_state, save_training_checkpoint
 
     torch.manual_seed(0)
     model = build_model(load_config("ctclip-tiny-lit"))

@@ -12,7 +12,7 @@ import torch
 from ctlens.core.errors import InterpolationError
 from ctlens.core.volume import Volume
 from ctlens.pipelines.interpolate import interpolate
-from ctlens.training.ldm_checkpoint import load_checkpoint
+from ctlens.training.checkpoints import load_checkpoint
 from ctlens.training.ldm_config import TrainConfig, load_config
 from ctlens.training.ldm_train import train
 

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
@@ -68,45 +69,51 @@ def asset_folder() -> Path | None:
     return folder if all((folder / name).is_file() for name in needed) else None
 
 
+def _page(title: str, ui: str, r: str, head: str, body: str) -> str:
+    """A docs page named ``title - ui`` with the favicon under the escaped root path ``r``."""
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{escape(title)} - {ui}</title>"
+        f"<link rel='icon' href='{r}{ASSETS}/favicon.png'>{head}</head><body>{body}</body></html>"
+    )
+
+
 def swagger_html(root: str, title: str = "ctlens API") -> str:
     """The Swagger UI page (``root``: the app's root path, usually empty)."""
     r = escape(root, quote=True)
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{escape(title)} - Swagger UI</title>"
-        f"<link rel='icon' href='{r}{ASSETS}/favicon.png'>"
-        f"<link rel='stylesheet' href='{r}{ASSETS}/swagger-ui.css'></head><body>"
+    return _page(
+        title,
+        "Swagger UI",
+        r,
+        f"<link rel='stylesheet' href='{r}{ASSETS}/swagger-ui.css'>",
         f"<div id='swagger-ui' data-openapi='{r}/openapi.json'></div>"
         f"<script src='{r}{ASSETS}/swagger-ui-bundle.js'></script>"
-        f"<script src='{r}{ASSETS}/swagger-init.js'></script></body></html>"
+        f"<script src='{r}{ASSETS}/swagger-init.js'></script>",
     )
 
 
 def redoc_html(root: str, title: str = "ctlens API") -> str:
     """The ReDoc page (``root``: the app's root path, usually empty)."""
     r = escape(root, quote=True)
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{escape(title)} - ReDoc</title>"
-        f"<link rel='icon' href='{r}{ASSETS}/favicon.png'></head><body>"
-        f"<redoc spec-url='{r}/openapi.json'></redoc>"
-        f"<script src='{r}{ASSETS}/redoc.standalone.js'></script></body></html>"
-    )
+    body = f"<redoc spec-url='{r}/openapi.json'></redoc><script src='{r}{ASSETS}/redoc.standalone.js'></script>"
+    return _page(title, "ReDoc", r, "", body)
 
 
 def install_docs(app: FastAPI) -> None:
     """Add ``/docs``, ``/redoc`` and ``/docs-assets/*`` to ``app`` (created with ``docs_url=None, redoc_url=None``)."""
     folder = asset_folder()
 
+    def page(request: Request, html: Callable[[str, str], str]) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return HTMLResponse(html(root, app.title) if folder else MISSING.format(root=escape(root)))
+
     @app.get("/docs", include_in_schema=False)
     def swagger(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        return HTMLResponse(swagger_html(root, app.title) if folder else MISSING.format(root=escape(root)))
+        return page(request, swagger_html)
 
     @app.get("/redoc", include_in_schema=False)
     def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        return HTMLResponse(redoc_html(root, app.title) if folder else MISSING.format(root=escape(root)))
+        return page(request, redoc_html)
 
     @app.get(ASSETS + "/swagger-init.js", include_in_schema=False)
     def swagger_init() -> Response:

@@ -1,5 +1,8 @@
 """The FastAPI application: ``create_app(settings)``; ``ctlens serve`` runs it with uvicorn.
 
+It assembles the service context, the job threads, the routers (:mod:`ctlens.api.routes`), the problem handlers,
+the web page, the offline docs and the ASGI middleware defined here (body limit, security headers).
+
 Example:
     >>> import tempfile
     >>> from ctlens.core.settings import Settings
@@ -14,23 +17,17 @@ import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from ctlens.api import problems, services
+from ctlens.api import problems
 from ctlens.api.api_docs import DOCS_CSP, DOCS_PATHS, install_docs
 from ctlens.api.context import ServiceContext
-from ctlens.api.jobs import JobRunner
-from ctlens.api.metrics import MetricsMiddleware, ServiceMetrics
-from ctlens.api.models import AuditEntry, AuditLog, Health, Me, Ready
+from ctlens.api.jobs import JobRunner, run_job
+from ctlens.api.metrics import MetricsMiddleware
 from ctlens.api.problems import problem
-from ctlens.api.routes_archive import router as archive_router
-from ctlens.api.routes_chat import router as chat_router
-from ctlens.api.routes_studies import ERRORS, run_job
-from ctlens.api.routes_studies import router as studies_router
-from ctlens.api.routes_viewer import router as viewer_router
-from ctlens.api.security import Caller, require_key
+from ctlens.api.routes import ROUTERS
 from ctlens.core.settings import Settings, get_settings
 
 logger = logging.getLogger("ctlens.api")
@@ -106,7 +103,6 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
     settings = settings or get_settings()
     Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
     ctx = ServiceContext(settings)
-    metrics = ServiceMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -131,56 +127,9 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
         redoc_url=None,
     )
     app.state.ctx = ctx
-    app.state.metrics = metrics
     problems.install(app)
-    app.include_router(studies_router)
-    app.include_router(viewer_router)
-    app.include_router(chat_router)
-    app.include_router(archive_router)
-
-    @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness")
-    def healthz():
-        return Health(status="ok")
-
-    @app.get("/readyz", response_model=Ready, tags=["health"], summary="Readiness: database and layers")
-    def readyz():
-        from ctlens.llm.providers import get_provider
-
-        try:
-            ctx.store._conn().execute("SELECT 1").fetchone()
-            database = "ok"
-        except Exception as exc:  # report, do not crash
-            database = f"error: {type(exc).__name__}"
-        try:
-            llm = get_provider(settings).name
-        except Exception as exc:
-            llm = f"error: {type(exc).__name__}"
-        body = Ready(
-            status="ok" if database == "ok" else "unavailable",
-            database=database,
-            llm_provider=llm,
-            layers=services.layer_status(),
-        )
-        return JSONResponse(body.model_dump(), status_code=200 if database == "ok" else 503)
-
-    @app.get(
-        "/metrics",
-        response_class=Response,
-        responses={200: {"content": {"text/plain": {}}}} | ERRORS,
-        tags=["health"],
-        summary="Prometheus metrics (needs a key)",
-    )
-    def prometheus(caller: Caller = Depends(require_key)):
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
-
-    @app.get("/api/me", response_model=Me, responses=ERRORS, summary="The calling key (used by the page to log in)")
-    def me(caller: Caller = Depends(require_key)):
-        return Me(key_id=caller.id, name=caller.name)
-
-    @app.get("/api/audit", response_model=AuditLog, responses=ERRORS, summary="The calling key's audit log")
-    def audit(request: Request, caller: Caller = Depends(require_key)):
-        rows = ctx.store.audit_log(caller.id)
-        return AuditLog(entries=[AuditEntry(**{k: r[k] for k in ("ts", "action", "study_id", "detail")}) for r in rows])
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/", include_in_schema=False)
     def index():
@@ -190,7 +139,7 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
     install_docs(app)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + MULTIPART_OVERHEAD)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
     return app
 
 

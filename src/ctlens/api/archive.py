@@ -1,7 +1,7 @@
 """The service's DICOM archive (DICOMweb): search it, analyse one of its series like an upload, send results back.
 
 An archive series is retrieved by WADO-RS into the service's private staging folder and then goes through
-exactly what an upload goes through (:func:`ctlens.api.processing.process_upload`): the same content key (the
+exactly what an upload goes through (:func:`ctlens.api.intake.analyse_staged`): the same content key (the
 SHA-256 of its files, so the same bytes uploaded or retrieved are one cached content), the same de-identified
 artifacts, the same job (``202``) for big ones, the same study rows per API key. The retrieved files are
 deleted as soon as they have been read, also when anything fails.
@@ -27,21 +27,24 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctlens.api.archive_links import ArchiveLink, links_for
-from ctlens.api.artifacts import forget_artifacts, load_artifacts
-from ctlens.api.processing import process_upload, refresh_zero_shot
-from ctlens.api.routes_studies import study_body
+from ctlens.api.artifacts import load_artifacts
+from ctlens.api.intake import Intake, analyse_staged
+from ctlens.api.schemas import UID_PATTERN, Study
 from ctlens.api.sniff import sniff_file
 from ctlens.api.store import new_id
+from ctlens.api.studies import owned_study, ready_result
 from ctlens.api.uploads import StagedUpload, content_key
 from ctlens.core.errors import CTLensError, PacsError, ServiceError
 from ctlens.core.settings import Settings
 
+if TYPE_CHECKING:
+    from ctlens.api.context import ServiceContext
+
 logger = logging.getLogger("ctlens.api")
 
-UID_PATTERN = r"^[0-9]+(\.[0-9]+)+$"
 NOT_CONFIGURED_HINT = "set CTLENS_DICOMWEB_URL to the archive's DICOMweb root, e.g. http://host:8042/dicom-web"
 NON_IMAGE_MODALITIES = frozenset({"SEG", "SR", "PR", "KO", "REG", "RTSTRUCT", "RTPLAN", "RTRECORD", "DOC", "FID"})
 """Series modalities that are never analysed unless asked for by UID (results, annotations, documents)."""
@@ -255,7 +258,7 @@ def choose_series(rows: list[dict[str, Any]], series_uid: str | None) -> dict[st
 
 
 # --- analyse ---------------------------------------------------------------------------------------------------
-def retrieve_staged(ctx, client: Any, study_uid: str, series: dict[str, Any]) -> StagedUpload:
+def retrieve_staged(ctx: ServiceContext, client: Any, study_uid: str, series: dict[str, Any]) -> StagedUpload:
     """Retrieve one archive series (WADO-RS) into a private staging folder, as an upload would be staged.
 
     Every file must be DICOM (checked from its content) and inside the folder; the count and byte caps of uploads
@@ -300,88 +303,31 @@ def retrieve_staged(ctx, client: Any, study_uid: str, series: dict[str, Any]) ->
 
 
 def analyze_archive_study(
-    ctx, metrics, owner: str, study_uid: str, series_uid: str | None = None
-) -> tuple[int, dict[str, Any]]:
-    """Retrieve and analyse one archive series for ``owner``; return (HTTP status, study JSON) as uploads do.
+    ctx: ServiceContext, owner: str, study_uid: str, series_uid: str | None = None
+) -> tuple[int, Study]:
+    """Retrieve and analyse one archive series for ``owner``; return (HTTP status, study) as uploads do.
 
     200 with the study (``cached`` when the same content was analysed before), or 202 when the content is being
-    analysed by another request or, above ``CTLENS_JOB_THRESHOLD_BYTES``, by a job (the study names it). The
-    archive link of the study (:mod:`ctlens.api.archive_links`) is recorded so its results can be sent back.
+    analysed by another request or, above ``CTLENS_JOB_THRESHOLD_BYTES``, by a job (the study names it); see
+    :func:`ctlens.api.intake.analyse_staged`. The archive link of the study (:mod:`ctlens.api.archive_links`) is
+    recorded so its results can be sent back.
     """
     settings = ctx.settings
     client = client_for(settings)
     chosen = choose_series(list_series(settings, study_uid), series_uid)
     staged = retrieve_staged(ctx, client, study_uid, chosen)
-    sha = staged.sha256
     links = links_for(ctx.store.path)
 
-    def linked() -> dict[str, Any]:
-        study = ctx.store.study_for(owner, sha)
+    def link(study: dict[str, Any]) -> None:
         links.link(study["id"], owner, study_uid, chosen["series_uid"])
-        return study
 
-    try:
-        cached = ctx.cached_result(sha)
-        if cached is not None:  # the same bytes were analysed before (uploaded or retrieved)
-            staged.discard()
-            metrics.cache_hits.inc()
-            updated = refresh_zero_shot(cached, ctx.content_dir(sha), settings.clip_checkpoint)
-            if updated is not None:
-                ctx.remember_result(sha, updated)
-            study = linked()
-            ctx.store.audit(owner, "archive", study["id"], "analyse:cached")
-            return 200, _json(study_body(ctx, study, cached=True))
-        if not ctx.store.claim_content(sha, staged.nbytes):  # another request is analysing the same bytes
-            staged.discard()
-            return 202, _json(study_body(ctx, linked()))
-        metrics.cache_misses.inc()
-        if staged.nbytes > settings.job_threshold_bytes:
-            study = linked()
-            params = {
-                "folder": str(staged.folder),
-                "kind": staged.kind,
-                "input_path": str(staged.input_path),
-                "nbytes": staged.nbytes,
-                "n_files": staged.n_files,
-                "series": None,
-            }
-            ctx.store.add_job(owner, study["id"], sha, params)
-            ctx.store.audit(owner, "archive", study["id"], "analyse:job")
-            if ctx.runner is not None:
-                ctx.runner.notify()
-            return 202, _json(study_body(ctx, study))
-        try:
-            result = process_upload(
-                staged,
-                ctx.content_dir(sha),
-                series=None,
-                max_image_pixels=settings.max_image_pixels,
-                clip_checkpoint=settings.clip_checkpoint,
-            )
-        except BaseException:
-            ctx.forget_result(sha)
-            forget_artifacts(ctx.content_dir(sha))
-            raise
-        finally:
-            staged.discard()  # the retrieved files are read: gone now
-        ctx.remember_result(sha, result)
-        study = linked()
-        ctx.store.audit(owner, "archive", study["id"], "analyse")
-        return 200, _json(study_body(ctx, study))
-    except BaseException:
-        staged.discard()
-        raise
-
-
-def _json(model: Any) -> dict[str, Any]:
-    return model.model_dump(mode="json")
+    return analyse_staged(ctx, Intake(owner, "archive", "analyse", on_study=link), staged)
 
 
 # --- send results back -----------------------------------------------------------------------------------------
-def study_link(ctx, owner: str, study_id: str) -> ArchiveLink | None:
+def study_link(ctx: ServiceContext, owner: str, study_id: str) -> ArchiveLink | None:
     """The owner's study's archive link; 404 when the study is not the owner's, None when it was uploaded."""
-    if ctx.store.study(owner, study_id) is None:
-        raise ServiceError(f"no study {study_id!r}", status=404)
+    owned_study(ctx, owner, study_id)
     return links_for(ctx.store.path).get(study_id, owner)
 
 
@@ -399,7 +345,7 @@ def _findings(result: dict[str, Any], heatmap: Any, roi: Any) -> Any:
     return findings
 
 
-def send_results(ctx, owner: str, study_id: str, *, heatmap: bool = False) -> dict[str, Any]:
+def send_results(ctx: ServiceContext, owner: str, study_id: str, *, heatmap: bool = False) -> dict[str, Any]:
     """Send a study's findings to the archive it came from (STOW-RS): a SEG and an SR (and an SC with ``heatmap``).
 
     The source headers are fetched from the archive now (``series_metadata``, no pixel data), so the objects
@@ -412,11 +358,8 @@ def send_results(ctx, owner: str, study_id: str, *, heatmap: bool = False) -> di
             f"study {study_id} was uploaded, not analysed from the archive; only archive studies can be sent back",
             status=409,
         )
-    study = ctx.store.study(owner, study_id)
-    result = ctx.cached_result(study["sha256"])
-    if result is None:
-        entry = ctx.store.content(study["sha256"]) or {}
-        raise ServiceError(f"study {study_id} is not ready (status: {entry.get('status', 'missing')})", status=409)
+    study = owned_study(ctx, owner, study_id)
+    result = ready_result(ctx, study)
     if not isinstance(result.get("findings"), dict):
         status = (result.get("analysis") or {}).get("status", "unknown")
         raise ServiceError(f"study {study_id} has no findings to send (analysis {status})", status=409)

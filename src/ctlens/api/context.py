@@ -1,4 +1,7 @@
-"""Everything one service process shares: settings, the SQLite store, folders, caches, job runner, metrics.
+"""Everything one service process shares (:class:`ServiceContext`): settings, the SQLite store, folders, the result
+and slice caches, rate limiters, the job runner and the metrics; and its readiness check.
+
+Routes receive it typed as :data:`ctlens.api.deps.Ctx`; services take it as their first argument.
 
 Example:
     >>> import tempfile
@@ -15,13 +18,19 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ctlens.api.artifacts import forget_artifacts
 from ctlens.api.keys import hash_key, load_pepper, new_key
+from ctlens.api.metrics import ServiceMetrics
 from ctlens.api.ratelimit import RedisWindow, TokenBuckets
-from ctlens.api.render import PngCache
+from ctlens.api.schemas import Ready
+from ctlens.api.slice_png import PngCache
 from ctlens.api.store import Store
 from ctlens.core.settings import Settings
+
+if TYPE_CHECKING:
+    from ctlens.api.jobs import JobRunner
 
 logger = logging.getLogger("ctlens.api")
 
@@ -45,20 +54,22 @@ class ServiceContext:
         pepper = settings.key_pepper.get_secret_value() if settings.key_pepper is not None else None
         self.pepper = load_pepper(self.root, pepper)
         self.pngs = PngCache()
-        self.redis = self._redis(settings.redis_url)
+        self.metrics = ServiceMetrics()
+        self.redis: Any = self._redis(settings.redis_url)
+        self.limiter: RedisWindow | TokenBuckets
         if self.redis is not None:
-            self.limiter: Any = RedisWindow(self.redis, settings.rate_limit_per_minute, settings.rate_limit_burst)
+            self.limiter = RedisWindow(self.redis, settings.rate_limit_per_minute, settings.rate_limit_burst)
         else:
             self.limiter = TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
         # Requests with a missing or wrong key, per client address: guessing keys is throttled.
         self.auth_failures = TokenBuckets(settings.auth_failures_per_minute, settings.auth_failures_burst)
-        self.runner = None  # set by the app's lifespan
+        self.runner: JobRunner | None = None  # set by the app's lifespan
         self._results: dict[str, dict[str, Any]] = {}
         self._results_lock = threading.Lock()
         self._viewed: dict[tuple[str, str], float] = {}
 
     @staticmethod
-    def _redis(url: str | None):
+    def _redis(url: str | None) -> Any:
         if not url:
             return None
         from ctlens.core.optional import require
@@ -133,3 +144,26 @@ class ServiceContext:
         self.store.drop_content(sha256)
         if self.redis is not None:
             self.redis.delete(f"ctlens:content:{sha256}")
+
+    def forget_content(self, sha256: str) -> None:
+        """Forget a content entirely: its result, its stored folder and its rendered slices."""
+        self.forget_result(sha256)
+        forget_artifacts(self.content_dir(sha256))
+        self.pngs.drop(sha256)
+
+    def readiness(self) -> Ready:
+        """``/readyz``: whether the database answers, which LLM provider is set, which layers import."""
+        from ctlens.api.services import layer_status
+        from ctlens.llm.providers import get_provider
+
+        try:
+            self.store.ping()
+            database = "ok"
+        except Exception as exc:  # report, do not crash
+            database = f"error: {type(exc).__name__}"
+        try:
+            llm = get_provider(self.settings).name
+        except Exception as exc:
+            llm = f"error: {type(exc).__name__}"
+        status = "ok" if database == "ok" else "unavailable"
+        return Ready(status=status, database=database, llm_provider=llm, layers=layer_status())

@@ -1,9 +1,11 @@
 """Background analysis jobs whose state lives in SQLite, so they survive the worker that started them.
 
-Each worker process runs a :class:`JobRunner`: threads that claim queued jobs from the shared database
-(:meth:`Store.claim_job`), send heartbeats while working and record the outcome. A job whose worker dies stops
+A big upload is queued (:func:`queue_job`) with the place of its staged files; each worker process runs a
+:class:`JobRunner`: threads that claim queued jobs from the shared database (:meth:`Store.claim_job`), run the
+job body (:func:`run_job`), send heartbeats while working and record the outcome. A job whose worker dies stops
 getting heartbeats and is claimed again by any other worker after the lease (``CTLENS_JOB_LEASE_SECONDS``).
-The staged upload lives under the shared service folder, so any worker can pick it up.
+The staged upload lives under the shared service folder, so any worker can pick it up. :func:`job_view` is what
+``GET /api/jobs/{id}`` answers.
 
 Example:
     >>> import tempfile, pathlib
@@ -16,19 +18,81 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from ctlens.api.processing import analyse_now
+from ctlens.api.schemas import Job
 from ctlens.api.store import Store
+from ctlens.api.uploads import StagedUpload
+from ctlens.core.errors import CTLensError, ServiceError
+
+if TYPE_CHECKING:
+    from ctlens.api.context import ServiceContext
 
 logger = logging.getLogger("ctlens.api")
 
 JobFunction = Callable[[dict[str, Any], Callable[[float, str], None]], None]
+
+
+def queue_job(ctx: ServiceContext, owner: str, study_id: str, staged: StagedUpload, series: str | None) -> str:
+    """Queue the analysis of ``staged`` (its files stay until the job has read them); return the job's id."""
+    params = {
+        "folder": str(staged.folder),
+        "kind": staged.kind,
+        "input_path": str(staged.input_path),
+        "nbytes": staged.nbytes,
+        "n_files": staged.n_files,
+        "series": series,
+    }
+    job_id = ctx.store.add_job(owner, study_id, staged.sha256, params)
+    if ctx.runner is not None:
+        ctx.runner.notify()
+    return job_id
+
+
+def run_job(ctx: ServiceContext, job: dict[str, Any], progress: Callable[[float, str], None]) -> None:
+    """Job body: analyse the staged upload named in the job's params; a failure is recorded on the content."""
+    params = json.loads(job["params"])
+    staged = StagedUpload(
+        folder=Path(params["folder"]),
+        kind=params["kind"],
+        input_path=Path(params["input_path"]),
+        sha256=job["sha256"],
+        nbytes=params["nbytes"],
+        n_files=params["n_files"],
+    )
+    try:
+        analyse_now(ctx, staged, series=params.get("series"), progress=progress)
+    except CTLensError as exc:
+        ctx.store.fail_content(job["sha256"], exc.one_line(), getattr(exc, "status", 422))
+        raise
+    except Exception:
+        ctx.store.fail_content(job["sha256"], "internal error while analysing", 500)
+        raise
+
+
+def job_view(store: Store, owner: str, job_id: str) -> Job:
+    """The state of ``owner``'s job; 404 when there is none (or it is another key's)."""
+    job = store.job(job_id, owner=owner)
+    if job is None:
+        raise ServiceError(f"no job {job_id!r}", status=404)
+    return Job(
+        id=job["id"],
+        state=job["state"],
+        progress=job["progress"],
+        message=job["message"],
+        error=job["error"],
+        study_id=job["study_id"],
+        study_url=f"/api/studies/{job['study_id']}",
+    )
 
 
 def worker_name() -> str:

@@ -1,4 +1,6 @@
-"""RFC 7807 ``application/problem+json`` answers for every error, never a traceback.
+"""RFC 7807 ``application/problem+json`` answers for every error, never a traceback, and their OpenAPI docs.
+
+:data:`PROBLEM` and :data:`ERRORS` are what the routes declare as their error answers (``responses=``).
 
 Example:
     >>> from ctlens.core.errors import UnsupportedFormatError
@@ -27,6 +29,16 @@ from ctlens.core.errors import (
 
 logger = logging.getLogger("ctlens.api")
 PROBLEM_TYPE = "application/problem+json"
+
+PROBLEM = {"content": {PROBLEM_TYPE: {"schema": {"type": "object"}}}}
+"""An error answer in a route's OpenAPI ``responses``: ``{409: PROBLEM}``."""
+ERRORS = {
+    401: {"description": "no or unknown API key", **PROBLEM},
+    404: {"description": "not found (or another key's)", **PROBLEM},
+    422: {"description": "invalid input", **PROBLEM},
+    429: {"description": "rate limit", **PROBLEM},
+}
+"""The error answers every route with a key may give."""
 
 _STATUS: list[tuple[type[CTLensError], int]] = [
     (ServiceError, 400),

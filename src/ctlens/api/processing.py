@@ -1,5 +1,7 @@
-"""Turn a staged upload into stored artifacts: load, de-identify, analyse, save (runs in a request or a job).
+"""Turn a staged upload into stored artifacts: load, analyse, save, remember (runs in a request or a job).
 
+:func:`process_upload` does the work with explicit settings; :func:`analyse_now` is what the service runs: it
+takes the settings from the service context, discards the staged files and remembers the result.
 Zero-shot findings (when a CLIP checkpoint is configured) are decided in one place, :func:`zero_shot_is_current`:
 a fresh upload gets them from :func:`process_upload`, a cache hit through :func:`refresh_zero_shot`, which scores
 the stored volume with the configured checkpoint when the stored scores are missing or came from another one.
@@ -18,7 +20,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctlens.api import services
 from ctlens.api.artifacts import load_artifacts, write_artifacts
@@ -26,6 +28,9 @@ from ctlens.api.uploads import IMAGE_KINDS, StagedUpload
 from ctlens.api.viewer import reader_warnings, split_warning
 from ctlens.core.errors import CTLensError, ServiceError
 from ctlens.core.volume import Volume
+
+if TYPE_CHECKING:
+    from ctlens.api.context import ServiceContext
 
 logger = logging.getLogger("ctlens.api")
 
@@ -54,7 +59,11 @@ def series_rows(series: list[Any], analysed: int | None = None) -> list[dict[str
     ]
 
 
-def _load(staged: StagedUpload, series: str | None, max_image_pixels: int) -> tuple[Volume, list[dict]]:
+def load_staged(staged: StagedUpload, series: str | None, max_image_pixels: int) -> tuple[Volume, list[dict]]:
+    """The staged input as a volume and its DICOM series table (one DICOM series chosen by ``series``).
+
+    An image over ``max_image_pixels`` is refused with 413 before it is decoded.
+    """
     from PIL import Image
 
     from ctlens.io import list_series, load
@@ -169,19 +178,16 @@ def process_upload(
     With a CLIP checkpoint (``clip_checkpoint``, by default the ``clip_checkpoint`` setting) a 3-D CT also gets
     ``result["zero_shot"]``: finding probabilities, or a ``warning`` when the model could not run.
     """
-    from ctlens.io.deid import deidentify_meta
-
     report = progress or (lambda fraction, message: None)
     t0 = time.perf_counter()
     report(0.05, "reading")
     try:
-        volume, found = _load(staged, series, max_image_pixels)
+        volume, found = load_staged(staged, series, max_image_pixels)
     except ServiceError:
         raise
     except CTLensError as exc:
         # The reason, without the staging path (it means nothing to the caller).
         raise ServiceError(exc.reason, status=422, hint=exc.hint) from None
-    volume.meta = deidentify_meta(volume.meta)
     t_load = time.perf_counter() - t0
     report(0.35, "analysing")
     analysis: dict[str, Any] = {"status": "done", "reason": ""}
@@ -229,4 +235,27 @@ def process_upload(
     write_artifacts(folder, volume, result, heat, roi, labels)
     report(1.0, "done")
     logger.info("content %s analysed: %s voxels in %.2f s", staged.sha256[:12], volume.shape, time.perf_counter() - t0)
+    return result
+
+
+def analyse_now(
+    ctx: ServiceContext, staged: StagedUpload, *, series: str | None = None, progress: Progress | None = None
+) -> dict[str, Any]:
+    """:func:`process_upload` with the service's settings; the staged files are discarded, the result remembered.
+
+    The caller decides what a failure means: a request forgets the content (the next upload tries again), a job
+    records it as failed (its poller reads the reason).
+    """
+    try:
+        result = process_upload(
+            staged,
+            ctx.content_dir(staged.sha256),
+            series=series,
+            max_image_pixels=ctx.settings.max_image_pixels,
+            progress=progress,
+            clip_checkpoint=ctx.settings.clip_checkpoint,
+        )
+    finally:
+        staged.discard()  # the upload is read: gone now, also on failure
+    ctx.remember_result(staged.sha256, result)
     return result

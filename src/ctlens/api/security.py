@@ -11,12 +11,15 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
 
 from ctlens.core.errors import ServiceError
+
+if TYPE_CHECKING:
+    from ctlens.api.context import ServiceContext
 
 BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", description="Authorization: Bearer <API key>")
 API_KEY_HEADER = APIKeyHeader(
@@ -28,8 +31,8 @@ They only document; :func:`require_key` reads the headers itself (auto_error off
 
 
 @dataclass(frozen=True)
-class Caller:
-    """The authenticated key: its id (owner of studies) and name."""
+class CallingKey:
+    """The authenticated key: its id (owner of studies) and name (routes take it as :data:`ctlens.api.deps.Caller`)."""
 
     id: str
     name: str
@@ -51,7 +54,7 @@ class RateLimited(ServiceError):
         super().__init__(f"rate limit exceeded; retry in {retry_after:.1f} s", status=429)
 
 
-def _refuse(ctx, request: Request, reason: str) -> ServiceError:
+def _refuse(ctx: ServiceContext, request: Request, reason: str) -> ServiceError:
     """A 401, or a 429 once one client address keeps presenting bad keys (guessing is throttled)."""
     client = request.client.host if request.client else "unknown"
     allowed, wait = ctx.auth_failures.take(client)
@@ -64,9 +67,9 @@ async def require_key(
     request: Request,
     _bearer: object = Security(BEARER),
     _header: object = Security(API_KEY_HEADER),
-) -> Caller:
+) -> CallingKey:
     """FastAPI dependency: the calling key, or 401 / 429 (async: a hash and one indexed SQLite read)."""
-    ctx = request.app.state.ctx
+    ctx: ServiceContext = request.app.state.ctx
     key = presented_key(request.headers)
     if not key or len(key) > 200:
         raise _refuse(ctx, request, "an API key is required (Authorization: Bearer <key>)")
@@ -76,5 +79,5 @@ async def require_key(
     allowed, wait = ctx.limiter.take(record["id"])
     if not allowed:
         raise RateLimited(wait)
-    request.state.caller = Caller(record["id"], record["name"])
+    request.state.caller = CallingKey(record["id"], record["name"])
     return request.state.caller

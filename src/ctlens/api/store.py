@@ -87,6 +87,10 @@ class Store:
     def _exec(self, sql: str, args: tuple = ()) -> int:
         return self._conn().execute(sql, args).rowcount
 
+    def ping(self) -> None:
+        """One trivial query: raises when the database cannot be used (the readiness check)."""
+        self._conn().execute("SELECT 1").fetchone()
+
     def journal_mode(self) -> str:
         """``wal`` when write-ahead logging is on."""
         return str(self._conn().execute("PRAGMA journal_mode").fetchone()[0])

@@ -1,14 +1,16 @@
-"""Receiving uploads safely: size and file-count caps, content sniffing, zip checks, staging on disk.
+"""Receiving uploads safely: the multipart form, size and file-count caps, content sniffing, zip checks, staging.
 
 Files are streamed into a private staging folder under the service folder and named by their sniffed kind
 (``0000.dcm``, ``upload.nii.gz`` ...): uploaded names never reach the file system, so they cannot traverse
 paths, and they are never logged (they may hold patient names). The SHA-256 of the content (one file: its
-digest; several: the digest of their sorted digests, so order does not matter) is the cache and idempotency key.
-Anything refused leaves nothing behind.
+digest; several: the digest of their sorted digests, so order does not matter) is the cache and idempotency key;
+one chosen series of an upload has its own key (:func:`series_key`). Anything refused leaves nothing behind.
 
 Example:
     >>> content_key(["b" * 64, "a" * 64]) == content_key(["a" * 64, "b" * 64])
     True
+    >>> series_key("a" * 64, "2") == series_key("a" * 64, "3")
+    False
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import hashlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
 
 from ctlens.api.sniff import SUFFIX, gunzipped_size, sniff, sniff_file
 from ctlens.core.errors import CTLensError, ServiceError, UnsafeArchiveError
@@ -32,6 +37,27 @@ def content_key(digests: list[str]) -> str:
     if len(digests) == 1:
         return digests[0]
     return hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
+
+
+def series_key(sha: str, series: str) -> str:
+    """Content key of one chosen series of an upload (another series of the same bytes is another content)."""
+    return hashlib.sha256(f"{sha}\nseries={series}".encode()).hexdigest()
+
+
+async def read_upload_form(request: Request, max_files: int) -> tuple[FormData, list[UploadFile], str | None]:
+    """The multipart form of ``POST /api/analyze`` (close it when done), its files and its ``series`` field.
+
+    A body that is not multipart, or is malformed, is a 400 problem.
+    """
+    try:
+        form = await request.form(max_files=max_files, max_fields=16)
+    except Exception as exc:  # malformed multipart bodies are client errors
+        if isinstance(exc, CTLensError):
+            raise
+        raise ServiceError(f"cannot read the multipart body ({type(exc).__name__})", status=400) from None
+    files = [v for k, v in form.multi_items() if k in ("files", "file") and isinstance(v, UploadFile)]
+    series = form.get("series")
+    return form, files, series if isinstance(series, str) and series else None
 
 
 @dataclass

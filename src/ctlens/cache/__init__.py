@@ -6,7 +6,8 @@ Example:
     'data/processed'
 """
 
-from ctlens.cache.hdf5_export import ExportReport, discover_volumes, export_hdf5, to_clip_array
+from ctlens.cache.hdf5_export import ExportReport, export_hdf5
+from ctlens.cache.hdf5_sources import discover_volumes
 from ctlens.cache.layout import CacheSettings
 from ctlens.cache.manager import BuildReport, CacheManager, CacheStats, Failure
 from ctlens.cache.metadata import DatasetMetadata, ImageEntry
@@ -22,5 +23,4 @@ __all__ = [
     "ImageEntry",
     "discover_volumes",
     "export_hdf5",
-    "to_clip_array",
 ]

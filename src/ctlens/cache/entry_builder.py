@@ -4,12 +4,11 @@
 never raises for a bad image: the failure is written to ``<image>.failed.json`` with a category
 (``unreadable``, ``empty``, ``one slice``, ``mixed series``, ``geometry``, ``error``) and a detail line.
 
-Writing is atomic per file (arrays in a ``.tmp-`` folder, then ``os.replace``) and per entry (the old
-manifest is removed first, the new one written last), so a process killed at any moment leaves
-either a complete entry or one without a manifest, which the next build redoes. It is also durable:
-each array is fsynced before its rename and the folder after the renames, before the manifest is
-written (itself fsynced, renamed, folder fsynced), so a power cut cannot leave a manifest that points
-at empty or partial arrays.
+Writing is atomic per file (:func:`ctlens.io.files.atomic_output`) and per entry (the old manifest is removed
+first, the new one written last), so a process killed at any moment leaves either a complete entry or one
+without a manifest, which the next build redoes. It is also durable: each array is fsynced before its rename
+and the folder after it, before the manifest is written (itself fsynced, renamed, folder fsynced), so a power
+cut cannot leave a manifest that points at empty or partial arrays.
 
 Example:
     >>> import pathlib, tempfile, nibabel as nib, numpy as np
@@ -27,10 +26,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +34,11 @@ import numpy as np
 
 from ctlens.cache.layout import (
     CACHE_FORMAT,
-    TMP_PREFIX,
     CacheSettings,
     array_name,
     entry_key,
     failure_path,
-    fsync_dir,
     manifest_path,
-    publish,
     to_uint8,
     write_json_atomic,
 )
@@ -58,6 +51,7 @@ from ctlens.core.errors import (
     SeriesSelectionError,
     UnsupportedFormatError,
 )
+from ctlens.io.files import atomic_output, fsync_dir
 
 __all__ = ["build_entry", "prepare_arrays"]
 
@@ -138,7 +132,6 @@ def build_entry(data_dir: str, processed_dir: str, entry: dict[str, Any], settin
     if had_record:
         fsync_dir(folder)  # the removal is on disk before any array of the old entry is replaced
     result: dict[str, Any] = {"study": item.study, "image": item.image, "status": "built", "reason": "", "detail": ""}
-    tmp = folder / f"{TMP_PREFIX}{item.image}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     try:
         if item.problem:
             raise _BadImage(item.problem, item.problem_detail)
@@ -154,15 +147,12 @@ def build_entry(data_dir: str, processed_dir: str, entry: dict[str, Any], settin
 
             mode, item.mode_reason = detect_mode(volume)
         arrs, mask, view = prepare_arrays(volume, mode, cfg)
-        tmp.mkdir()
         files: dict[str, Any] = {}
         for channel, arr in [*arrs.items(), ("mask", mask)]:
-            path = tmp / array_name(item.image, channel)
-            np.save(path, arr, allow_pickle=False)
-            files[channel] = _file_record(path, arr)
-        for channel in files:
-            publish(tmp / files[channel]["file"], folder / files[channel]["file"], sync_dir=False)
-        fsync_dir(folder)  # every array's name is on disk before the manifest that points at it
+            # fsynced, renamed, folder fsynced: every array is on disk before the manifest that points at it
+            with atomic_output(folder / array_name(item.image, channel)) as tmp:
+                np.save(tmp, arr, allow_pickle=False)
+                files[channel] = _file_record(tmp, arr)
         seconds = time.perf_counter() - start
         write_json_atomic(
             manifest,
@@ -194,7 +184,5 @@ def build_entry(data_dir: str, processed_dir: str, entry: dict[str, Any], settin
             {"format": CACHE_FORMAT, "key": key, "study": item.study, "image": item.image, "source": item.source,
              "reason": result["reason"], "detail": detail},
         )  # fmt: skip
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     result["seconds"] = round(time.perf_counter() - start, 4)
     return result

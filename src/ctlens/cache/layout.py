@@ -5,15 +5,15 @@
 * ``<image>_<window>.npy`` -- uint8 ``[D, H, W]`` (CT windows ``brain`` / ``blood`` / ``bone`` by default,
   MR ``mri``), loadable with ``np.load(path, mmap_mode="r")``;
 * ``<image>_mask.npy`` -- uint8 foreground mask on the same grid (1 = body);
-* ``<image>.json`` -- the manifest, written **last** (temp file + ``os.replace``): an entry is complete
+* ``<image>.json`` -- the manifest, written **last** (:func:`ctlens.io.files.atomic_output`): an entry is complete
   exactly when its manifest exists and its ``key`` equals the current key;
 * ``<image>.failed.json`` -- instead of the manifest when the image could not be prepared (reason inside).
 
-Temporary files start with ``.tmp-`` and are removed by the next build (which holds ``.build.lock``).
-
-Durability: every published file is flushed to disk (``fsync``) before its rename, and its folder after
-the rename (:func:`publish`), so after a power cut a manifest never points at arrays whose bytes were
-still in the page cache (the rename alone only protects against a killed process).
+Every file is written with :func:`ctlens.io.files.atomic_output`: temporary folders ``.<file>.<random>.tmp``
+(``.tmp-*`` from older versions) are removed by the next build (which holds ``.build.lock``). Durability: every
+file is flushed to disk (``fsync``) before its rename, and its folder after the rename, so after a power cut a
+manifest never points at arrays whose bytes were still in the page cache (the rename alone only protects
+against a killed process).
 
 The key is a sha256 of the source's content hash, the DICOM series selector, the mode and the
 preprocessing settings, so changing one setting rebuilds every entry and touching one file rebuilds
@@ -31,15 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ctlens.io.files import fsync_dir  # re-exported: the cache's durable writes use it
+from ctlens.io.files import atomic_output
 
 __all__ = [
     "CACHE_FORMAT",
@@ -47,10 +45,7 @@ __all__ = [
     "CacheSettings",
     "entry_key",
     "failure_path",
-    "fsync_dir",
-    "fsync_file",
     "manifest_path",
-    "publish",
     "read_json",
     "to_uint8",
     "write_json_atomic",
@@ -59,6 +54,7 @@ __all__ = [
 CACHE_FORMAT = 1
 """Bumped when the on-disk layout or the preparation recipe changes (part of every key)."""
 TMP_PREFIX = ".tmp-"
+"""Temporary names of older versions (before :func:`ctlens.io.files.atomic_output`); still cleaned up."""
 
 
 @dataclass(frozen=True)
@@ -143,52 +139,16 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def fsync_file(path: Path) -> None:
-    """Flush the bytes of the file ``path`` to the disk (``os.fsync``).
-
-    Example:
-        >>> import tempfile
-        >>> p = Path(tempfile.mkdtemp()) / "a.bin"; _ = p.write_bytes(b"x"); fsync_file(p)
-    """
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def publish(tmp: Path, dest: Path, *, sync_dir: bool = True) -> None:
-    """Move the finished file ``tmp`` to ``dest`` durably: fsync it, ``os.replace``, fsync ``dest``'s folder.
-
-    Pass ``sync_dir=False`` when several files go to one folder, and call :func:`fsync_dir` once after the
-    last (what :func:`~ctlens.cache.entry_builder.build_entry` does for an entry's arrays).
-
-    Example:
-        >>> import tempfile
-        >>> d = Path(tempfile.mkdtemp()); _ = (d / ".t").write_text("1"); publish(d / ".t", d / "a")
-        >>> sorted(p.name for p in d.iterdir())
-        ['a']
-    """
-    fsync_file(tmp)
-    os.replace(tmp, dest)
-    if sync_dir:
-        fsync_dir(dest.parent)
-
-
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    """Write ``doc`` to ``path`` durably through a ``.tmp-`` file in the same folder (:func:`publish`).
+    """Write ``doc`` to ``path`` durably with :func:`ctlens.io.files.atomic_output` (fsync, rename, fsync folder).
 
     Example:
         >>> import tempfile
         >>> p = Path(tempfile.mkdtemp()) / "m.json"; write_json_atomic(p, {"a": 1}); read_json(p)
         {'a': 1}
     """
-    tmp = path.parent / f"{TMP_PREFIX}{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(doc, indent=1))
-        publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

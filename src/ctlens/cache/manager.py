@@ -27,12 +27,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import mmap
 import multiprocessing
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -55,6 +53,7 @@ from ctlens.cache.layout import (
 from ctlens.cache.metadata import DatasetMetadata, ImageEntry
 from ctlens.core.errors import CacheBusyError, CacheMissError
 from ctlens.core.progress import ProgressCallback, announce, counted
+from ctlens.io.files import atomic_leftovers, exclusive_lock, remove_path
 
 __all__ = ["BuildReport", "CacheManager", "CacheStats", "Failure"]
 
@@ -212,29 +211,25 @@ class CacheManager:
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         self.processed.mkdir(parents=True, exist_ok=True)
-        with open(self.processed / LOCK_FILE, "a+") as fh:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise CacheBusyError(
-                    "another build of this cache is running",
-                    path=self.processed,
-                    hint="wait for it to finish (the lock is released when its process ends, even if killed)",
-                ) from None
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+        def busy(_holder: str) -> CacheBusyError:
+            return CacheBusyError(
+                "another build of this cache is running",
+                path=self.processed,
+                hint="wait for it to finish (the lock is released when its process ends, even if killed)",
+            )
+
+        with exclusive_lock(self.processed / LOCK_FILE, busy):
+            yield
 
     def _remove_temporaries(self) -> int:
         removed = 0
         leftovers = [*self.processed.glob(f"{TMP_PREFIX}*"), *self.processed.glob(f"*/{TMP_PREFIX}*")]
-        leftovers += self.processed.glob(".*.tmp")  # an interrupted atomic_output (metadata.json)
+        studies = [p for p in self.processed.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        for folder in [self.processed, *studies]:  # interrupted atomic_output: metadata.json, manifests, arrays
+            leftovers += atomic_leftovers(folder)
         for path in leftovers:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+            remove_path(path)
             removed += 1
         if removed:
             log.info("%s: removed %d temporary file(s) left by an interrupted build", self.processed, removed)

@@ -37,36 +37,22 @@ from pathlib import Path
 from typing import Any
 
 from ctlens.core.errors import CorruptFileError, CTLensError
+from ctlens.io.suffixes import (
+    IMAGE2D_SUFFIXES,
+    NIFTI_SUFFIXES,
+    TEXT_SUFFIXES,
+    ZIP_SUFFIX,
+    is_volume_file,
+    strip_suffix,
+)
 
 __all__ = ["DatasetMetadata", "ImageEntry", "content_hash", "image_name"]
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-_VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
-_IGNORED_SUFFIXES = (
-    ".txt",
-    ".md",
-    ".json",
-    ".xml",
-    ".csv",
-    ".tsv",
-    ".html",
-    ".pdf",
-    ".py",
-    ".log",
-    ".yaml",
-    ".yml",
-    ".ini",
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".bmp",
-    ".tif",
-    ".tiff",
-    ".raw",
-    ".zraw",
-)
+_IGNORED_SUFFIXES = (*TEXT_SUFFIXES, *IMAGE2D_SUFFIXES, ".raw", ".zraw")
+"""Never an image of the data folder: documents, 2-D images, raw pixel files beside their NRRD / MHD header."""
 _IGNORED_NAMES = ("license", "readme", "dicomdir")
 _MODES = {"ct": "ct", "mri": "mri", "mr": "mri"}
 _HASH_CHUNK = 1 << 20
@@ -137,32 +123,29 @@ def _fingerprint(paths: list[Path]) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
-def image_name(text: str) -> str:
-    """A file-name-safe image or study name (letters, digits, ``.``, ``_``, ``-``).
+def image_name(text: str, fallback: str = "image") -> str:
+    """A file-name-safe image or study name (letters, digits, ``.``, ``_``, ``-``); ``fallback`` if none is left.
 
     Example:
-        >>> image_name("series 1/B70f (lung)")
-        'series_1_B70f_lung'
+        >>> image_name("series 1/B70f (lung)"), image_name("..", fallback="_")
+        ('series_1_B70f_lung', '_')
     """
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._")
-    return name or "image"
+    return name or fallback
 
 
 def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (*_VOLUME_SUFFIXES, ".zip"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
+    stem = strip_suffix(path.name)
+    return stem if stem != path.name else path.stem
 
 
 def _kind(path: Path) -> str:
     name = path.name.lower()
-    if name.endswith((".nii", ".nii.gz")):
+    if name.endswith(NIFTI_SUFFIXES):
         return "nifti"
-    if name.endswith(_VOLUME_SUFFIXES):
+    if is_volume_file(name):
         return "itk"
-    if name.endswith(".zip"):
+    if name.endswith(ZIP_SUFFIX):
         return "zip"
     if name.endswith(_IGNORED_SUFFIXES) or name in _IGNORED_NAMES or name.startswith("."):
         return "ignored"

@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
 
                 # Headers first (same order, geometry and meta as ctlens.load), then one slice at a time into the
                 # streaming encoder: memory holds a few slices, not the series. The meta is de-identified by the
-                # encoder (deidentify_meta in the .ctz header), exactly as for the in-memory path.
+                # reader (its series plan), exactly as for the in-memory path.
                 step.phase("reading the headers")
                 with iter_series_slices(path, series=series, uneven=uneven) as slices:  # type: ignore[arg-type]
                     stats = encode_slices(slices, out, geometry=slices.geometry, n_slices=len(slices), **options)

@@ -40,8 +40,8 @@ from ctlens.codec.slice_codec import INTRA, decode_signal, encode_slice, finish_
 from ctlens.core.errors import CorruptFileError, CTLensError, UnsupportedFormatError
 from ctlens.core.progress import ProgressCallback, announce
 from ctlens.core.volume import Volume
-from ctlens.io.deid import deidentify_meta
 from ctlens.io.files import atomic_output
+from ctlens.io.uid_hash import deidentify_meta
 
 __all__ = [
     "PROFILES",
@@ -96,7 +96,9 @@ class CodecStats:
 
 def _geometry_header(volume: Volume | None, shape_yx: tuple[int, int], dtype: np.dtype) -> dict[str, Any]:
     v = volume or Volume(np.zeros((1, 1, 1), np.int16))
-    meta = json.loads(json.dumps(deidentify_meta(v.meta or {}), default=str))
+    # The reader's meta is de-identified already; a Volume built by hand may carry anything, and a .ctz leaves
+    # the process, so the writer filters once more at this exit (idempotent on the reader's meta).
+    meta = deidentify_meta(json.loads(json.dumps(v.meta or {}, default=str)))
     return {
         "format": "ctz",
         "created_by": f"ctlens {__version__}",

@@ -119,6 +119,6 @@ def device_uid() -> str:
         >>> device_uid() == device_uid(), device_uid().startswith("2.25.")
         (True, True)
     """
-    from ctlens.io.deid import hash_uid
+    from ctlens.io.uid_hash import hash_uid
 
     return hash_uid(f"{MANUFACTURER} {MODEL_NAME} device")

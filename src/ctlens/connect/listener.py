@@ -129,6 +129,12 @@ class Listener:
             destination_kind(destination)  # a bad address fails at start, not after the first analysis
         self.keep_spool = keep_spool
         self.uid_root = uid_root if uid_root is not None else settings.dicom_uid_root
+        if self.uid_root:
+            from ctlens.connect.dicom_identity import new_uid
+
+            new_uid(self.uid_root)  # a bad UID root fails at start, not after each analysis
+        if not 0 <= int(port) <= 65535:
+            raise PacsError(f"port {port} is not a valid TCP port", hint="use 1-65535 (0: any free port)")
         self.on_study = on_study or self._default_on_study
         self.on_event = on_event
         self._requested_port = int(port)

@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 
 from ctlens.analysis.findings import Findings
 from ctlens.connect.dicom_identity import MANUFACTURER, MODEL_OUTPUT_NOTE, new_uid, quiet_person_names
-from ctlens.connect.seg import _whole, box_on_plane
+from ctlens.connect.seg import box_on_plane
 from ctlens.connect.source_instances import SourceInstance, SourceSeries, shift_plane
 from ctlens.core.volume import Volume
 from ctlens.preprocess.windows import to_display_uint8, window_limits
@@ -77,8 +77,7 @@ def _overlay(findings: Findings, volume: Volume, inst: SourceInstance) -> np.nda
     rows, cols = gray.shape
     for cand in findings.candidates:
         box = cand.slice_boxes.get(z)
-        whole = _whole(box, 4) if box is not None else None
-        cut = box_on_plane((whole[0] - 2, whole[1] - 2, whole[2] + 2, whole[3] + 2), rows, cols) if whole else None
+        cut = box_on_plane(box, rows, cols, margin=2) if box is not None else None
         if cut is None:  # no box here, or one that is not finite or lies outside the image
             continue
         y0, x0, y1, x1 = cut

@@ -130,18 +130,21 @@ def _whole(values: Sequence[object], n: int) -> list[int] | None:
     return [int(v) for v in numbers] if len(numbers) == n and all(math.isfinite(v) for v in numbers) else None
 
 
-def box_on_plane(box: Sequence[object], rows: int, columns: int) -> tuple[int, int, int, int] | None:
-    """An inclusive in-plane box ``(y0, x0, y1, x1)`` cut to a ``rows`` x ``columns`` plane; None when it is not
-    four finite numbers or lies outside the plane.
+def box_on_plane(box: Sequence[object], rows: int, columns: int, margin: int = 0) -> tuple[int, int, int, int] | None:
+    """An inclusive in-plane box ``(y0, x0, y1, x1)``, grown by ``margin`` pixels, cut to a ``rows`` x ``columns``
+    plane; None when it is not four finite numbers or lies outside the plane.
 
     Example:
         >>> box_on_plane((-3, 2, 5, 99), 8, 8), box_on_plane((9, 0, 12, 3), 8, 8), box_on_plane((0, 0, 1), 8, 8)
         ((0, 2, 5, 7), None, None)
+        >>> box_on_plane((2, 2, 3, 3), 8, 8, margin=2)
+        (0, 0, 5, 5)
     """
     values = _whole(box, 4)
     if values is None:
         return None
-    y0, x0, y1, x1 = max(0, values[0]), max(0, values[1]), min(rows - 1, values[2]), min(columns - 1, values[3])
+    y0, x0, y1, x1 = values[0] - margin, values[1] - margin, values[2] + margin, values[3] + margin
+    y0, x0, y1, x1 = max(0, y0), max(0, x0), min(rows - 1, y1), min(columns - 1, x1)
     return (y0, x0, y1, x1) if y0 <= y1 and x0 <= x1 else None
 
 

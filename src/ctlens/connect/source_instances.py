@@ -44,9 +44,9 @@ from pydicom.errors import InvalidDicomError
 
 from ctlens.core.errors import CTLensError, PacsError
 from ctlens.core.volume import Volume
-from ctlens.io.deid import hash_uid
 from ctlens.io.dicom_magic import is_raw_dataset, read_head
 from ctlens.io.dicom_source import DicomSource
+from ctlens.io.uid_hash import hash_uid
 
 __all__ = [
     "POSITION_TOLERANCE_MM",

@@ -246,6 +246,13 @@ def _anatomy_groups(
     return groups
 
 
+def _procedure(findings: Findings, series: SourceSeries) -> Code:
+    """The procedure reported: CT chest / head / unspecified, or MRI unspecified for an MR source series."""
+    if str(series.instances[0].dataset.get("Modality", "CT")) == "MR":
+        return codes.LN.MRIUnspecifiedBodyRegion
+    return _PROCEDURES.get(findings.region, codes.LN.CTUnspecifiedBodyRegion)
+
+
 def _coding_scheme() -> Dataset:
     item = Dataset()
     item.CodingSchemeDesignator = PRIVATE_SCHEME
@@ -280,7 +287,7 @@ def build_measurement_report(
     )
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
-        procedure_reported=_PROCEDURES.get(findings.region, codes.LN.CTUnspecifiedBodyRegion),
+        procedure_reported=_procedure(findings, series),
         imaging_measurements=groups or None,
     )
     evidence = [*series.datasets, *([seg] if seg is not None else [])]

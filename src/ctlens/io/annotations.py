@@ -3,7 +3,7 @@
 Example:
     >>> from ctlens.core.volume import Volume
     >>> import numpy as np
-    >>> from ctlens.io.deid import hash_uid
+    >>> from ctlens.io.uid_hash import hash_uid
     >>> v = Volume(np.zeros((2, 4, 4)), meta={"sop_uids": [hash_uid("1.2.3"), hash_uid("1.2.4")]})
     >>> slice_index_for_sop(v, "1.2.4")
     1
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ctlens.core.errors import CorruptFileError, SeriesSelectionError
 from ctlens.core.volume import Volume
-from ctlens.io.deid import hash_uid
+from ctlens.io.uid_hash import hash_uid
 
 
 def slice_index_for_sop(volume: Volume, sop_instance_uid: str) -> int:

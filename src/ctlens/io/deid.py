@@ -1,28 +1,27 @@
-"""De-identification (DICOM PS3.15 Basic Application Level Confidentiality Profile).
+"""DICOM file de-identification with the PS3.15 Basic Application Level Confidentiality Profile.
 
-The profile's actions (PS3.15 Annex E, Table E.1-1) are kept as data in ``PROFILE_ACTIONS`` and applied, in
-place and recursively into sequences, by :func:`deidentify_dataset`. :func:`deidentify_file` and
-:func:`deidentify_path` read, de-identify and write DICOM files atomically; :func:`deidentify_meta` cleans the
-small metadata dicts the rest of ctlens passes around.
+The profile's actions (PS3.15 Annex E, Table E.1-1) are data in :mod:`ctlens.io.deid_profile`;
+:func:`deidentify_dataset` applies them in place and recursively into sequences, replacing UIDs with
+:func:`ctlens.io.uid_hash.hash_uid`. :func:`deidentify_file` and :func:`deidentify_path` read, de-identify and
+write DICOM files atomically. (The small metadata dicts of ``Volume.meta`` are cleaned by
+:func:`ctlens.io.uid_hash.deidentify_meta`.)
 
 What the profile does not cover and this module does not do: text burned into the pixels (a warning is logged and
 put in the report when ``BurnedInAnnotation`` is not ``NO``) and identifying free text in attributes the profile
 keeps.
 
 Example:
-    >>> hash_uid("1.2.3") == hash_uid("1.2.3") != hash_uid("1.2.4")
-    True
+    >>> from pydicom.dataset import Dataset
+    >>> ds = Dataset(); ds.PatientName = "Doe^Jane"
+    >>> deidentify_dataset(ds).emptied, ds.PatientIdentityRemoved
+    (['PatientName'], 'YES')
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
-import re
-import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,372 +35,22 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
 from ctlens.core.errors import CorruptFileError, CTLensError, InputNotFoundError, UnsupportedFormatError
+from ctlens.io.deid_profile import (
+    DICOM_UID_ROOT,
+    DUMMY_VALUES,
+    FILE_META_REMOVE,
+    PROFILE_ACTIONS,
+    PROFILE_CODE,
+    PROFILE_NAME,
+)
 from ctlens.io.dicom_headers import with_file_meta
 from ctlens.io.dicom_magic import is_raw_dataset, looks_like_dicom, read_head
+from ctlens.io.files import atomic_output
+from ctlens.io.uid_hash import hash_uid
 
-__all__ = [
-    "FORBIDDEN_META_KEYS",
-    "PROFILE_ACTIONS",
-    "DeidReport",
-    "deidentify_dataset",
-    "deidentify_file",
-    "deidentify_meta",
-    "deidentify_path",
-    "hash_uid",
-]
+__all__ = ["DeidReport", "deidentify_dataset", "deidentify_file", "deidentify_path"]
 
 logger = logging.getLogger(__name__)
-
-_UID_ROOT = "2.25."
-
-
-def hash_uid(uid: str, salt: str = "") -> str:
-    """A stable replacement UID (``2.25.<decimal>``, at most 64 characters) for ``uid``."""
-    digest = hashlib.sha256((salt + str(uid)).encode()).digest()
-    return _UID_ROOT + str(int.from_bytes(digest[:16], "big"))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The profile as data.
-#
-# Source: DICOM PS3.15 (Security and System Management Profiles), Annex E, Table E.1-1 "Application Level
-# Confidentiality Profile Attributes", column "Basic Prof." (no options). Actions:
-#   D  replace with a non-zero-length dummy value of the same VR      Z  replace with a zero-length value
-#   X  remove                                                           K  keep (sequences: still recursed into)
-#   U  replace the UID with a consistent new one (hash_uid)
-# Combined actions of the table are resolved as follows: "Z/D" -> Z (type 1/2 dates may be emptied);
-# "X/Z", "X/D", "X/Z/D" -> X, except for attributes that are type 2 in the CT/MR image IODs, which get Z;
-# "X/Z/U*" on reference sequences -> K (kept, recursed into, so the UIDs inside them get U and references stay
-# consistent); D on a sequence is applied as Z (an empty sequence) because a dummy item could not be meaningful.
-# --------------------------------------------------------------------------------------------------------------
-PROFILE_ACTIONS: dict[str, str] = {
-    # Patient
-    "PatientName": "Z",
-    "PatientID": "Z",
-    "PatientBirthDate": "Z",
-    "PatientBirthTime": "X",
-    "PatientSex": "Z",
-    "PatientAge": "X",
-    "PatientSize": "X",
-    "PatientWeight": "X",
-    "PatientAddress": "X",
-    "PatientTelephoneNumbers": "X",
-    "PatientTelecomInformation": "X",
-    "OtherPatientIDs": "X",
-    "OtherPatientIDsSequence": "X",
-    "OtherPatientNames": "X",
-    "PatientBirthName": "X",
-    "PatientMotherBirthName": "X",
-    "EthnicGroup": "X",
-    "Occupation": "X",
-    "MedicalRecordLocator": "X",
-    "MilitaryRank": "X",
-    "BranchOfService": "X",
-    "CountryOfResidence": "X",
-    "RegionOfResidence": "X",
-    "PatientReligiousPreference": "X",
-    "PatientComments": "X",
-    "PatientState": "X",
-    "PatientTransportArrangements": "X",
-    "PatientInstitutionResidence": "X",
-    "PatientInsurancePlanCodeSequence": "X",
-    "PatientPrimaryLanguageCodeSequence": "X",
-    "PatientPrimaryLanguageModifierCodeSequence": "X",
-    "PatientSexNeutered": "X",
-    "IssuerOfPatientID": "X",
-    "InsurancePlanIdentification": "X",
-    "MedicalAlerts": "X",
-    "Allergies": "X",
-    "SmokingStatus": "X",
-    "PregnancyStatus": "X",
-    "LastMenstrualDate": "X",
-    "SpecialNeeds": "X",
-    "AdditionalPatientHistory": "X",
-    "ReferencedPatientSequence": "X",
-    "ReferencedPatientAliasSequence": "X",
-    "ReferencedPatientPhotoSequence": "X",
-    "ResponsiblePerson": "X",
-    "ResponsibleOrganization": "X",
-    "PersonAddress": "X",
-    "PersonTelephoneNumbers": "X",
-    "PersonName": "D",
-    "PersonIdentificationCodeSequence": "D",
-    # Visit / admission
-    "AdmissionID": "X",
-    "IssuerOfAdmissionID": "X",
-    "AdmittingDate": "X",
-    "AdmittingTime": "X",
-    "AdmittingDiagnosesDescription": "X",
-    "AdmittingDiagnosesCodeSequence": "X",
-    "DischargeDiagnosisDescription": "X",
-    "CurrentPatientLocation": "X",
-    "ServiceEpisodeID": "X",
-    "ServiceEpisodeDescription": "X",
-    "IssuerOfServiceEpisodeID": "X",
-    "VisitComments": "X",
-    # Study, series, instance: dates and times
-    "StudyDate": "Z",
-    "StudyTime": "Z",
-    "SeriesDate": "X",
-    "SeriesTime": "X",
-    "AcquisitionDate": "X",
-    "AcquisitionTime": "X",
-    "AcquisitionDateTime": "X",
-    "ContentDate": "Z",
-    "ContentTime": "Z",
-    "InstanceCreationDate": "X",
-    "InstanceCreationTime": "X",
-    "OverlayDate": "X",
-    "OverlayTime": "X",
-    "CurveDate": "X",
-    "CurveTime": "X",
-    "DateOfSecondaryCapture": "X",
-    "TimeOfSecondaryCapture": "X",
-    "DateOfLastCalibration": "X",
-    "TimeOfLastCalibration": "X",
-    "EndAcquisitionDateTime": "X",
-    "StartAcquisitionDateTime": "X",
-    "TimezoneOffsetFromUTC": "X",
-    # Study, series, instance: identifiers and descriptions
-    "AccessionNumber": "Z",
-    "IssuerOfAccessionNumberSequence": "X",
-    "StudyID": "Z",
-    "StudyIDIssuer": "X",
-    "StudyDescription": "X",
-    "SeriesDescription": "X",
-    "ProtocolName": "X",
-    "StudyComments": "X",
-    "ImageComments": "X",
-    "FrameComments": "X",
-    "AcquisitionComments": "X",
-    "ImagePresentationComments": "X",
-    "IdentifyingComments": "X",
-    "TextComments": "X",
-    "TextString": "X",
-    "DerivationDescription": "X",
-    "ContributionDescription": "X",
-    "ModifiedImageDescription": "X",
-    "AcquisitionDeviceProcessingDescription": "X",
-    "AcquisitionProtocolDescription": "X",
-    "ContrastBolusAgent": "D",
-    "ReasonForStudy": "X",
-    "AcquisitionContextSequence": "X",
-    "ContentSequence": "X",
-    "IconImageSequence": "X",
-    "GraphicAnnotationSequence": "D",
-    "ReferencedStudySequence": "X",
-    "ReferencedImageSequence": "K",
-    "SourceImageSequence": "K",
-    "ReferencedPerformedProcedureStepSequence": "X",
-    "OriginalAttributesSequence": "X",
-    "ModifiedAttributesSequence": "X",
-    "DigitalSignaturesSequence": "X",
-    "ReferencedDigitalSignatureSequence": "X",
-    "ReferencedSOPInstanceMACSequence": "X",
-    "MAC": "X",
-    "DataSetTrailingPadding": "X",
-    "ConfidentialityConstraintOnPatientDataDescription": "X",
-    # People
-    "ReferringPhysicianName": "Z",
-    "ReferringPhysicianAddress": "X",
-    "ReferringPhysicianTelephoneNumbers": "X",
-    "ReferringPhysicianIdentificationSequence": "X",
-    "ConsultingPhysicianName": "X",
-    "ConsultingPhysicianIdentificationSequence": "X",
-    "PerformingPhysicianName": "X",
-    "PerformingPhysicianIdentificationSequence": "X",
-    "NameOfPhysiciansReadingStudy": "X",
-    "PhysiciansReadingStudyIdentificationSequence": "X",
-    "PhysiciansOfRecord": "X",
-    "PhysiciansOfRecordIdentificationSequence": "X",
-    "OperatorsName": "X",
-    "OperatorIdentificationSequence": "X",
-    "RequestingPhysician": "X",
-    "ScheduledPerformingPhysicianName": "X",
-    "ScheduledPerformingPhysicianIdentificationSequence": "X",
-    "HumanPerformerName": "X",
-    "HumanPerformerOrganization": "X",
-    "ActualHumanPerformersSequence": "X",
-    "ScheduledHumanPerformersSequence": "X",
-    "ContentCreatorName": "Z",
-    "ContentCreatorIdentificationCodeSequence": "X",
-    "AuthorObserverSequence": "X",
-    "ParticipantSequence": "X",
-    "VerifyingObserverName": "D",
-    "VerifyingObserverSequence": "X",
-    "VerifyingObserverIdentificationCodeSequence": "Z",
-    "VerifyingOrganization": "X",
-    "ReviewerName": "X",
-    "PhysicianApprovingInterpretation": "X",
-    "InterpretationApproverSequence": "X",
-    "InterpretationAuthor": "X",
-    "InterpretationRecorder": "X",
-    "InterpretationTranscriber": "X",
-    "InterpretationText": "X",
-    "InterpretationDiagnosisDescription": "X",
-    "InterpretationIDIssuer": "X",
-    "Impressions": "X",
-    "ResultsComments": "X",
-    "ResultsIDIssuer": "X",
-    "ResultsDistributionListSequence": "X",
-    "DistributionName": "X",
-    "DistributionAddress": "X",
-    "NamesOfIntendedRecipientsOfResults": "X",
-    "IntendedRecipientsOfResultsIdentificationSequence": "X",
-    # Institution and equipment
-    "InstitutionName": "X",
-    "InstitutionAddress": "X",
-    "InstitutionalDepartmentName": "X",
-    "InstitutionCodeSequence": "X",
-    "CustodialOrganizationSequence": "X",
-    "StationName": "X",
-    "DeviceSerialNumber": "X",
-    "DetectorID": "X",
-    "GantryID": "X",
-    "GeneratorID": "X",
-    "CassetteID": "X",
-    "PlateID": "X",
-    "ModifyingDeviceID": "X",
-    "ModifyingDeviceManufacturer": "X",
-    "PerformedLocation": "X",
-    "PerformedStationAETitle": "X",
-    "PerformedStationName": "X",
-    "ScheduledStationAETitle": "X",
-    "ScheduledStationName": "X",
-    "ScheduledStationNameCodeSequence": "X",
-    "ScheduledStationGeographicLocationCodeSequence": "X",
-    "ScheduledStudyLocation": "X",
-    "ScheduledStudyLocationAETitle": "X",
-    "ScheduledProcedureStepLocation": "X",
-    # Requests, orders, procedure steps
-    "RequestAttributesSequence": "X",
-    "RequestedProcedureID": "X",
-    "RequestedProcedureDescription": "X",
-    "RequestedProcedureComments": "X",
-    "RequestedProcedureLocation": "X",
-    "RequestedContrastAgent": "X",
-    "RequestingService": "X",
-    "ReasonForTheImagingServiceRequest": "X",
-    "ImagingServiceRequestComments": "X",
-    "PlacerOrderNumberImagingServiceRequest": "Z",
-    "FillerOrderNumberImagingServiceRequest": "Z",
-    "OrderEnteredBy": "X",
-    "OrderEntererLocation": "X",
-    "OrderCallbackPhoneNumber": "X",
-    "PerformedProcedureStepID": "X",
-    "PerformedProcedureStepDescription": "X",
-    "PerformedProcedureStepStartDate": "X",
-    "PerformedProcedureStepStartTime": "X",
-    "PerformedProcedureStepEndDate": "X",
-    "PerformedProcedureStepEndTime": "X",
-    "CommentsOnThePerformedProcedureStep": "X",
-    "ScheduledProcedureStepStartDate": "X",
-    "ScheduledProcedureStepStartTime": "X",
-    "ScheduledProcedureStepEndDate": "X",
-    "ScheduledProcedureStepEndTime": "X",
-    "ScheduledProcedureStepDescription": "X",
-    "ScheduledProcedureStepID": "X",
-    "PreMedication": "X",
-    # Clinical trial
-    "ClinicalTrialSponsorName": "D",
-    "ClinicalTrialProtocolID": "D",
-    "ClinicalTrialProtocolName": "Z",
-    "ClinicalTrialSiteID": "Z",
-    "ClinicalTrialSiteName": "Z",
-    "ClinicalTrialSubjectID": "D",
-    "ClinicalTrialSubjectReadingID": "D",
-    "ClinicalTrialTimePointID": "Z",
-    "ClinicalTrialTimePointDescription": "X",
-    "ClinicalTrialCoordinatingCenterName": "Z",
-    "ClinicalTrialProtocolEthicsCommitteeApprovalNumber": "X",
-    # Topics / free text
-    "TopicAuthor": "X",
-    "TopicKeywords": "X",
-    "TopicSubject": "X",
-    "TopicTitle": "X",
-    "Arbitrary": "X",
-    "ROIInterpreter": "X",
-    # UIDs (U); other UIDs follow the generic rule in _uid_action
-    "StudyInstanceUID": "U",
-    "SeriesInstanceUID": "U",
-    "SOPInstanceUID": "U",
-    "MediaStorageSOPInstanceUID": "U",
-    "ReferencedSOPInstanceUID": "U",
-    "ReferencedSOPInstanceUIDInFile": "U",
-    "FrameOfReferenceUID": "U",
-    "ReferencedFrameOfReferenceUID": "U",
-    "RelatedFrameOfReferenceUID": "U",
-    "SynchronizationFrameOfReferenceUID": "U",
-    "InstanceCreatorUID": "U",
-    "IrradiationEventUID": "U",
-    "ConcatenationUID": "U",
-    "DimensionOrganizationUID": "U",
-    "DoseReferenceUID": "U",
-    "FiducialUID": "U",
-    "LargePaletteColorLookupTableUID": "U",
-    "StorageMediaFileSetUID": "U",
-    "TransactionUID": "U",
-    "UID": "U",
-    "DeviceUID": "U",
-    "ContextGroupExtensionCreatorUID": "U",
-    "TemplateExtensionCreatorUID": "U",
-    "TemplateExtensionOrganizationUID": "U",
-    "CreatorVersionUID": "U",
-    "FailedSOPInstanceUIDList": "U",
-    "RequestedSOPInstanceUID": "U",
-    "AffectedSOPInstanceUID": "X",
-    "DigitalSignatureUID": "X",
-    # Transfer syntax, SOP classes and the profile's own markers stay.
-    "TransferSyntaxUID": "K",
-    "SOPClassUID": "K",
-    "MediaStorageSOPClassUID": "K",
-    "ReferencedSOPClassUID": "K",
-    "ImplementationClassUID": "K",
-    "PatientIdentityRemoved": "K",
-    "DeidentificationMethod": "K",
-    "DeidentificationMethodCodeSequence": "K",
-}
-
-# File meta elements that name the sending/receiving systems (not in Table E.1-1, which covers the data set).
-_FILE_META_REMOVE = frozenset(
-    {
-        "SourceApplicationEntityTitle",
-        "SendingApplicationEntityTitle",
-        "ReceivingApplicationEntityTitle",
-        "PrivateInformationCreatorUID",
-        "PrivateInformation",
-    }
-)
-
-_DICOM_UID_ROOT = "1.2.840.10008."  # UIDs defined by the standard itself (PS3.6 Annex A): never identifying
-_PROFILE_NAME = "DICOM PS3.15 E.1 Basic Application Confidentiality Profile"  # fits LO (64 chars)
-_PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
-
-_DUMMY: dict[str, Any] = {
-    "PN": "ANONYMOUS",
-    "LO": "ANONYMIZED",
-    "SH": "ANONYMIZED",
-    "LT": "ANONYMIZED",
-    "ST": "ANONYMIZED",
-    "UT": "ANONYMIZED",
-    "UC": "ANONYMIZED",
-    "CS": "ANONYMIZED",
-    "AE": "ANONYMOUS",
-    "DA": "19000101",
-    "TM": "000000",
-    "DT": "19000101000000",
-    "AS": "000Y",
-    "IS": "0",
-    "DS": "0",
-    "US": 0,
-    "SS": 0,
-    "UL": 0,
-    "SL": 0,
-    "UV": 0,
-    "SV": 0,
-    "FL": 0.0,
-    "FD": 0.0,
-}
 
 
 @dataclasses.dataclass
@@ -466,7 +115,7 @@ def _uid_action(elem: pydicom.DataElement) -> str:
     if keyword.endswith("ClassUID") or keyword in ("CodingSchemeUID", "MappingResourceUID", "ContextUID"):
         return "K"
     values = elem.value if isinstance(elem.value, MultiValue | list | tuple) else [elem.value]
-    if values and all(str(v).startswith(_DICOM_UID_ROOT) for v in values if v):
+    if values and all(str(v).startswith(DICOM_UID_ROOT) for v in values if v):
         return "K"
     return "U"
 
@@ -499,7 +148,7 @@ def _apply(ds: Dataset, salt: str, report: DeidReport, prefix: str, *, file_meta
             del ds[tag]
             report.removed.append(name)
             continue
-        if file_meta and elem.keyword in _FILE_META_REMOVE:
+        if file_meta and elem.keyword in FILE_META_REMOVE:
             del ds[tag]
             report.removed.append(name)
             continue
@@ -519,7 +168,7 @@ def _apply(ds: Dataset, salt: str, report: DeidReport, prefix: str, *, file_meta
                 _empty(elem)
                 report.emptied.append(name)
         elif action == "D":
-            dummy = _DUMMY.get(elem.VR)
+            dummy = DUMMY_VALUES.get(elem.VR)
             if dummy is None:
                 _empty(elem)
                 report.emptied.append(name)
@@ -542,13 +191,13 @@ def _mark_deidentified(ds: Dataset, report: DeidReport) -> None:
     ds.PatientIdentityRemoved = "YES"
     existing = ds.get("DeidentificationMethod") or []
     methods = [existing] if isinstance(existing, str) else [str(m) for m in existing]
-    if _PROFILE_NAME not in methods:
-        methods.append(_PROFILE_NAME)
+    if PROFILE_NAME not in methods:
+        methods.append(PROFILE_NAME)
     ds.DeidentificationMethod = methods[0] if len(methods) == 1 else methods
     codes = ds.get("DeidentificationMethodCodeSequence") or Sequence()
-    if not any(item.get("CodeValue") == _PROFILE_CODE[0] for item in codes):
+    if not any(item.get("CodeValue") == PROFILE_CODE[0] for item in codes):
         item = Dataset()
-        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = _PROFILE_CODE
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = PROFILE_CODE
         codes.append(item)
     ds.DeidentificationMethodCodeSequence = codes
     date_keywords = ("Date", "Time", "DateTime")
@@ -664,25 +313,20 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _write_atomic(ds: Dataset, dst: Path) -> None:
-    """Write ``ds`` to a temporary file next to ``dst`` and move it into place; never leave a partial file."""
+    """Write ``ds`` to ``dst`` with :func:`~ctlens.io.files.atomic_output`: never a partial file."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pydicom.dcmwrite(fh, ds, enforce_file_format=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dst)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, CTLensError) or not isinstance(exc, Exception):
+    with atomic_output(dst) as tmp:
+        try:
+            with open(tmp, "wb") as fh:
+                pydicom.dcmwrite(fh, ds, enforce_file_format=True)
+        except CTLensError:
             raise
-        raise CTLensError(
-            f"could not write the de-identified file ({type(exc).__name__}: {exc})",
-            path=dst,
-            hint="check free space and permissions of the destination folder",
-        ) from exc
+        except Exception as exc:
+            raise CTLensError(
+                f"could not write the de-identified file ({type(exc).__name__}: {exc})",
+                path=dst,
+                hint="check free space and permissions of the destination folder",
+            ) from exc
 
 
 def deidentify_file(src: Path, dst: Path, *, salt: str = "") -> DeidReport:
@@ -789,118 +433,3 @@ def deidentify_path(src: Path, dst: Path, *, salt: str = "") -> list[DeidReport]
     if not reports:
         raise InputNotFoundError("no DICOM files found", path=src, hint="point at a folder of DICOM (.dcm) files")
     return reports
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Metadata dicts
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _snake(keyword: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", keyword).lower()
-
-
-def _norm(key: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(key).lower())
-
-
-_EXTRA_FORBIDDEN = (
-    "name",
-    "patient",
-    "birth_date",
-    "date_of_birth",
-    "dob",
-    "birthdate",
-    "age",
-    "sex",
-    "address",
-    "phone",
-    "telephone",
-    "email",
-    "mrn",
-    "ssn",
-    "accession",
-    "study_id",
-    "institution",
-    "institution_name",
-    "hospital",
-    "physician",
-    "referring_physician",
-    "performing_physician",
-    "operator",
-    "operators",
-    "operator_name",
-    "station",
-    "serial_number",
-)
-_IDENTIFYING_KEYWORDS = sorted(k for k, a in PROFILE_ACTIONS.items() if a in ("X", "Z", "D"))
-
-#: Metadata keys :func:`deidentify_meta` drops: the profile's X/Z/D keywords, their snake_case forms, and common
-#: names for identifiers. Matching ignores case, ``_``, ``-`` and spaces.
-FORBIDDEN_META_KEYS: frozenset[str] = frozenset(
-    [*_IDENTIFYING_KEYWORDS, *(_snake(k) for k in _IDENTIFYING_KEYWORDS), *_EXTRA_FORBIDDEN]
-)
-_FORBIDDEN_NORM = frozenset(_norm(k) for k in FORBIDDEN_META_KEYS)
-# Fragments that make a key identifying wherever they occur in it (normalized form).
-_FORBIDDEN_FRAGMENTS = (
-    "patientname",
-    "patientid",
-    "birth",
-    "address",
-    "phone",
-    "email",
-    "physician",
-    "operatorsname",
-    "operatorname",
-    "institution",
-    "accession",
-    "medicalrecord",
-    "otherpatient",
-    "studyid",
-    "stationname",
-    "serialnumber",
-)
-
-
-def _is_forbidden_key(key: str) -> bool:
-    norm = _norm(key)
-    if norm.endswith("uid"):
-        return False
-    return norm in _FORBIDDEN_NORM or any(fragment in norm for fragment in _FORBIDDEN_FRAGMENTS)
-
-
-def _hash_meta_uid(value: Any) -> Any:
-    if isinstance(value, str):
-        if not value or value.startswith(_UID_ROOT) or value.startswith(_DICOM_UID_ROOT):
-            return value
-        return hash_uid(value)
-    if isinstance(value, list | tuple):
-        return type(value)(_hash_meta_uid(v) for v in value)
-    return value
-
-
-def deidentify_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``meta`` without identifying keys and with UID values hashed.
-
-    Keys in :data:`FORBIDDEN_META_KEYS` (compared ignoring case and separators) or containing an identifying
-    fragment (``birth``, ``address``, ``physician``, ...) are dropped. Values of keys ending in ``uid`` are
-    replaced by :func:`hash_uid` unless already hashed (``2.25.``) or defined by DICOM (``1.2.840.10008.``).
-    Nested dicts are cleaned the same way; ``meta`` is not changed.
-
-    Example:
-        >>> deidentify_meta({"patient_name": "Doe^Jane", "PatientID": "123", "manufacturer": "ACME",
-        ...                  "series_uid": "2.25.1", "study_uid": "1.2.3"}) == {
-        ...     "manufacturer": "ACME", "series_uid": "2.25.1", "study_uid": hash_uid("1.2.3")}
-        True
-    """
-    out: dict[str, Any] = {}
-    for key, value in meta.items():
-        if _is_forbidden_key(key):
-            continue
-        if isinstance(value, Mapping):
-            out[key] = deidentify_meta(value)
-        elif _norm(key).endswith("uid") or _norm(key).endswith("uids"):
-            out[key] = _hash_meta_uid(value)
-        else:
-            out[key] = value
-    return out

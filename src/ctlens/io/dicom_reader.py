@@ -12,6 +12,9 @@ decode pixels to HU in parallel, then fix geometry:
   linearly onto an equidistant grid; ``"error"`` raises
   :class:`~ctlens.core.errors.UnevenSpacingError`.
 
+``meta`` is de-identified here, once (:func:`ctlens.io.uid_hash.deidentify_meta`: UIDs hashed, no identifying
+keys, no free-text descriptions); nothing downstream re-runs it.
+
 Example:
     >>> import ctlens  # doctest: +SKIP
     >>> vol = ctlens.io.dicom_reader.read_dicom("series_folder/")  # doctest: +SKIP
@@ -28,18 +31,15 @@ import numpy as np
 
 from ctlens.core.errors import CorruptFileError, GantryTiltError, InputNotFoundError, UnevenSpacingError
 from ctlens.core.volume import Volume
-from ctlens.io.deid import hash_uid
 from ctlens.io.dicom_geometry import StackGeometry, stack_geometry
 from ctlens.io.dicom_headers import SliceRef, read_slice_refs
 from ctlens.io.dicom_pixels import AIR_HU, decode_hu, default_workers
 from ctlens.io.dicom_series import SeriesInfo, group_series, select_series
 from ctlens.io.dicom_source import DicomSource, PathInput
+from ctlens.io.suffixes import DOCUMENT_SUFFIXES
+from ctlens.io.uid_hash import deidentify_meta, hash_uid
 
 log = logging.getLogger("ctlens.io")
-
-DOCUMENT_SUFFIXES = (".txt", ".md", ".json", ".xml", ".csv", ".html", ".pdf", ".nii", ".gz", ".png", ".jpg")
-DOCUMENT_SUFFIXES += ("license", "readme", ".py", ".log", ".yaml", ".yml", ".ini", ".zip")
-"""Names of files that are expected beside DICOM series and are ignored quietly when not DICOM."""
 
 TiltPolicy = Literal["correct", "refuse"]
 UnevenPolicy = Literal["warn", "resample", "error"]
@@ -48,7 +48,6 @@ _META_TEXT = {
     "Manufacturer": "manufacturer",
     "ManufacturerModelName": "model",
     "BodyPartExamined": "body_part",
-    "SeriesDescription": "series_description",
     "PatientPosition": "patient_position",
     "ContrastBolusAgent": "contrast_agent",
 }
@@ -305,6 +304,7 @@ def plan_series(
         log.warning("%s, series %s: %s", src.name, info.index, warning)
     step = geom.step if len(refs) > 1 else float(meta.get("slice_thickness") or 1.0)
     direction = np.stack([geom.normal, geom.column_cosine, geom.row_cosine], axis=1)
+    meta = deidentify_meta(meta)  # the one place: what the reader returns is de-identified, nobody re-runs it
     return SeriesPlan(info, refs, geom, meta, resample, n_slices, (step, dy, dx), direction)
 
 

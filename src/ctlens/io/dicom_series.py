@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ctlens.core.errors import SeriesSelectionError
-from ctlens.io.deid import hash_uid
 from ctlens.io.dicom_headers import SliceRef
+from ctlens.io.uid_hash import hash_uid
 
 _SCOUT_WORDS = ("LOCALIZER", "SCOUT", "TOPOGRAM", "SURVIEW")
 

@@ -96,11 +96,19 @@ def _without_bulk_data(model: dict[str, Any]) -> dict[str, Any]:
 
 def _failed_instances(result: dict[str, Any]) -> list[str]:
     """``UID (reason)`` for each item of a STOW-RS answer's FailedSOPSequence (0008,1198)."""
+    sequence = result.get("00081198")
+    items = sequence.get("Value", []) if isinstance(sequence, dict) else sequence
+    if items is None:
+        return []
+    if not isinstance(items, list):  # a failure list of the wrong type still says that something failed
+        return ["unknown instance (malformed answer)"]
     failed = []
-    for item in (result.get("00081198") or {}).get("Value") or []:
-        uid = dicom_json_value(item, "ReferencedSOPInstanceUID") or "unknown instance"
+    for item in items:
+        uid = dicom_json_value(item, "ReferencedSOPInstanceUID")
+        uid = str(uid)[:64] if uid else "unknown instance"
         code = dicom_json_value(item, "FailureReason")
-        reason = _FAILURE_REASONS.get(code, f"status 0x{code:04X}") if isinstance(code, int) else "no reason given"
+        known = isinstance(code, int) and not isinstance(code, bool) and 0 <= code <= 0xFFFF
+        reason = _FAILURE_REASONS.get(code, f"status 0x{code:04X}") if known else "no reason given"
         failed.append(f"{uid} ({reason})")
     return failed
 

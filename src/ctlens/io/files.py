@@ -1,4 +1,8 @@
-"""File helpers shared by the readers and writers: atomic output, readability checks and file versions.
+"""File helpers for the whole project: the one atomic write, the one file lock, readability checks, file versions.
+
+:func:`atomic_output` is how every file is written (write a temporary, fsync, rename, fsync the folder);
+:func:`atomic_leftovers` finds what a killed writer left; :func:`exclusive_lock` keeps a second process out of
+a job (a cache build, an export) for as long as the first one lives.
 
 Example:
     >>> import tempfile, pathlib
@@ -12,10 +16,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ctlens.core.errors import CorruptFileError, CTLensError, InputNotFoundError
@@ -115,6 +121,85 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         ) from exc
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def atomic_leftovers(folder: str | Path, name: str | None = None) -> list[Path]:
+    """Temporary folders :func:`atomic_output` left in ``folder`` (for the file ``name``, or for any name).
+
+    They are named ``.<name>.<random>.tmp``; a process killed while writing leaves one. Remove them only while
+    holding the lock that keeps other writers of the same files out (:func:`exclusive_lock`).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp()); (folder / ".a.h5.k3y_9.tmp").mkdir()
+        >>> _ = (folder / ".a.h5").write_text("")  # not a leftover
+        >>> [p.name for p in atomic_leftovers(folder, "a.h5")], [p.name for p in atomic_leftovers(folder)]
+        (['.a.h5.k3y_9.tmp'], ['.a.h5.k3y_9.tmp'])
+    """
+    stem = re.escape(name) if name is not None else ".+"
+    pattern = re.compile(rf"^\.{stem}\.[A-Za-z0-9_]+\.tmp$")
+    where = Path(folder)
+    candidates = where.glob(f".{glob.escape(name)}.*.tmp" if name is not None else ".*.tmp")
+    return sorted(p for p in candidates if pattern.match(p.name))
+
+
+def remove_path(path: Path) -> None:
+    """Remove the file, link or folder tree ``path``; a missing one is fine.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()) / "x"; d.mkdir(); remove_path(d); remove_path(d); d.exists()
+        False
+    """
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path, busy: Callable[[str], Exception]) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` for the block, or raise ``busy(holder)`` at once.
+
+    POSIX ``flock``: the OS releases it when the holding process ends, even when it is killed, so a lock file
+    left by a dead process never blocks. The file holds the holder's process id (``holder`` is that id, or
+    ``'unknown'``) and is removed on exit; the inode check after locking handles a file the previous holder
+    removed between our open and our lock.
+
+    Example:
+        >>> import tempfile
+        >>> lock = Path(tempfile.mkdtemp()) / ".job.lock"
+        >>> with exclusive_lock(lock, lambda pid: RuntimeError(f"busy ({pid})")):
+        ...     lock.exists()
+        True
+        >>> lock.exists()
+        False
+    """
+    import fcntl
+
+    path = Path(path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise busy(holder or "unknown") from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def check_readable(path: Path, kind: str) -> None:

@@ -28,11 +28,9 @@ from ctlens.core.errors import CorruptFileError, CTLensError, UnsupportedFormatE
 from ctlens.core.volume import Volume
 from ctlens.io.files import MAX_DEFLATE_RATIO, atomic_output, check_readable
 from ctlens.io.nifti import guess_modality
+from ctlens.io.suffixes import ITK_SUFFIXES
 
-__all__ = ["ITK_SUFFIXES", "read_itk_image", "write_itk_image"]
-
-ITK_SUFFIXES = {".nrrd": "nrrd", ".nhdr": "nrrd", ".mha": "metaimage", ".mhd": "metaimage"}
-"""File suffix -> format name (``meta['source_format']``)."""
+__all__ = ["read_itk_image", "write_itk_image"]
 
 _IMAGE_IO = {"nrrd": "NrrdImageIO", "metaimage": "MetaImageIO"}
 _MODALITY_KEY = "ctlens_modality"
@@ -189,7 +187,7 @@ def write_itk_image(volume: Volume, path: str | Path, *, compress: bool = True) 
     Geometry is written in LPS (ITK's own convention), the array in its dtype (bool as uint8, float16 as
     float32), the modality in a ``ctlens_modality`` field. ``compress`` gzips / zlib-compresses the voxels.
     For detached headers (``.nhdr``, ``.mhd``) the data file is moved into place before the header, so a
-    header never points at missing data. See :func:`ctlens.io.nifti.atomic_output`.
+    header never points at missing data. See :func:`ctlens.io.files.atomic_output`.
 
     Example:
         >>> import tempfile, pathlib

@@ -24,21 +24,19 @@ from typing import Any
 from ctlens.core.errors import InputNotFoundError, SeriesSelectionError, UnsupportedFormatError
 from ctlens.core.volume import Volume
 from ctlens.io.dicom_source import PathInput
+from ctlens.io.suffixes import IMAGE2D_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
-IMAGE2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DICOMWEB_SCHEMES = ("dicomweb+http://", "dicomweb+https://")
 
 
 def file_kind(path: str | os.PathLike) -> str:
-    """'nifti', 'itk', 'image2d' or 'dicom' (folders, zips and anything else) from the name."""
+    """'nifti', 'itk', 'image2d' or 'dicom' (folders, zips, anything else) from the name (io.suffixes' lists)."""
     name = str(path).lower()
     if name.endswith(NIFTI_SUFFIXES):
         return "nifti"
-    if name.endswith(ITK_SUFFIXES):
+    if name.endswith(tuple(ITK_SUFFIXES)):
         return "itk"
-    if name.endswith(IMAGE2D_SUFFIXES):
+    if name.endswith(tuple(IMAGE2D_SUFFIXES)):
         return "image2d"
     return "dicom"
 
@@ -71,7 +69,7 @@ def load(path: PathInput, series: int | str | None = None, *, study: str | None 
 
             return read_itk_image(path)
         if kind == "image2d":
-            from ctlens.io.image2d import read_image2d
+            from ctlens.io.image2d_reader import read_image2d
 
             return read_image2d(path)
     from ctlens.io.dicom_reader import read_dicom
@@ -85,12 +83,9 @@ def _load_dicomweb(address: str, study: str | None, series: int | str | None, **
 
     from ctlens.io.dicom_reader import read_dicom
     from ctlens.io.dicomweb import is_uid, pull_series
-    from ctlens.io.dicomweb_http import strip_credentials
 
-    if not study:
-        raise SeriesSelectionError(
-            "a DICOMweb address needs study=<StudyInstanceUID>", path=strip_credentials(address), hint="add study=..."
-        )
+    if not study:  # the address is not echoed: it may hold credentials
+        raise SeriesSelectionError("a DICOMweb address needs study=<StudyInstanceUID>", hint="add study=...")
     with tempfile.TemporaryDirectory(prefix="ctlens-dicomweb-") as folder:
         pull_series(address, study, series if is_uid(series) else None, folder)
         return read_dicom(folder, series=series, **options)

@@ -1,9 +1,10 @@
 """NIfTI-1/-2 (``.nii``, ``.nii.gz``) reading and writing with nibabel.
 
 NIfTI stores arrays ``[x, y, z]`` with a RAS affine; a :class:`~ctlens.core.volume.Volume` is ``[z, y, x]``
-in LPS. All geometry conversion goes through :mod:`ctlens.io.orientation`.
+in LPS. All geometry conversion goes through :mod:`ctlens.io.lps_ras`.
 
-Also home of two helpers the other file formats share: :func:`guess_modality` and :func:`atomic_output`.
+Also home of :func:`guess_modality`, which the other file formats share (files are written with
+:func:`ctlens.io.files.atomic_output`).
 
 Example:
     >>> import tempfile, pathlib
@@ -27,13 +28,10 @@ import numpy as np
 from ctlens.core.errors import CorruptFileError, UnsupportedFormatError
 from ctlens.core.volume import Volume
 from ctlens.io.files import MAX_DEFLATE_RATIO, atomic_output, check_readable
-from ctlens.io.orientation import nifti_affine, volume_geometry_from_nifti_affine
+from ctlens.io.lps_ras import nifti_affine, volume_geometry_from_nifti_affine
+from ctlens.io.suffixes import NIFTI_SUFFIXES
 
-__all__ = ["atomic_output", "guess_modality", "read_nifti", "write_nifti"]
-
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-
-"""Deflate cannot expand more than ~1032:1, so a .nii.gz claiming more voxel bytes than this is truncated."""
+__all__ = ["guess_modality", "read_nifti", "write_nifti"]
 
 _MODALITY_TAG = re.compile(r"^ctlens modality=([A-Z]{2,8})$")
 """The only ``descrip`` text read back: the tag :func:`write_nifti` writes (anything else may identify)."""
@@ -255,10 +253,10 @@ def write_nifti(volume: Volume, path: str | Path) -> None:
     """Write ``volume`` to ``path`` (``.nii`` or ``.nii.gz``) atomically, with the correct RAS affine.
 
     The array is stored ``[x, y, z]`` in its own dtype (bool as uint8, float16 as float32), without scaling;
-    sform and qform are both set (code 1, scanner) from :func:`ctlens.io.orientation.nifti_affine` (the qform
+    sform and qform are both set (code 1, scanner) from :func:`ctlens.io.lps_ras.nifti_affine` (the qform
     cannot hold shear; the sform is exact to float32), units are mm, and ``descrip`` holds only
     ``"ctlens modality=<MODALITY>"``. NIfTI-2 is used only when a dimension exceeds NIfTI-1's 32767.
-    The file appears complete or not at all (see :func:`atomic_output`).
+    The file appears complete or not at all (see :func:`ctlens.io.files.atomic_output`).
 
     Example:
         >>> import tempfile, pathlib

@@ -1,6 +1,9 @@
 """The text that travels with a payload: de-identified acquisition facts, the display legend, a token bound.
 
-Only an allow-list of acquisition facts is sent (after :func:`ctlens.io.deid.deidentify_meta`): modality,
+:func:`payload_text` composes the payload's text block: the question, the facts, the legend of the tiles, one
+line per image (windows, slices, scale) and the automated findings.
+
+Only an allow-list of acquisition facts is sent (from the reader's de-identified meta): modality,
 geometry, scanner make and model, kernel, body part, kVp, tube current, exposure time, slice thickness, tilt.
 Free text such as the series description is never sent (it can hold names).
 
@@ -15,14 +18,25 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ctlens.core.volume import Volume
-from ctlens.io.deid import deidentify_meta
+from ctlens.llm.labelled_montage import window_label
+from ctlens.llm.payload_types import PayloadImage
 
-__all__ = ["acquisition_facts", "facts_line", "orientation_line", "plane_name", "text_token_bound"]
+__all__ = [
+    "acquisition_facts",
+    "facts_line",
+    "image_line",
+    "orientation_line",
+    "payload_text",
+    "plane_name",
+    "slice_runs",
+    "text_token_bound",
+]
 
 BLOCK_FRAMING = 8
 """Upper bound on tokens a provider adds around one content block (type markers, separators)."""
@@ -61,7 +75,7 @@ def acquisition_facts(volume: Volume) -> dict[str, Any]:
         >>> acquisition_facts(v)
         {'modality': 'CT', 'slices': 2, 'matrix': '3x3', 'spacing_mm': [5.0, 0.7, 0.7], 'kernel': 'B30f'}
     """
-    meta = deidentify_meta(volume.meta)
+    meta = volume.meta
     facts: dict[str, Any] = {
         "modality": str(volume.modality),
         "slices": int(volume.shape[0]),
@@ -133,3 +147,68 @@ def plane_name(volume: Volume) -> str:
         'axial'
     """
     return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(volume.direction[:, 0])))]
+
+
+def slice_runs(values: Sequence[int]) -> str:
+    """Sorted slice indices as runs.
+
+    Example:
+        >>> slice_runs([0, 1, 2, 5, 7, 8])
+        '#0-#2, #5, #7-#8'
+    """
+    parts: list[str] = []
+    start = prev = None
+    for v in values:
+        if start is None or prev is None:
+            start = prev = v
+        elif v == prev + 1:
+            prev = v
+        else:
+            parts.append(f"#{start}" if start == prev else f"#{start}-#{prev}")
+            start = prev = v
+    if start is not None:
+        parts.append(f"#{start}" if start == prev else f"#{start}-#{prev}")
+    return ", ".join(parts)
+
+
+def image_line(n: int, image: PayloadImage) -> str:
+    """The legend line of image ``n`` (1-based): a montage's windows, slices and scale, or the crops' regions."""
+    tiles = image.tiles
+    slices = sorted({t.slice_index for t in tiles})
+    scale = min(t.scale for t in tiles)
+    windows = sorted({t.window for t in tiles})
+    if tiles[0].kind == "crop":
+        regions = "; ".join(
+            f"#{t.slice_index} rows {t.region[0]}-{t.region[1] - 1} cols {t.region[2]}-{t.region[3] - 1}"
+            for t in tiles
+            if t.window == tiles[0].window
+        )
+        return f"Image {n}: crops around candidates ({', '.join(windows)}), {scale:.2f} px/voxel: {regions}."
+    return f"Image {n}: {', '.join(windows)} window, {len(slices)} slices ({slice_runs(slices)}), {scale:.2f} px/voxel."
+
+
+def payload_text(
+    question: str,
+    facts: dict[str, Any],
+    *,
+    plane: str,
+    orientation: str,
+    region: tuple[int, int, int, int],
+    windows: Sequence[str],
+    images: Sequence[PayloadImage],
+    findings: Sequence[str],
+) -> str:
+    """The payload's text block: question, facts (:func:`facts_line`), legend, image lines, findings lines."""
+    lines = [
+        f"Question: {question.strip()}",
+        f"CT series (de-identified): {facts_line(facts)}.",
+        f"Images are {plane} slices. Each tile's label: #slice index, z = position along the slice axis (mm), "
+        "window (L lung, M mediastinum, B bone). White bar = scale (1 cm unless marked).",
+        f"Montage tiles show rows {region[0]}-{region[1] - 1}, columns {region[2]}-{region[3] - 1} "
+        f"(the body); {orientation}.",
+        "Windows: " + "; ".join(window_label(w) for w in windows) + ".",
+    ]
+    lines += [image_line(i + 1, im) for i, im in enumerate(images)]
+    if findings:
+        lines.append("Automated findings (not a diagnosis): " + " | ".join(findings))
+    return "\n".join(lines)

@@ -5,7 +5,8 @@ subsampled to about 128 px, and records per slice: the body's in-plane box (larg
 -500 HU), the body area, the lung-field fraction (air inside the filled body) and a detail score (mean of
 :func:`ctlens.codec.roi.roi_score` inside the body). :func:`select_slices` keeps the slices the caller must show
 (lesion candidates) and fills the rest by coverage: the body's slices are split into equal runs and the most
-detailed slice of each run is taken.
+detailed slice of each run is taken. :func:`peak_slices` picks a few key slices from an analysis heatmap (the
+chat's images when no payload can be built).
 
 Example:
     >>> import numpy as np
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["SliceStats", "scan_slices", "select_slices"]
+__all__ = ["SliceStats", "peak_slices", "scan_slices", "select_slices"]
 
 BODY_HU = -500.0
 """Pixels above this are tissue (air and lung are below)."""
@@ -138,3 +139,24 @@ def select_slices(stats: SliceStats, count: int, must: Sequence[int] = ()) -> li
             if run.size:
                 chosen.append(int(run[int(np.argmax(score[run]))]))
     return sorted(chosen)
+
+
+def peak_slices(heatmap: np.ndarray | None, n_slices: int, count: int = 3) -> list[int]:
+    """Up to ``count`` slices (sorted) with the hottest heatmap peaks, at least a tenth of the series apart; evenly
+    spread slices when there is no heatmap or it has fewer than ``count`` separate peaks.
+
+    Example:
+        >>> heat = np.zeros((20, 4, 4), np.uint8); heat[3, 1, 1] = 200; heat[15, 2, 2] = 90; heat[4, 0, 0] = 80
+        >>> peak_slices(heat, 20, count=2), peak_slices(None, 20)
+        ([3, 15], [5, 10, 14])
+    """
+    if heatmap is not None and n_slices > 1:
+        peaks = np.asarray(heatmap).reshape(n_slices, -1).max(axis=1)
+        order = [int(k) for k in np.argsort(-peaks, kind="stable") if peaks[k] > 0]
+        chosen: list[int] = []
+        for k in order:
+            if all(abs(k - c) > max(1, n_slices // 10) for c in chosen):
+                chosen.append(k)
+            if len(chosen) == count:
+                return sorted(chosen)
+    return sorted({int(round(x)) for x in np.linspace(0, n_slices - 1, min(count, n_slices) + 2)[1:-1]} or {0})

@@ -1,6 +1,6 @@
 """Embed CT volumes and texts with a 3D CLIP: the volume is prepared exactly like the HDF5 training export.
 
-Volume preparation (:func:`prepare_volume`) reuses :func:`ctlens.cache.hdf5_export.to_clip_array`: RAS
+Volume preparation (:func:`prepare_volume`) reuses :func:`ctlens.preprocess.clip_input.to_clip_array`: RAS
 orientation (slice axis bottom to up), HU clip to the model's ``input.hu_range``, aspect-preserving resize
 and centre padding to ``input.shape``, uint8. A ready ``[D, H, W]`` uint8 array is used as it is.
 
@@ -33,7 +33,7 @@ __all__ = ["checkpoint_version", "embed_text", "embed_volume", "embed_volumes", 
 
 def prepare_volume(volume: Volume | np.ndarray, model: Any) -> np.ndarray:
     """uint8 ``[D, H, W]`` on the model's input grid (module doc); arrays of that shape pass unchanged."""
-    from ctlens.cache.hdf5_export import to_clip_array
+    from ctlens.preprocess.clip_input import to_clip_array
 
     cfg = model.cfg.input
     if isinstance(volume, Volume):

@@ -1,4 +1,4 @@
-"""Preprocessing: orientation, resampling, windows, masks, crops / pads and tokenization.
+"""Preprocessing: orientation, resampling, windows, masks, crops / pads, tokenization and the 3D CLIP input.
 
 Every step is a pure function on a :class:`~ctlens.core.volume.Volume` or a numpy array ``[z, y, x]``;
 :func:`prepare_for_inference` chains them the way NeuroVFM does.
@@ -13,6 +13,7 @@ Example:
     ((8, 1024), 'ct')
 """
 
+from ctlens.preprocess.clip_input import to_clip_array
 from ctlens.preprocess.crop_pad import crop_to_multiple, crop_widths, pad_to_multiple, pad_widths
 from ctlens.preprocess.masks import (
     CT_THRESHOLD_HU,
@@ -52,6 +53,7 @@ __all__ = [
     "resampled_grid",
     "slice_axis",
     "slice_plane",
+    "to_clip_array",
     "to_model_grid",
     "token_background_flags",
     "to_display_uint8",

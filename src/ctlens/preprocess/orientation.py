@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ctlens.core.volume import Volume
-from ctlens.io.orientation import axcodes
+from ctlens.io.lps_ras import axcodes
 
 __all__ = ["axcodes", "permute_axes", "reorient", "slice_axis", "slice_plane"]
 

@@ -16,7 +16,7 @@ _TORCH_MODULES = {
     "ctlens.training.clip_train",
     "ctlens.training.clip_eval",
     "ctlens.training.ldm_train",
-    "ctlens.training.ldm_checkpoint",
+    "ctlens.training.checkpoints",
 }
 _EXPORTS = {
     "ClipTrainConfig": "ctlens.training.clip_train",
@@ -26,8 +26,8 @@ _EXPORTS = {
     "TrainConfig": "ctlens.training.ldm_config",
     "load_config": "ctlens.training.ldm_config",
     "train": "ctlens.training.ldm_train",
-    "save_checkpoint": "ctlens.training.ldm_checkpoint",
-    "load_checkpoint": "ctlens.training.ldm_checkpoint",
+    "save_checkpoint": "ctlens.training.checkpoints",
+    "load_checkpoint": "ctlens.training.checkpoints",
 }
 __all__ = sorted(_EXPORTS)
 

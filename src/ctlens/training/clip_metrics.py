@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ctlens.io.files import atomic_output
+
 __all__ = [
     "auroc",
     "binary_metrics",
@@ -271,7 +273,6 @@ def roc_curve_png(
         draw.text((margin, size + 16 * j), f"{finding}: AUROC {label}", fill=colour)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.png")
-    img.save(tmp)
-    os.replace(tmp, out)
+    with atomic_output(out) as tmp:
+        img.save(tmp, format="PNG")
     return out

@@ -13,7 +13,7 @@ so N processes with batch ``b`` compute the loss of one global batch of ``N * b`
 * every ``validate_every`` steps (rank 0): validation loss, zero-shot mean AUROC when labels exist,
   retrieval recall@k; all logged to ``metrics.csv`` and ``metrics.jsonl`` in the run folder;
 * checkpoints ``step-<n>/`` every ``save_every`` steps and at the end (safetensors + JSON,
-  :mod:`ctlens.training.clip_checkpoint`), the last two kept; the final model also in ``model/``.
+  :mod:`ctlens.training.checkpoints`), the last two kept; the final model also in ``model/``.
 
 Example:
     >>> ClipTrainConfig(batch_size=8).global_batch(world_size=2)
@@ -42,7 +42,12 @@ import torch
 from ctlens.core.errors import CTLensError, InputNotFoundError
 from ctlens.core.progress import ProgressCallback, announce
 from ctlens.models.clip3d import CTCLIP, build_model, clip_loss, load_config
-from ctlens.training.clip_checkpoint import latest_checkpoint, load_training_state, save_training_checkpoint
+from ctlens.training.checkpoints import (
+    checkpoint_folders,
+    latest_checkpoint,
+    load_training_state,
+    save_training_checkpoint,
+)
 from ctlens.training.clip_distributed import DistContext, init_distributed, reduce_mean
 from ctlens.training.clip_schedule import cosine_with_warmup, parameter_groups
 
@@ -278,8 +283,7 @@ def _progress(enabled: bool | ProgressCallback, total: int, start: int) -> Itera
 
 
 def _prune(run_dir: Path, keep: int = 2) -> None:
-    folders = sorted(run_dir.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-    for old in folders[:-keep]:
+    for old in checkpoint_folders(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
 
 

@@ -6,7 +6,7 @@
   (``WORLD_SIZE`` > 1: NCCL on GPU, Gloo on CPU; rank 0 validates and saves);
 * every ``val_every`` steps: PSNR / SSIM (VAE: reconstructions; LDM: DDIM samples, synthesised slices
   only) appended to ``metrics.jsonl`` and a PNG grid ``val_<step>.png``; every ``save_every`` steps and
-  at the end: a checkpoint (:mod:`ctlens.training.ldm_checkpoint`).
+  at the end: a checkpoint (:mod:`ctlens.training.checkpoints`).
 
 The VAE is frozen while the diffusion model trains; the LDM checkpoint carries the VAE weights too,
 so ``interpolate(..., method="ldm", checkpoint=...)`` needs one file pair.
@@ -46,7 +46,7 @@ from ctlens.models.ldm import (
 )
 from ctlens.pipelines.interp_metrics import psnr, ssim
 from ctlens.pipelines.interp_progress import progress_iter
-from ctlens.training.ldm_checkpoint import (
+from ctlens.training.checkpoints import (
     latest_checkpoint,
     load_checkpoint,
     restore_optimizer,
@@ -76,7 +76,7 @@ def world_info(env: Mapping[str, str] | None = None) -> tuple[int, int, int]:
 def expand_sources(paths: Sequence[str | Path], depth: int, axis: str = "auto") -> list[Volume]:
     """Load every CT under ``paths`` (folders searched like the eval harness) with >= ``depth`` thin slices."""
     from ctlens.io import load
-    from ctlens.io.dicom_headers import dicom_folders
+    from ctlens.io.discover import volume_inputs
     from ctlens.io.loader import file_kind
 
     volumes: list[Volume] = []
@@ -86,8 +86,7 @@ def expand_sources(paths: Sequence[str | Path], depth: int, axis: str = "auto") 
             raise InterpolationError("training data not found", path=root, hint="fix data.paths in the config")
         items: list[tuple[Path, dict[str, Any]]] = []
         if root.is_dir():
-            items += [(f, {"uneven": "resample"}) for f in dicom_folders(root)]
-            items += [(f, {}) for f in sorted(root.rglob("*")) if f.is_file() and file_kind(f) in ("nifti", "itk")]
+            items += [(f, {"uneven": "resample"} if f.is_dir() else {}) for f in volume_inputs(root)]
         else:
             items.append((root, {"uneven": "resample"} if file_kind(root) == "dicom" else {}))
         for path, options in items:

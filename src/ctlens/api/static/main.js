@@ -121,7 +121,7 @@ async function openStudy(id) {
   renderSeriesPicker(study);
   $("toggle-heatmap").disabled = !study.has_heatmap;
   $("toggle-roi").disabled = !(study.has_roi || study.has_labels);
-  $("measure").textContent = "Shift-drag (or the ruler tool) measures a distance; it stays on its slice.";
+  $("measure").textContent = "The ruler tool measures a distance; it stays on its slice.";
   const side = Promise.all([showArchiveLink(study), loadConversation(study.id)]);
   if (state.viewer) {
     try {

@@ -3,8 +3,8 @@
 //    over every voxel, used only to shade the 3-D render) write a constant instead. The 2-D planes never use them;
 //    the 3-D view uses them for lighting unless the browser renders WebGL in software (SwiftShader, llvmpipe), where
 //    they cost seconds per window change.
-//  * addOverlayLayers(nv, images) / refreshOverlayLayers(nv): overlays are composited into NiiVue's overlay texture
-//    without re-preparing the background volume, which addVolume/updateGLVolume would redo.
+//  * setOverlayLayers(nv, images): the overlays are composited into NiiVue's overlay texture without re-preparing
+//    the background volume, which addVolume/removeVolume/updateGLVolume would redo.
 // They rely on NiiVue's instance fields (blurShader, sobelFirstOrderShader, refreshLayers, volumes, overlays),
 // checked when called; a NiiVue without them is used unmodified.
 
@@ -54,24 +54,15 @@ function canRefreshLayers(nv) {
   return typeof nv.refreshLayers === "function" && Array.isArray(nv.volumes) && nv.volumes.length > 0;
 }
 
-/** Add overlay images above the background, preparing only the overlay layers. */
-export function addOverlayLayers(nv, images) {
-  if (!images.length) return;
+/** Make `images` the overlay layers above the background, preparing only the overlay layers. */
+export function setOverlayLayers(nv, images) {
   if (!canRefreshLayers(nv)) {
+    while (nv.volumes.length > 1) nv.removeVolumeByIndex(nv.volumes.length - 1);
     for (const img of images) nv.addVolume(img);
     return;
   }
-  nv.volumes = [...nv.volumes, ...images];
+  nv.volumes = [nv.volumes[0], ...images];
   nv.overlays = nv.volumes.slice(1);
-  refreshOverlayLayers(nv);
-}
-
-/** Re-composite the overlay layers (after a colour, opacity or visibility change), background untouched. */
-export function refreshOverlayLayers(nv) {
-  if (!canRefreshLayers(nv)) {
-    nv.updateGLVolume();
-    return;
-  }
   for (let i = 1; i < nv.volumes.length; i += 1) nv.refreshLayers(nv.volumes[i], i);
   nv.drawScene();
 }

@@ -1,11 +1,13 @@
-// The 3-D view: a second NiiVue on its own canvas, sharing the 2-D viewer's volume (same NVImage, same window).
-// It is redrawn only when something it shows changes (the study, the window, the crosshair), and then after a
-// short pause, so scrolling the 2-D planes never waits for a volume render (seconds when WebGL runs in software).
+// The 3-D view: a second NiiVue on its own canvas with a copy of the study's volume in a fixed render window
+// (CT: bone and dense tissue, so air and lungs are transparent; other modalities: their robust range).
+// It is redrawn only when something it shows changes (the study, the crosshair, its own rotation), after a short
+// pause, so scrolling the 2-D planes never waits for a volume render (seconds when WebGL runs in software).
 
 import { Niivue, SLICE_TYPE } from "./vendor/niivue.js";
 import { flatGradients, isSoftwareRenderer } from "./nvtweaks.js";
 
-const PAUSE_MS = 300;
+const PAUSE_MS = 600;
+const RENDER_CT_HU = [150, 1500];
 
 export class Render3D {
   constructor(canvas) {
@@ -34,10 +36,18 @@ export class Render3D {
     });
   }
 
-  /** Show `image` (the 2-D viewer's background NVImage); the work starts after the pause. */
-  async show(image) {
+  /** Show a copy of `image` (the planes' background NVImage) of a study of `modality`, after the pause. */
+  async show(image, modality) {
     await this.ready;
-    this.image = image;
+    const copy = image.clone();
+    if (modality === "CT") {
+      copy.cal_min = RENDER_CT_HU[0];
+      copy.cal_max = RENDER_CT_HU[1];
+    } else {
+      copy.cal_min = image.robust_min;
+      copy.cal_max = image.robust_max;
+    }
+    this.image = copy;
     this.pending.volume = true;
     this._schedule();
   }
@@ -46,13 +56,6 @@ export class Render3D {
     this.image = null;
     while (this.nv.volumes.length) this.nv.removeVolumeByIndex(this.nv.volumes.length - 1);
     this.canvas.dataset.renders = "0";
-  }
-
-  /** The window (cal_min/cal_max of the shared image) changed. */
-  windowChanged() {
-    if (!this.image) return;
-    this.pending.volume = true;
-    this._schedule();
   }
 
   /** Move the 3-D crosshair to RAS millimetres `mm`. */
@@ -80,12 +83,8 @@ export class Render3D {
     const nv = this.nv;
     if (this.pending.volume) {
       this.pending.volume = false;
-      if (nv.volumes[0] !== this.image) {
-        while (nv.volumes.length) nv.removeVolumeByIndex(nv.volumes.length - 1);
-        nv.addVolume(this.image);
-      } else {
-        nv.updateGLVolume();
-      }
+      while (nv.volumes.length) nv.removeVolumeByIndex(nv.volumes.length - 1);
+      nv.addVolume(this.image);
     }
     if (this.pending.crosshair) {
       nv.scene.crosshairPos = nv.mm2frac(this.pending.crosshair);

@@ -10,7 +10,7 @@
 import { DRAG_MODE, NVImage, Niivue, SLICE_TYPE } from "./vendor/niivue.js";
 import { authHeaders } from "./api.js";
 import { Geometry } from "./geometry.js";
-import { addOverlayLayers, flatGradients, isSoftwareRenderer, refreshOverlayLayers, rendererName } from "./nvtweaks.js";
+import { flatGradients, isSoftwareRenderer, rendererName, setOverlayLayers } from "./nvtweaks.js";
 import { Render3D } from "./render3d.js";
 
 // [center, width] in HU.
@@ -31,14 +31,37 @@ const SINGLE = { axial: SLICE_TYPE.AXIAL, coronal: SLICE_TYPE.CORONAL, sagittal:
 const LAYOUTS = ["multiplanar", "axial", "coronal", "sagittal", "render"];
 const TILE_NAMES = { 0: "axial", 1: "coronal", 2: "sagittal", 4: "render" };
 const TOOLS = {
-  // left button; right button moves the crosshair, middle pans, shift-drag measures, in every tool
+  // the left button's tool; in every tool the right button moves the crosshair, the middle one pans
   crosshair: DRAG_MODE.crosshair,
   window: DRAG_MODE.windowing,
   measure: DRAG_MODE.measurement,
   pan: DRAG_MODE.pan,
 };
-const LUNG_COLORS = { 1: [60, 200, 120], 2: [80, 160, 255] };
-const CANDIDATE_COLOR = [255, 196, 0];
+const OVERLAY_OPACITY = { heatmap: 0.45, lungs: 0.12, candidates: 0.25 }; // label layers: fill; outlines opaque
+
+function lungLut() {
+  return { R: [0, 60, 80], G: [0, 200, 160], B: [0, 120, 255], A: [0, 255, 255], I: [0, 1, 2], labels: ["", "right lung", "left lung"] };
+}
+
+function candidateLut(cands) {
+  const lut = { R: [0], G: [0], B: [0], A: [0], I: [0], labels: [""] };
+  cands.forEach((c, i) => {
+    lut.R.push(255); lut.G.push(196); lut.B.push(0); lut.A.push(255); lut.I.push(10 + i + 1);
+    lut.labels.push(`#${i + 1} ${c.kind || "region"}`);
+  });
+  if (lut.I.length === 1) { lut.R.push(255); lut.G.push(196); lut.B.push(0); lut.A.push(255); lut.I.push(11); lut.labels.push(""); }
+  return lut;
+}
+
+/** A copy of label image `all` keeping the values `keep(v)` accepts, with its own colour table. */
+function labelLayer(all, keep, name, lut) {
+  const img = all.clone();
+  img.name = name;
+  const data = img.img;
+  for (let i = 0; i < data.length; i += 1) if (data[i] && !keep(data[i])) data[i] = 0;
+  img.setColormapLabel(lut);
+  return img;
+}
 
 /** The body region's preset: the service's `viewer.default_preset`, else from findings.region, else by modality. */
 export function defaultPreset(study) {
@@ -77,7 +100,9 @@ export class Viewer {
     this.tool = "window";
     this.layout = "multiplanar";
     this.show = { heatmap: true, lungs: true, candidates: true };
-    this.overlays = { heatmap: null, labels: null };
+    this.renderer = "";
+    this.software = false;
+    this.overlays = { heatmap: null, lungs: null, candidates: null };
     this.loads = 0;
     this.draws = 0;
     this.timing = {};
@@ -157,7 +182,7 @@ export class Viewer {
     this.canvas.dataset.loaded = String(this.loads);
     this.canvas.dataset.study = study.id;
     onProgress("");
-    this.render.show(image);
+    this.render.show(image, study.modality);
     this.render.crosshairAt(this.nv.frac2mm(this.nv.scene.crosshairPos));
     this._loadOverlays(study, base); // after the first image: overlays never delay it
     return true;
@@ -169,24 +194,23 @@ export class Viewer {
       fetchNifti(`${base}/overlays/labels.nii.gz`).catch(() => null),
     ]);
     if (this.study !== study) return;
-    const add = [];
+    const found = {};
     if (heat) {
-      this.overlays.heatmap = await NVImage.loadFromUrl({
-        url: "heatmap.nii", buffer: heat, name: "heatmap.nii", colormap: "warm", cal_min: 0.25, cal_max: 1, opacity: 0.45,
+      found.heatmap = await NVImage.loadFromUrl({
+        url: "heatmap.nii", buffer: heat, name: "heatmap.nii", colormap: "warm", cal_min: 0.25, cal_max: 1,
       });
-      add.push(this.overlays.heatmap);
     }
     if (labels) {
-      const img = await NVImage.loadFromUrl({ url: "labels.nii", buffer: labels, name: "labels.nii", opacity: 0.8 });
-      img.hdr.intent_code = 1002; // NIfTI "label": NiiVue draws label outlines (atlasOutline)
-      this.overlays.labels = img;
-      this._labelColors();
-      add.push(img);
+      // One label volume from the service (1 right lung, 2 left lung, 10 + k candidate k), shown as two layers so
+      // each can be hidden: lungs and candidates, each drawn as outlines over a faint fill.
+      const all = await NVImage.loadFromUrl({ url: "labels.nii", buffer: labels, name: "labels.nii" });
+      const cands = (study.findings && study.findings.candidates) || [];
+      found.lungs = labelLayer(all, (v) => v > 0 && v < 10, "lungs", lungLut());
+      found.candidates = labelLayer(all, (v) => v >= 10, "candidates", candidateLut(cands));
     }
     if (this.study !== study) return;
-    if (this.overlays.heatmap) this.overlays.heatmap.opacity = this.show.heatmap ? 0.45 : 0;
-    addOverlayLayers(this.nv, add);
-    this.canvas.dataset.overlays = [heat ? "heatmap" : "", labels ? "labels" : ""].filter(Boolean).join(" ") || "none";
+    this.overlays = { heatmap: null, lungs: null, candidates: null, ...found };
+    this._syncOverlays();
   }
 
   _clear() {
@@ -194,40 +218,36 @@ export class Viewer {
     while (this.nv.volumes.length) this.nv.removeVolumeByIndex(this.nv.volumes.length - 1);
     this.nv.clearMeasurements();
     this.measurements = [];
-    this.overlays = { heatmap: null, labels: null };
+    this.overlays = { heatmap: null, lungs: null, candidates: null };
     this.last = { slice: -1, window: "", crosshair: "" };
   }
 
-  // The label LUT: lungs and candidates, each hidden by making its colour transparent.
-  _labelColors() {
-    const img = this.overlays.labels;
-    if (!img) return;
-    const cands = (this.study.findings && this.study.findings.candidates) || [];
-    const top = Math.max(2, 10 + cands.length);
-    const lut = { R: [], G: [], B: [], A: [], I: [], labels: [] };
-    for (let v = 0; v <= top; v += 1) {
-      const lung = LUNG_COLORS[v];
-      const isCand = v > 10 && v <= 10 + cands.length;
-      const [r, g, b] = lung || (isCand ? CANDIDATE_COLOR : [0, 0, 0]);
-      const visible = (lung && this.show.lungs) || (isCand && this.show.candidates);
-      lut.R.push(r); lut.G.push(g); lut.B.push(b); lut.I.push(v);
-      lut.A.push(visible ? 255 : 0);
-      const c = isCand ? cands[v - 11] : null;
-      lut.labels.push(v === 1 ? "right lung" : v === 2 ? "left lung" : c ? `#${v - 10} ${c.kind || "region"}` : "");
+  // The overlay layers above the background: the shown ones, in a fixed order. NiiVue keeps the layer count of
+  // its last full refresh, so with none shown one transparent layer stands in (the background is not redone).
+  _syncOverlays() {
+    const names = Object.keys(OVERLAY_OPACITY).filter((n) => this.overlays[n]);
+    for (const n of names) {
+      this.overlays[n].opacity = OVERLAY_OPACITY[n];
+      this.overlays[n].hdr.intent_code = n === "heatmap" ? 0 : 1002;
     }
-    img.setColormapLabel(lut);
+    let layers = names.filter((n) => this.show[n]).map((n) => this.overlays[n]);
+    if (!layers.length && names.length) {
+      const stand = this.overlays[names[0]];
+      stand.opacity = 0;
+      stand.hdr.intent_code = 0;
+      layers = [stand];
+    }
+    if (names.length) setOverlayLayers(this.nv, layers);
+    const shown = names.filter((n) => this.show[n]);
+    this.canvas.dataset.overlay = shown.join(" ") || "none";
+    this.canvas.dataset.overlays = names.join(" ") || "none";
   }
 
-  _applyOverlayVisibility() {
-    if (this.overlays.heatmap) this.overlays.heatmap.opacity = this.show.heatmap ? 0.45 : 0;
-    this._labelColors();
-    if (this.nv.volumes.length > 1) refreshOverlayLayers(this.nv);
-    this.canvas.dataset.overlay = Object.keys(this.show).filter((k) => this.show[k] && this.overlays[k === "heatmap" ? "heatmap" : "labels"]).join(" ") || "none";
-  }
-
+  /** Show or hide an overlay: "heatmap", "lungs" or "candidates". */
   setOverlay(name, visible) {
+    if (!(name in this.show)) return;
     this.show[name] = visible;
-    this._applyOverlayVisibility();
+    this._syncOverlays();
   }
 
   // ------------------------------------------------------------------ window / level
@@ -279,7 +299,7 @@ export class Viewer {
     if (!(name in TOOLS)) return;
     this.tool = name;
     this.nv.setMouseEventConfig({
-      leftButton: { primary: TOOLS[name], withShift: DRAG_MODE.measurement, withCtrl: DRAG_MODE.crosshair },
+      leftButton: { primary: TOOLS[name], withCtrl: DRAG_MODE.crosshair },
       rightButton: DRAG_MODE.crosshair,
       centerButton: DRAG_MODE.pan,
     });
@@ -372,20 +392,31 @@ export class Viewer {
       this.last.window = key;
       Object.assign(this.canvas.dataset, { window: wl.preset, center: wl.center.toFixed(1), width: wl.width.toFixed(1) });
       this.hooks.onWindow(wl);
-      this.render.windowChanged();
     }
   }
 
   /** The views on screen: [left, top, width, height] in CSS pixels from the top-left of the 2-D canvas. */
   tiles() {
     const dpr = this.nv.uiData.dpr || 1;
-    const out = this.layout === "render" ? [] : (this.nv.screenSlices || []).map((s) => ({
-      view: TILE_NAMES[s.axCorSag] || String(s.axCorSag),
-      rect: s.leftTopWidthHeight.map((v) => v / dpr),
-    }));
+    const out = this.layout === "render" ? [] : (this.nv.screenSlices || []).map((s) => {
+      const [x, y, w, h] = s.leftTopWidthHeight.map((v) => v / dpr);
+      return { view: TILE_NAMES[s.axCorSag] || String(s.axCorSag), rect: [Math.min(x, x + w), y, Math.abs(w), h] };
+    });
     if (this.render.visible) {
       const a = this.canvas.getBoundingClientRect(), b = this.render.canvas.getBoundingClientRect();
       out.push({ view: "render", rect: [b.left - a.left, b.top - a.top, b.width, b.height] });
+    }
+    return out;
+  }
+
+  /** Where the crosshair is drawn in each plane on screen: CSS pixels from the top-left of the 2-D canvas. */
+  crosshairOnScreen() {
+    if (!this.geometry || this.layout === "render") return [];
+    const dpr = this.nv.uiData.dpr || 1;
+    const out = [];
+    for (const type of [SLICE_TYPE.AXIAL, SLICE_TYPE.CORONAL, SLICE_TYPE.SAGITTAL]) {
+      const hit = this.nv.frac2canvasPosWithTile(this.nv.scene.crosshairPos, type);
+      if (hit && hit.pos) out.push({ view: TILE_NAMES[type], xy: [hit.pos[0] / dpr, hit.pos[1] / dpr] });
     }
     return out;
   }
@@ -408,6 +439,7 @@ export class Viewer {
       show: { ...this.show },
       measurements: this.measurements.slice(),
       tiles: this.tiles(),
+      crosshairOnScreen: this.crosshairOnScreen(),
       timing: { ...this.timing },
       renderer: this.renderer,
       software: this.software,

@@ -7,13 +7,12 @@ Example:
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 
 from ctlens.core.errors import LLMProviderError
 from ctlens.core.optional import require
 from ctlens.llm.providers.base import ChatEvent, ChatPrompt, Provider, TextDelta, Usage
-from ctlens.llm.providers.turns import alternating_turns
+from ctlens.llm.providers.formats import anthropic_messages
 
 
 class AnthropicProvider(Provider):
@@ -28,20 +27,7 @@ class AnthropicProvider(Provider):
 
     def messages(self, prompt: ChatPrompt) -> list[dict]:
         """Messages API ``messages``: earlier turns, then images and text in the last user message."""
-        content: list[dict] = [
-            {
-                "type": "image",
-                "source": {
-                    "type": "base64",
-                    "media_type": img.media_type,
-                    "data": base64.b64encode(img.data).decode("ascii"),
-                },
-            }
-            for img in prompt.images
-        ]
-        content.append({"type": "text", "text": prompt.user_text()})
-        turns = [{"role": role, "content": text} for role, text in alternating_turns(prompt.history)]
-        return [*turns, {"role": "user", "content": content}]
+        return anthropic_messages(prompt.images, prompt.user_text(), prompt.history)
 
     def stream(self, prompt: ChatPrompt) -> Iterator[ChatEvent]:
         anthropic = require("anthropic", extra="server")

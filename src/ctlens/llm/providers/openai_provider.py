@@ -10,13 +10,12 @@ Example:
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 
 from ctlens.core.errors import LLMProviderError
 from ctlens.core.optional import require
 from ctlens.llm.providers.base import ChatEvent, ChatPrompt, Provider, TextDelta, Usage
-from ctlens.llm.providers.turns import alternating_turns
+from ctlens.llm.providers.formats import chat_turns, openai_image_url
 
 
 class OpenAIProvider(Provider):
@@ -31,16 +30,13 @@ class OpenAIProvider(Provider):
 
     def messages(self, prompt: ChatPrompt) -> list[dict]:
         """Chat Completions ``messages``: system, earlier turns, then images (data URLs) and text."""
-        content: list[dict] = [
-            {
-                "type": "image_url",
-                "image_url": {"url": f"data:{img.media_type};base64,{base64.b64encode(img.data).decode('ascii')}"},
-            }
-            for img in prompt.images
-        ]
+        content = [openai_image_url(img) for img in prompt.images]
         content.append({"type": "text", "text": prompt.user_text()})
-        turns = [{"role": role, "content": text} for role, text in alternating_turns(prompt.history)]
-        return [{"role": "system", "content": prompt.system}, *turns, {"role": "user", "content": content}]
+        return [
+            {"role": "system", "content": prompt.system},
+            *chat_turns(prompt.history),
+            {"role": "user", "content": content},
+        ]
 
     def stream(self, prompt: ChatPrompt) -> Iterator[ChatEvent]:
         openai = require("openai", extra="server")

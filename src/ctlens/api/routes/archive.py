@@ -1,4 +1,4 @@
-"""The archive routes: ``/api/archive`` (status, search, analyse) and ``POST /api/studies/{id}/archive`` (send back).
+"""Archive routes: ``/api/archive`` (status, search, analyse) and ``/api/studies/{id}/archive`` (link, send back).
 
 Thin handlers over :mod:`ctlens.api.archive`; they run in the thread pool (archive calls block on the network).
 
@@ -11,18 +11,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
 from ctlens.api import archive
-from ctlens.api.models import Study
-from ctlens.api.routes_studies import ERRORS, PROBLEM
-from ctlens.api.security import Caller, require_key
+from ctlens.api.deps import Caller, Ctx
+from ctlens.api.problems import ERRORS, PROBLEM
+from ctlens.api.schemas import (
+    UID_PATTERN,
+    AnalyzeRequest,
+    ArchiveSeries,
+    ArchiveSeriesList,
+    ArchiveStatus,
+    ArchiveStudies,
+    ArchiveStudy,
+    SendRequest,
+    SentResults,
+    Study,
+    StudyArchiveLink,
+)
 
 router = APIRouter(tags=["archive"])
 
-UID = archive.UID_PATTERN
+UID = UID_PATTERN
 ARCHIVE_ERRORS = {
     409: {"description": "not possible for this study now", **PROBLEM},
     502: {"description": "the archive failed or refused", **PROBLEM},
@@ -30,68 +41,9 @@ ARCHIVE_ERRORS = {
 } | ERRORS
 
 
-class ArchiveStatus(BaseModel):
-    configured: bool = Field(description="whether CTLENS_DICOMWEB_URL names an archive")
-
-
-class ArchiveStudy(BaseModel):
-    study_uid: str
-    date: str | None = None
-    modalities: list[str] = Field(default_factory=list)
-    series: int | None = Field(None, description="number of series in the study")
-    instances: int | None = Field(None, description="number of instances in the study")
-
-
-class ArchiveStudies(BaseModel):
-    studies: list[ArchiveStudy]
-
-
-class ArchiveSeries(BaseModel):
-    series_uid: str
-    modality: str | None = None
-    number: int | None = None
-    instances: int | None = None
-
-
-class ArchiveSeriesList(BaseModel):
-    study_uid: str
-    series: list[ArchiveSeries]
-
-
-class AnalyzeRequest(BaseModel):
-    series_uid: str | None = Field(
-        None, max_length=64, pattern=UID, description="the series to analyse (default: the largest image series)"
-    )
-
-
-class SendRequest(BaseModel):
-    heatmap: bool = Field(False, description="also send the heatmap as a Secondary Capture series")
-
-
-class StoredObject(BaseModel):
-    modality: str
-    sop_class_uid: str
-    sop_instance_uid: str
-    series_uid: str
-
-
-class SentResults(BaseModel):
-    study_id: str
-    study_uid: str
-    series_uid: str
-    stored: list[StoredObject]
-
-
-class StudyArchiveLink(BaseModel):
-    study_id: str
-    from_archive: bool
-    study_uid: str | None = None
-    series_uid: str | None = None
-
-
 @router.get("/api/archive", response_model=ArchiveStatus, responses=ERRORS, summary="Whether an archive is set")
-def archive_status(request: Request, caller: Caller = Depends(require_key)):
-    return ArchiveStatus(configured=archive.configured(request.app.state.ctx.settings))
+def archive_status(ctx: Ctx, caller: Caller):
+    return ArchiveStatus(configured=archive.configured(ctx.settings))
 
 
 @router.get(
@@ -101,15 +53,14 @@ def archive_status(request: Request, caller: Caller = Depends(require_key)):
     summary="Search the archive (QIDO-RS): study UID, date, modalities, counts; no names, IDs or descriptions",
 )
 def archive_studies(
-    request: Request,
+    ctx: Ctx,
+    caller: Caller,
     date: str | None = Query(None, pattern=r"^(\d{8}|\d{8}-|-\d{8}|\d{8}-\d{8})$", description="YYYYMMDD or range"),
     modality: str | None = Query(None, pattern=r"^[A-Z0-9]{1,16}$"),
     accession: str | None = Query(None, min_length=1, max_length=16, pattern=r"^[^\\\x00-\x1f]+$"),
     study_uid: str | None = Query(None, max_length=64, pattern=UID),
     limit: int = Query(100, ge=1, le=1000),
-    caller: Caller = Depends(require_key),
 ):
-    ctx = request.app.state.ctx
     rows = archive.search_studies(
         ctx.settings, date=date, modality=modality, accession=accession, study_uid=study_uid, limit=limit
     )
@@ -123,12 +74,8 @@ def archive_studies(
     responses=ARCHIVE_ERRORS,
     summary="The series of one archive study (QIDO-RS): UID, modality, number, instances",
 )
-def archive_series(
-    request: Request,
-    study_uid: str = Path(max_length=64, pattern=UID),
-    caller: Caller = Depends(require_key),
-):
-    rows = archive.list_series(request.app.state.ctx.settings, study_uid)
+def archive_series(ctx: Ctx, caller: Caller, study_uid: str = Path(max_length=64, pattern=UID)):
+    rows = archive.list_series(ctx.settings, study_uid)
     return ArchiveSeriesList(study_uid=study_uid, series=[ArchiveSeries(**row) for row in rows])
 
 
@@ -140,15 +87,14 @@ def archive_series(
     summary="Retrieve an archive series (WADO-RS) and analyse it like an upload (cached by content)",
 )
 def archive_analyze(
-    request: Request,
+    ctx: Ctx,
+    caller: Caller,
     study_uid: str = Path(max_length=64, pattern=UID),
     body: AnalyzeRequest | None = Body(None),
-    caller: Caller = Depends(require_key),
 ):
-    ctx = request.app.state.ctx
     series_uid = body.series_uid if body is not None else None
-    status, study = archive.analyze_archive_study(ctx, request.app.state.metrics, caller.id, study_uid, series_uid)
-    return JSONResponse(study, status_code=status)
+    status, study = archive.analyze_archive_study(ctx, caller.id, study_uid, series_uid)
+    return JSONResponse(study.model_dump(mode="json"), status_code=status)
 
 
 @router.get(
@@ -157,8 +103,8 @@ def archive_analyze(
     responses=ERRORS,
     summary="Whether the study came from the archive (and so its results can be sent back)",
 )
-def study_archive_link(study_id: str, request: Request, caller: Caller = Depends(require_key)):
-    link = archive.study_link(request.app.state.ctx, caller.id, study_id)
+def study_archive_link(study_id: str, ctx: Ctx, caller: Caller):
+    link = archive.study_link(ctx, caller.id, study_id)
     if link is None:
         return StudyArchiveLink(study_id=study_id, from_archive=False)
     return StudyArchiveLink(study_id=study_id, from_archive=True, study_uid=link.study_uid, series_uid=link.series_uid)
@@ -172,9 +118,9 @@ def study_archive_link(study_id: str, request: Request, caller: Caller = Depends
 )
 def study_send_results(
     study_id: str,
-    request: Request,
+    ctx: Ctx,
+    caller: Caller,
     body: SendRequest | None = Body(None),
-    caller: Caller = Depends(require_key),
 ) -> Any:
     heatmap = body.heatmap if body is not None else False
-    return archive.send_results(request.app.state.ctx, caller.id, study_id, heatmap=heatmap)
+    return archive.send_results(ctx, caller.id, study_id, heatmap=heatmap)

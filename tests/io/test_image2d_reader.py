@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from ctlens.core.errors import CorruptFileError, InputNotFoundError, UnsupportedFormatError
-from ctlens.io.image2d import LUMA_WEIGHTS, read_image2d
+from ctlens.io.image2d_reader import LUMA_WEIGHTS, read_image2d
 
 
 def _gradient(h: int = 16, w: int = 20) -> np.ndarray:

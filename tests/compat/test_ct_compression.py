@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ctlens.compat.ct_compression import CTScanCompressor
 from ctlens.core.errors import CorruptFileError
 from ctlens.core.volume import Volume
-from ctlens.llm.compressor import CTScanCompressor
 
 
 def _volume() -> Volume:

@@ -32,6 +32,7 @@ __all__ = [
     "ImageRule",
     "RequestLimits",
     "best_size",
+    "check_provider",
     "image_tokens",
     "limits",
     "resized_size",
@@ -194,7 +195,13 @@ _GEMINI2_LIMITS = RequestLimits(3000, 7 * 1024 * 1024, 20 * 1024 * 1024, 65535, 
 GEMINI_LEVEL_CANVAS = {"low": 512, "medium": 768, "high": 1536, "ultra_high": 3072}
 
 
-def _check_provider(provider: str) -> str:
+def check_provider(provider: str) -> str:
+    """The canonical provider name of ``provider`` (aliases ``claude``, ``google``, ``gpt``); ValueError if unknown.
+
+    Example:
+        >>> check_provider("Claude")
+        'anthropic'
+    """
     p = provider.lower().strip()
     aliases = {"claude": "anthropic", "google": "gemini", "gpt": "openai"}
     p = aliases.get(p, p)
@@ -224,7 +231,7 @@ def rule_for(provider: str, model: str) -> ImageRule:
         >>> rule_for("openai", "gpt-4.1-mini").kind
         'openai_patch'
     """
-    p = _check_provider(provider)
+    p = check_provider(provider)
     name = model.lower().strip()
     if p == "anthropic":
         version = _claude_version(name)

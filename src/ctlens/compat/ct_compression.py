@@ -1,4 +1,5 @@
-"""``CTScanCompressor``: the earlier library's API on top of :mod:`ctlens.codec` and :mod:`ctlens.llm.payload`.
+"""``CTScanCompressor`` of seed 000 (``ct_compression``): the earlier library's API on top of :mod:`ctlens.codec` and
+:mod:`ctlens.llm.payload`.
 
 What changed from the earlier library, and why: files are compressed by a measured codec (JPEG-LS / HTJ2K
 with previous-slice prediction) into a checked ``.ctz`` container, ``mode="roi"`` keeps the ROI bit-exact and
@@ -22,13 +23,16 @@ import dataclasses
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ctlens.codec import roi as roi_mod
 from ctlens.codec.series import CodecStats, decode_volume, encode_volume, export_json, import_json, read_info
 from ctlens.core.volume import Volume
+
+if TYPE_CHECKING:
+    from ctlens.llm.payload_types import Payload
 
 __all__ = ["CTScanCompressor", "EncodedSeries"]
 
@@ -161,7 +165,7 @@ class CTScanCompressor:
         model: str | None = None,
         token_budget: int = 6000,
         **options: Any,
-    ) -> Any:
+    ) -> Payload:
         """A de-identified, token-budgeted payload (:func:`ctlens.llm.payload.build_payload`).
 
         Token cost depends on the pixels sent, never on file bytes: this picks key slices and crops instead.

@@ -1,8 +1,12 @@
-"""Response bodies of the API (they document the OpenAPI schema).
+"""The API's request and response bodies (pydantic models): they are the OpenAPI schema the docs show.
+
+Bodies of the studies, jobs, chat, health and key routes first, then those of the archive routes.
 
 Example:
     >>> Health(status="ok").status
     'ok'
+    >>> AnalyzeRequest(series_uid="1.2.3").series_uid
+    '1.2.3'
 """
 
 from __future__ import annotations
@@ -163,3 +167,75 @@ class AuditEntry(BaseModel):
 
 class AuditLog(BaseModel):
     entries: list[AuditEntry]
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]]) -> AuditLog:
+        """The log from the store's audit rows (their other columns are not shown)."""
+        return cls(entries=[AuditEntry(**{k: r[k] for k in ("ts", "action", "study_id", "detail")}) for r in rows])
+
+
+# --- archive -----------------------------------------------------------------------------------------------------
+UID_PATTERN = r"^[0-9]+(\.[0-9]+)+$"
+"""A DICOM UID: digits in dot-separated components (checked on every UID a request names)."""
+
+
+class ArchiveStatus(BaseModel):
+    configured: bool = Field(description="whether CTLENS_DICOMWEB_URL names an archive")
+
+
+class ArchiveStudy(BaseModel):
+    study_uid: str
+    date: str | None = None
+    modalities: list[str] = Field(default_factory=list)
+    series: int | None = Field(None, description="number of series in the study")
+    instances: int | None = Field(None, description="number of instances in the study")
+
+
+class ArchiveStudies(BaseModel):
+    studies: list[ArchiveStudy]
+
+
+class ArchiveSeries(BaseModel):
+    series_uid: str
+    modality: str | None = None
+    number: int | None = None
+    instances: int | None = None
+
+
+class ArchiveSeriesList(BaseModel):
+    study_uid: str
+    series: list[ArchiveSeries]
+
+
+class AnalyzeRequest(BaseModel):
+    series_uid: str | None = Field(
+        None,
+        max_length=64,
+        pattern=UID_PATTERN,
+        description="the series to analyse (default: the largest image series)",
+    )
+
+
+class SendRequest(BaseModel):
+    heatmap: bool = Field(False, description="also send the heatmap as a Secondary Capture series")
+
+
+class StoredObject(BaseModel):
+    modality: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    series_uid: str
+
+
+class SentResults(BaseModel):
+    study_id: str
+    study_uid: str
+    series_uid: str
+    stored: list[StoredObject]
+
+
+class StudyArchiveLink(BaseModel):
+    study_id: str
+    from_archive: bool
+    study_uid: str | None = None
+    series_uid: str | None = None

@@ -1,4 +1,7 @@
-"""Slice PNGs for the viewer: a CT window (or automatic contrast), with heatmap and ROI overlays blended in.
+"""One slice of a volume as PNG (:func:`render_slice`) and the LRU of rendered slices (:class:`PngCache`).
+
+A CT window (or automatic contrast), with the heatmap and the ROI outline blended in; used by the slice route,
+the chat's key slices and ``POST /process-image``.
 
 Example:
     >>> import numpy as np

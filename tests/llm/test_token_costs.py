@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ctlens.llm.tokens import best_size, image_tokens, limits, resized_size, rule_for
+from ctlens.llm.token_costs import best_size, image_tokens, limits, resized_size, rule_for
 
 STANDARD = "claude-sonnet-4-5"
 HIGH_RES = "claude-opus-4-7"

@@ -1,4 +1,4 @@
-"""2-D images (PNG, JPEG, BMP, TIFF) as one-slice volumes, with Pillow.
+"""Reading 2-D image files (PNG, JPEG, BMP, TIFF) into one-slice volumes, with Pillow.
 
 Images have no patient geometry: the volume has shape ``(1, H, W)``, spacing ``(1, 1, 1)``, origin 0, the
 default axial direction and modality ``"OT"`` (DICOM's "other").
@@ -30,11 +30,9 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from ctlens.core.errors import CorruptFileError, UnsupportedFormatError
 from ctlens.core.volume import Volume
 from ctlens.io.files import check_readable
+from ctlens.io.suffixes import IMAGE2D_SUFFIXES
 
-__all__ = ["IMAGE2D_SUFFIXES", "LUMA_WEIGHTS", "read_image2d", "to_grayscale"]
-
-IMAGE2D_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
-"""File suffix -> Pillow format name; only these decoders are used."""
+__all__ = ["LUMA_WEIGHTS", "read_image2d", "to_grayscale"]
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 """ITU-R BT.601 luma weights for R, G, B."""
