@@ -68,8 +68,8 @@ def run_one(method: str, data: Path, slices: int, smore_steps: int) -> dict:
         import torch
 
         torch.set_num_threads(2)
-    from ctlens.pipelines.interp_grid import output_grid
-    from ctlens.pipelines.interpolate import interpolate
+    from ctlens.pipelines.interp.grid import output_grid
+    from ctlens.pipelines.interp.interpolate import interpolate
 
     base = _rss_mb()
     start = time.perf_counter()

@@ -126,6 +126,7 @@ SCROLL_JS = """async ([layout, steps]) => {
   const v = window.ctlensViewer;
   v.setLayout(layout);
   v.goToSlice(Math.floor(v.nSlices() / 2) - Math.floor(steps / 2));
+  await new Promise((ok) => setTimeout(ok, 2000)); // the 3-D view redraws once after a layout change: let it
   await new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(ok)));
   let frames = 0;
   const renders = v.render.renders;
@@ -164,7 +165,7 @@ PEER_JS = """async ([id, n, steps]) => {
   await show(Math.floor(n / 4));
   await frame();
   const first_ms = performance.now() - t0;
-  const start = Math.floor(n / 2);
+  const start = Math.max(0, Math.floor(n / 2) - Math.floor(steps / 2));
   t0 = performance.now();
   for (let i = 0; i < steps; i++) { await show(start + i); await frame(); }
   const s = (performance.now() - t0) / 1000;
@@ -223,9 +224,10 @@ def run(args: argparse.Namespace) -> dict:
                 )
                 blank, spread = tile_is_blank(shot, axial["rect"])
                 timing = state["timing"]
-                axial_fps = page.evaluate(SCROLL_JS, ["axial", args.steps])
-                mpr_fps = page.evaluate(SCROLL_JS, ["multiplanar", args.steps])
-                peer = page.evaluate(PEER_JS, [state["study"], shape[0], args.steps])
+                steps = min(args.steps, shape[0] - 1)  # one slice per frame, never past the last
+                axial_fps = page.evaluate(SCROLL_JS, ["axial", steps])
+                mpr_fps = page.evaluate(SCROLL_JS, ["multiplanar", steps])
+                peer = page.evaluate(PEER_JS, [state["study"], shape[0], steps])
                 browser.close()
         finally:
             proc.terminate()

@@ -187,6 +187,7 @@ def test_a0002_planes_window_level_candidates_and_series_picker(server, browser)
     assert second["study"] != first["study"]
     other = server.client().get(f"/api/studies/{second['study']}").json()
     assert other["facts"]["kernel"] == "B70f"
+    assert (first["series"]["kernel"], second["series"]["kernel"]) == ("B40f", "B70f")
     assert page.eval_on_selector("#series-select", "s => s.value") == options[1][0]
     assert shows_image(tile(ui.stage(), second, "axial"))
     assert not ui.errors, ui.errors

@@ -112,8 +112,8 @@ def test_training_checkpoint_resumes_from_a_lean_folder(lit_model, volumes, tmp_
 
 
 def test_train_clip_resumes_exactly_from_lean_checkpoints(tmp_path):
-    from ctlens.training.clip_synthetic import write_synthetic_ct_rate
-    from ctlens.training.clip_train import ClipTrainConfig, train_clip
+    from ctlens.training.clip.synthetic import write_synthetic_ct_rate
+    from ctlens.training.clip.train import ClipTrainConfig, train_clip
 
     paths = write_synthetic_ct_rate(tmp_path / "syn", 16, seed=3, shape=(8, 32, 32))
 

@@ -7,9 +7,9 @@ import pytest
 
 from ctlens.core.errors import InterpolationError
 from ctlens.core.volume import Volume
-from ctlens.pipelines import interp_classic
-from ctlens.pipelines.interp_metrics import psnr
-from ctlens.pipelines.interpolate import interpolate, interpolate_array
+from ctlens.pipelines.interp import classic as interp_classic
+from ctlens.pipelines.interp.interpolate import interpolate, interpolate_array
+from ctlens.pipelines.interp.metrics import psnr
 
 
 def _volume(n: int = 5, spacing: tuple[float, float, float] = (5.0, 0.8, 0.8), **kw) -> Volume:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ctlens.pipelines.interp_eval import evaluate_array, scored_indices, summarise, write_grid, write_reports
-from ctlens.pipelines.interp_metrics import psnr, ssim
+from ctlens.pipelines.interp.evaluation import evaluate_array, scored_indices, summarise, write_grid, write_reports
+from ctlens.pipelines.interp.metrics import psnr, ssim
 
 
 def _truth() -> np.ndarray:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import ctlens
-from ctlens.pipelines.interp_eval import discover_cases, evaluate_array, ground_truth
-from ctlens.pipelines.interpolate import interpolate
+from ctlens.pipelines.interp.evaluation import discover_cases, evaluate_array, ground_truth
+from ctlens.pipelines.interp.interpolate import interpolate
 from shared_data import data_dir
 
 pytestmark = pytest.mark.shared_data

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from ctlens.training.clip_eval import evaluate_scores
-from ctlens.training.clip_metrics import (
+from ctlens.training.clip.evaluation import evaluate_scores
+from ctlens.training.clip.metrics import (
     auroc,
     binary_metrics,
     bootstrap_ci,

@@ -7,8 +7,8 @@ import shutil
 import pytest
 import torch
 
-from ctlens.training.clip_synthetic import write_synthetic_ct_rate
-from ctlens.training.clip_train import ClipTrainConfig, train_clip, train_clip_spawn
+from ctlens.training.clip.synthetic import write_synthetic_ct_rate
+from ctlens.training.clip.train import ClipTrainConfig, train_clip, train_clip_spawn
 
 
 @pytest.fixture(scope="module")

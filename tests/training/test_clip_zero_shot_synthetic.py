@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 
 from ctlens.data.ct_report import CTReportDataset, patient_split
 from ctlens.models.clip3d import build_model, load_config
-from ctlens.training.clip_eval import evaluate_zero_shot
-from ctlens.training.clip_synthetic import SYNTHETIC_FINDINGS, write_synthetic_ct_rate
-from ctlens.training.clip_train import ClipTrainConfig, train_clip
+from ctlens.training.clip.evaluation import evaluate_zero_shot
+from ctlens.training.clip.synthetic import SYNTHETIC_FINDINGS, write_synthetic_ct_rate
+from ctlens.training.clip.train import ClipTrainConfig, train_clip
 
 N_TRAIN, N_HELD_OUT = 1024, 160
 STEPS, LR, BATCH, WARMUP = 2000, 2e-3, 32, 50

@@ -11,10 +11,10 @@ import torch
 
 from ctlens.core.errors import InterpolationError
 from ctlens.core.volume import Volume
-from ctlens.pipelines.interpolate import interpolate
+from ctlens.pipelines.interp.interpolate import interpolate
 from ctlens.training.checkpoints import load_checkpoint
-from ctlens.training.ldm_config import TrainConfig, load_config
-from ctlens.training.ldm_train import train
+from ctlens.training.ldm.config import TrainConfig, load_config
+from ctlens.training.ldm.train import train
 
 TINY_MODEL = {
     "vae": {"channels": [4, 8, 8, 8], "num_res_blocks": 1, "norm_num_groups": 4, "latent_channels": 4},

@@ -31,7 +31,7 @@ def synthetic_cmd(
     prefix: Annotated[str, typer.Option(help="prefix of the volume names (keeps held-out patients apart)")] = "",
 ) -> None:
     """Write the synthetic chest-CT benchmark (planted findings, templated reports) in CT-RATE layout."""
-    from ctlens.training.clip_synthetic import write_synthetic_ct_rate
+    from ctlens.training.clip.synthetic import write_synthetic_ct_rate
 
     paths = write_synthetic_ct_rate(out, n, seed=seed, prefix=prefix)
     typer.echo("wrote " + ", ".join(str(paths[k]) for k in ("h5", "reports", "labels")))
@@ -89,7 +89,7 @@ def train_cmd(
     threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default)")] = 0,
 ) -> None:
     """Train a 3D CLIP (also under `torchrun --nproc_per_node=N -m ctlens clip train ...`)."""
-    from ctlens.training.clip_train import ClipTrainConfig, train_clip
+    from ctlens.training.clip.train import ClipTrainConfig, train_clip
 
     cfg = ClipTrainConfig(
         ct=str(ct),
@@ -143,7 +143,7 @@ def evaluate_cmd(
     from ctlens.data.ct_report import CTReportDataset
     from ctlens.models.clip3d.prompts import DEFAULT_PROMPTS, PROMPT_ENSEMBLE
     from ctlens.pipelines.embed import load_clip
-    from ctlens.training.clip_eval import evaluate_zero_shot
+    from ctlens.training.clip.evaluation import evaluate_zero_shot
 
     names = json.loads(split.read_text())
     model = load_clip(checkpoint)

@@ -41,7 +41,7 @@ def interpolate_command(
     from ctlens.cli.progress import progress_step
     from ctlens.cli.series import load_study
     from ctlens.io import save
-    from ctlens.pipelines.interpolate import interpolate
+    from ctlens.pipelines.interp.interpolate import interpolate
 
     if spacing is None and factor is None:
         spacing = 1.0
@@ -79,7 +79,7 @@ def eval_command(
     """Score interpolation methods on simulated thick slices; only synthesised slices count."""
     from rich.console import Console
 
-    from ctlens.pipelines.interp_eval import run_eval
+    from ctlens.pipelines.interp.evaluation import run_eval
 
     smore = {} if smore_steps is None else {"steps": smore_steps}
     options = {"self_supervised": smore, "ldm": {"checkpoint": checkpoint}}
@@ -103,8 +103,8 @@ def _train(kind: str, config: Path, steps: int | None) -> None:
     from rich.console import Console
 
     from ctlens.cli.progress import progress_step
-    from ctlens.training.ldm_config import load_config
-    from ctlens.training.ldm_train import train
+    from ctlens.training.ldm.config import load_config
+    from ctlens.training.ldm.train import train
 
     cfg = load_config(config, {"train.steps": steps} if steps else None)
     with progress_step("VAE training" if kind == "vae" else "latent diffusion training") as step:

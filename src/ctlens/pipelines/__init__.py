@@ -13,13 +13,13 @@ from __future__ import annotations
 from ctlens.core.lazy import lazy_exports
 
 _EXPORTS = {
-    "METHODS": "ctlens.pipelines.interpolate",
-    "interpolate": "ctlens.pipelines.interpolate",
-    "interpolate_array": "ctlens.pipelines.interpolate",
-    "run_eval": "ctlens.pipelines.interp_eval",
-    "evaluate_array": "ctlens.pipelines.interp_eval",
-    "psnr": "ctlens.pipelines.interp_metrics",
-    "ssim": "ctlens.pipelines.interp_metrics",
+    "METHODS": "ctlens.pipelines.interp.interpolate",
+    "interpolate": "ctlens.pipelines.interp.interpolate",
+    "interpolate_array": "ctlens.pipelines.interp.interpolate",
+    "run_eval": "ctlens.pipelines.interp.evaluation",
+    "evaluate_array": "ctlens.pipelines.interp.evaluation",
+    "psnr": "ctlens.pipelines.interp.metrics",
+    "ssim": "ctlens.pipelines.interp.metrics",
     "embed_volume": "ctlens.pipelines.embed",
     "embed_volumes": "ctlens.pipelines.embed",
     "embed_text": "ctlens.pipelines.embed",

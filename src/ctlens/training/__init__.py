@@ -13,19 +13,19 @@ from __future__ import annotations
 from ctlens.core.lazy import lazy_exports
 
 _TORCH_MODULES = {
-    "ctlens.training.clip_train",
-    "ctlens.training.clip_eval",
-    "ctlens.training.ldm_train",
+    "ctlens.training.clip.train",
+    "ctlens.training.clip.evaluation",
+    "ctlens.training.ldm.train",
     "ctlens.training.checkpoints",
 }
 _EXPORTS = {
-    "ClipTrainConfig": "ctlens.training.clip_train",
-    "train_clip": "ctlens.training.clip_train",
-    "evaluate_zero_shot": "ctlens.training.clip_eval",
-    "evaluate_scores": "ctlens.training.clip_eval",
-    "TrainConfig": "ctlens.training.ldm_config",
-    "load_config": "ctlens.training.ldm_config",
-    "train": "ctlens.training.ldm_train",
+    "ClipTrainConfig": "ctlens.training.clip.train",
+    "train_clip": "ctlens.training.clip.train",
+    "evaluate_zero_shot": "ctlens.training.clip.evaluation",
+    "evaluate_scores": "ctlens.training.clip.evaluation",
+    "TrainConfig": "ctlens.training.ldm.config",
+    "load_config": "ctlens.training.ldm.config",
+    "train": "ctlens.training.ldm.train",
     "save_checkpoint": "ctlens.training.checkpoints",
     "load_checkpoint": "ctlens.training.checkpoints",
 }

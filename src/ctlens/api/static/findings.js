@@ -46,7 +46,8 @@ export function renderFindings(study, onCandidate) {
     const where = range ? `slices ${range[0]}–${range[1]}` : "";
     const score = typeof c.score === "number" ? ` · score ${c.score.toFixed(2)}` : "";
     const size = typeof c.diameter_mm === "number" ? ` ${c.diameter_mm.toFixed(1)} mm` : "";
-    li.textContent = `#${i + 1} ${c.kind || "region"}${size} ${c.side || ""}${score} · slice ${centre ?? "?"} (${where})`;
+    const what = `#${i + 1} ${c.kind || "region"}${size} ${c.side || ""}${score}`;
+    li.textContent = `${what} · slice ${centre ?? "?"} (${where})`;
     const go = () => onCandidate(c, i);
     li.addEventListener("click", go);
     li.addEventListener("keydown", (e) => { if (e.key === "Enter") go(); });

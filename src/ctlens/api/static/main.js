@@ -53,7 +53,8 @@ async function startViewer() {
     mod = await import("./viewer.js");
   } catch (e) {
     $("viewer").dataset.viewer = "missing";
-    $("viewer-status").textContent = "The image viewer is not installed (its NiiVue module is built by `make`, which needs npm).";
+    $("viewer-status").textContent =
+      "The image viewer is not installed (its NiiVue module is built by `make`, which needs npm).";
     return;
   }
   const sliceLabel = (k, n) => {
@@ -70,11 +71,13 @@ async function startViewer() {
     onProbe: (p) => {
       $("probe").textContent = p
         ? `${Math.round(p.value)}${state.study && state.study.modality === "CT" ? " HU" : ""} · ` +
-          `(${p.lps.map((v) => v.toFixed(1)).join(", ")}) mm LPS · slice ${p.voxel[0] + 1}, row ${p.voxel[1] + 1}, column ${p.voxel[2] + 1}`
+          `(${p.lps.map((v) => v.toFixed(1)).join(", ")}) mm LPS · ` +
+          `slice ${p.voxel[0] + 1}, row ${p.voxel[1] + 1}, column ${p.voxel[2] + 1}`
         : "";
     },
     onMeasure: (mm, n) => {
-      $("measure").textContent = `distance: ${mm.toFixed(1)} mm (${n} measurement${n === 1 ? "" : "s"}, each kept on its slice)`;
+      const count = `${n} measurement${n === 1 ? "" : "s"}`;
+      $("measure").textContent = `distance: ${mm.toFixed(1)} mm (${count}, each kept on its slice)`;
     },
   });
   await viewer.ready;

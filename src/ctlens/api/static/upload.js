@@ -138,7 +138,8 @@ export function renderSeriesPicker(study) {
   card.classList.toggle("hidden", series.length < 2);
   select.replaceChildren();
   if (series.length < 2) return;
-  const analysed = series.find((s) => s.analysed) || series.find((s) => s.kernel && study.facts && s.kernel === study.facts.kernel);
+  const kernel = study.facts && study.facts.kernel;
+  const analysed = series.find((s) => s.analysed) || series.find((s) => kernel && s.kernel === kernel);
   for (const s of series) {
     const opt = document.createElement("option");
     opt.value = s.selector ?? String(s.index);

@@ -40,16 +40,19 @@ const TOOLS = {
 const OVERLAY_OPACITY = { heatmap: 0.45, lungs: 0.12, candidates: 0.25 }; // label layers: fill; outlines opaque
 
 function lungLut() {
-  return { R: [0, 60, 80], G: [0, 200, 160], B: [0, 120, 255], A: [0, 255, 255], I: [0, 1, 2], labels: ["", "right lung", "left lung"] };
+  return {
+    R: [0, 60, 80], G: [0, 200, 160], B: [0, 120, 255], A: [0, 255, 255], I: [0, 1, 2],
+    labels: ["", "right lung", "left lung"],
+  };
 }
 
 function candidateLut(cands) {
   const lut = { R: [0], G: [0], B: [0], A: [0], I: [0], labels: [""] };
-  cands.forEach((c, i) => {
-    lut.R.push(255); lut.G.push(196); lut.B.push(0); lut.A.push(255); lut.I.push(10 + i + 1);
-    lut.labels.push(`#${i + 1} ${c.kind || "region"}`);
-  });
-  if (lut.I.length === 1) { lut.R.push(255); lut.G.push(196); lut.B.push(0); lut.A.push(255); lut.I.push(11); lut.labels.push(""); }
+  const add = (value, name) => {
+    lut.R.push(255); lut.G.push(196); lut.B.push(0); lut.A.push(255); lut.I.push(value); lut.labels.push(name);
+  };
+  cands.forEach((c, i) => add(10 + i + 1, `#${i + 1} ${c.kind || "region"}`));
+  if (!cands.length) add(11, ""); // a table needs one entry above 0
   return lut;
 }
 
@@ -91,9 +94,11 @@ async function fetchNifti(url, onProgress) {
 }
 
 export class Viewer {
-  constructor(canvas, renderCanvas, { onSlice = () => {}, onWindow = () => {}, onProbe = () => {}, onMeasure = () => {} } = {}) {
+  /** `hooks`: onSlice(k, n), onWindow({center, width, preset}), onProbe(probe or null), onMeasure(mm, count). */
+  constructor(canvas, renderCanvas, hooks = {}) {
     this.canvas = canvas;
-    this.hooks = { onSlice, onWindow, onProbe, onMeasure };
+    const none = () => {};
+    this.hooks = { onSlice: none, onWindow: none, onProbe: none, onMeasure: none, ...hooks };
     this.study = null;
     this.geometry = null;
     this.preset = "auto";
@@ -164,7 +169,9 @@ export class Viewer {
     if (this.study !== study) return false; // another study was opened meanwhile
     if (!volumeBuffer) throw new Error("the study's volume is not available");
     this.timing.download_ms = performance.now() - t0;
-    const image = await NVImage.loadFromUrl({ url: "volume.nii", buffer: volumeBuffer, name: "volume.nii", colormap: "gray" });
+    const image = await NVImage.loadFromUrl({
+      url: "volume.nii", buffer: volumeBuffer, name: "volume.nii", colormap: "gray",
+    });
     this.timing.parse_ms = performance.now() - t0 - this.timing.download_ms;
     if (this.study !== study) return false;
     this._clear();
@@ -390,7 +397,8 @@ export class Viewer {
     const key = wl ? `${wl.center.toFixed(1)}/${wl.width.toFixed(1)}` : "";
     if (wl && key !== this.last.window) {
       this.last.window = key;
-      Object.assign(this.canvas.dataset, { window: wl.preset, center: wl.center.toFixed(1), width: wl.width.toFixed(1) });
+      const data = this.canvas.dataset;
+      Object.assign(data, { window: wl.preset, center: wl.center.toFixed(1), width: wl.width.toFixed(1) });
       this.hooks.onWindow(wl);
     }
   }
@@ -423,8 +431,14 @@ export class Viewer {
 
   state() {
     const v = this.crosshairVoxel();
+    const rows = (this.study && this.study.series) || [];
+    const row = rows.find((r) => r.analysed);
+    const kernel = this.study && this.study.facts ? this.study.facts.kernel : undefined;
+    let series = kernel ? { kernel } : null;
+    if (row) series = { index: row.index, kernel: row.kernel, description: row.description };
     return {
       study: this.study ? this.study.id : null,
+      series,
       loads: this.loads,
       draws: this.draws,
       layout: this.layout,

@@ -11,7 +11,7 @@ For each CT and each (simulation, factor):
 4. **only synthesised slices are scored** -- thin positions that are not the centre of a thick slice;
    the known positions are never part of any number;
 5. PSNR on [-1024, 3071] HU -> [0, 1], the same within a body mask, SSIM
-   (:mod:`ctlens.pipelines.interp_metrics`), seconds per method.
+   (:mod:`ctlens.pipelines.interp.metrics`), seconds per method.
 
 Results: ``results.json``, ``results.md`` (per case and averaged, with the gain over cubic) and a PNG
 grid of one synthesised slice per method for each case (``grid_<case>_<sim>_x<factor>.png``).
@@ -39,9 +39,9 @@ import numpy as np
 from ctlens.core.errors import CTLensError, InterpolationError
 from ctlens.core.volume import Volume
 from ctlens.data.slice_profiles import SIMULATIONS, simulate_thick, thick_count
-from ctlens.pipelines.interp_grid import output_positions
-from ctlens.pipelines.interp_metrics import nonfinite_count, psnr, ssim
-from ctlens.pipelines.interpolate import interpolate_array
+from ctlens.pipelines.interp.grid import output_positions
+from ctlens.pipelines.interp.interpolate import interpolate_array
+from ctlens.pipelines.interp.metrics import nonfinite_count, psnr, ssim
 from ctlens.preprocess.windows import to_display_uint8
 
 __all__ = [
@@ -153,7 +153,7 @@ def evaluate_array(
 ) -> list[dict[str, Any]]:
     """Score ``methods`` on one ground-truth array ``thin`` [z, a, b] (HU) at ``factor`` / ``simulation``.
 
-    A method is a name for :func:`~ctlens.pipelines.interpolate.interpolate_array` or a callable
+    A method is a name for :func:`~ctlens.pipelines.interp.interpolate.interpolate_array` or a callable
     ``fn(thick, positions, factor=...) -> array`` (scored under its ``__name__``). Each row: case,
     simulation, factor, method, psnr, psnr_body, ssim, seconds, scored_slices,
     known_slices, nonfinite, error (the message if the method failed). ``options[method]`` is passed to

@@ -4,12 +4,12 @@ Methods (``METHODS``):
 
 * ``nearest``, ``linear``, ``cubic`` (cubic B-spline) -- baselines along the slice axis;
 * ``flow`` -- dense optical flow between neighbouring slices, both warped to the intermediate position
-  and blended (:mod:`ctlens.pipelines.flow_interp`);
+  and blended (:mod:`ctlens.pipelines.interp.flow`);
 * ``self_supervised`` -- SMORE-style: a small CNN trained on the scan's own in-plane axes degraded to
-  the through-plane resolution (:mod:`ctlens.pipelines.smore`), CPU, minutes;
-* ``ldm`` -- the latent-diffusion model, given ``checkpoint=`` (:mod:`ctlens.pipelines.interp_ldm`).
+  the through-plane resolution (:mod:`ctlens.pipelines.interp.smore`), CPU, minutes;
+* ``ldm`` -- the latent-diffusion model, given ``checkpoint=`` (:mod:`ctlens.pipelines.interp.ldm`).
 
-Output grid: :mod:`ctlens.pipelines.interp_grid` (first output slice = first input slice, spacing
+Output grid: :mod:`ctlens.pipelines.interp.grid` (first output slice = first input slice, spacing
 ``spacing_z`` or ``input spacing / factor``, same origin and direction).
 
 Example:
@@ -31,8 +31,8 @@ import numpy as np
 from ctlens.core.errors import InterpolationError
 from ctlens.core.progress import ProgressCallback
 from ctlens.core.volume import Volume
-from ctlens.pipelines.interp_classic import CLASSIC_METHODS, interpolate_classic
-from ctlens.pipelines.interp_grid import output_grid
+from ctlens.pipelines.interp.classic import CLASSIC_METHODS, interpolate_classic
+from ctlens.pipelines.interp.grid import output_grid
 
 __all__ = ["METHODS", "interpolate", "interpolate_array"]
 
@@ -62,15 +62,15 @@ def interpolate_array(
     if method in CLASSIC_METHODS:
         return interpolate_classic(array, positions, method, progress=progress)
     if method == "flow":
-        from ctlens.pipelines.flow_interp import interpolate_flow
+        from ctlens.pipelines.interp.flow import interpolate_flow
 
         return interpolate_flow(array, positions, progress=progress, **options)
     if method == "self_supervised":
-        from ctlens.pipelines.smore import interpolate_smore
+        from ctlens.pipelines.interp.smore import interpolate_smore
 
         return interpolate_smore(array, positions, factor=_need_factor(factor, positions), progress=progress, **options)
     if method == "ldm":
-        from ctlens.pipelines.interp_ldm import interpolate_ldm
+        from ctlens.pipelines.interp.ldm import interpolate_ldm
 
         return interpolate_ldm(array, positions, factor=_need_factor(factor, positions), progress=progress, **options)
     raise InterpolationError(f"unknown interpolation method {method!r}", hint=f"choose one of {', '.join(METHODS)}")

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from ctlens.core.progress import ProgressCallback
-from ctlens.pipelines.interp_progress import progress_iter
+from ctlens.pipelines.interp.progress import progress_iter
 
 __all__ = ["CLASSIC_METHODS", "bspline3_weights", "interpolate_classic"]
 

@@ -44,8 +44,8 @@ from ctlens.models.ldm import (
     sample_latents,
     vae_loss,
 )
-from ctlens.pipelines.interp_metrics import psnr, ssim
-from ctlens.pipelines.interp_progress import progress_iter
+from ctlens.pipelines.interp.metrics import psnr, ssim
+from ctlens.pipelines.interp.progress import progress_iter
 from ctlens.training.checkpoints import (
     latest_checkpoint,
     load_checkpoint,
@@ -53,7 +53,7 @@ from ctlens.training.checkpoints import (
     save_checkpoint,
     state_of,
 )
-from ctlens.training.ldm_config import TrainConfig
+from ctlens.training.ldm.config import TrainConfig
 
 __all__ = ["TrainResult", "expand_sources", "load_vae", "train", "world_info"]
 

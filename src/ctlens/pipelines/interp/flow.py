@@ -36,7 +36,7 @@ import numpy as np
 
 from ctlens.core.optional import require
 from ctlens.core.progress import ProgressCallback
-from ctlens.pipelines.interp_progress import progress_iter
+from ctlens.pipelines.interp.progress import progress_iter
 
 __all__ = ["FLOW_ALGORITHMS", "interpolate_flow", "pair_flows"]
 
@@ -133,7 +133,7 @@ def interpolate_flow(
     positions = np.clip(np.asarray(positions, dtype=np.float64), 0, n - 1)
     blend = confidence > 0 or flow_weight < 1
     if blend:  # start from cubic B-spline; the flow estimate is blended in where the warped neighbours agree
-        from ctlens.pipelines.interp_classic import interpolate_classic
+        from ctlens.pipelines.interp.classic import interpolate_classic
 
         out = interpolate_classic(array, positions, "cubic", progress=progress)
     else:

@@ -22,8 +22,8 @@ from ctlens.core.errors import InterpolationError
 from ctlens.core.optional import require
 from ctlens.core.progress import ProgressCallback
 from ctlens.data.slice_profiles import HU_RANGE
-from ctlens.pipelines.interp_classic import interpolate_classic
-from ctlens.pipelines.interp_progress import progress_iter
+from ctlens.pipelines.interp.classic import interpolate_classic
+from ctlens.pipelines.interp.progress import progress_iter
 
 __all__ = ["interpolate_ldm", "padded_size"]
 

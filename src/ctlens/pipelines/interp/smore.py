@@ -44,10 +44,10 @@ import numpy as np
 from ctlens.core.optional import require
 from ctlens.core.progress import ProgressCallback, announce
 from ctlens.data.slice_profiles import simulate_thick, thick_count
-from ctlens.pipelines.interp_classic import interpolate_classic
-from ctlens.pipelines.interp_grid import output_positions
-from ctlens.pipelines.interp_metrics import HU_RANGE
-from ctlens.pipelines.interp_progress import progress_iter
+from ctlens.pipelines.interp.classic import interpolate_classic
+from ctlens.pipelines.interp.grid import output_positions
+from ctlens.pipelines.interp.metrics import HU_RANGE
+from ctlens.pipelines.interp.progress import progress_iter
 
 __all__ = ["LOSSES", "build_smore_net", "interpolate_smore", "smore_training_pairs"]
 

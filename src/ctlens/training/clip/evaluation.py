@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ctlens.models.clip3d.prompts import DEFAULT_PROMPTS, finding_probabilities, prompt_embeddings
-from ctlens.training.clip_metrics import (
+from ctlens.training.clip.metrics import (
     auroc,
     binary_metrics,
     bootstrap_ci,

@@ -8,7 +8,7 @@ so N processes with batch ``b`` compute the loss of one global batch of ``N * b`
 * data order: one seeded permutation per epoch, cut into global batches, each rank taking its slice, so
   a resumed run (``resume``) continues with exactly the batches it would have seen;
 * AdamW (no decay on biases / norms / temperature), cosine LR with linear warmup
-  (:mod:`ctlens.training.clip_schedule`), gradient clipping;
+  (:mod:`ctlens.training.clip.schedule`), gradient clipping;
 * AMP on CUDA (bfloat16 where supported, else float16 with a gradient scaler), off on CPU unless asked;
 * every ``validate_every`` steps (rank 0): validation loss, zero-shot mean AUROC when labels exist,
   retrieval recall@k; all logged to ``metrics.csv`` and ``metrics.jsonl`` in the run folder;
@@ -48,8 +48,8 @@ from ctlens.training.checkpoints import (
     load_training_state,
     save_training_checkpoint,
 )
-from ctlens.training.clip_distributed import DistContext, init_distributed, reduce_mean
-from ctlens.training.clip_schedule import cosine_with_warmup, parameter_groups
+from ctlens.training.clip.distributed import DistContext, init_distributed, reduce_mean
+from ctlens.training.clip.schedule import cosine_with_warmup, parameter_groups
 
 __all__ = ["ClipTrainConfig", "TrainResult", "contrastive_loss", "epoch_batches", "sample_sentences", "train_clip"]
 
@@ -209,7 +209,7 @@ def validate(model: CTCLIP, dataset: Any, batch_size: int, findings: Sequence[st
     """Validation loss (mean over batches), zero-shot mean AUROC (when labels exist) and recall@k."""
     from ctlens.data.ct_report import collate_ct_report
     from ctlens.models.clip3d.prompts import finding_probabilities
-    from ctlens.training.clip_metrics import auroc, recall_at_k
+    from ctlens.training.clip.metrics import auroc, recall_at_k
 
     was_training = model.training
     model.eval()
@@ -420,7 +420,7 @@ def _spawn_entry(rank: int, world_size: int, port: int, cfg: ClipTrainConfig, ba
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size)
     )
-    from ctlens.training.clip_distributed import shutdown_distributed
+    from ctlens.training.clip.distributed import shutdown_distributed
 
     try:
         init_distributed(backend)
