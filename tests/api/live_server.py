@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import uvicorn
 
 from ctlens.api.app import create_app
 from ctlens.core.settings import Settings
+from ports import free_port
 
 
 def service_settings(folder: Path, **overrides) -> Settings:
@@ -30,12 +30,6 @@ def service_settings(folder: Path, **overrides) -> Settings:
     )
     values.update(overrides)
     return Settings(**values)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from fake_instances import BASIC_TEXT_SR, ct_slice, text_sr
-from orthanc_server import free_port
 from pydicom.uid import RLELossless, generate_uid
 from typer.testing import CliRunner
 
 from ctlens.cli.main import app
 from ctlens.connect.dicom_node import DicomPeer, dicom_files, echo, parse_peer, send_instances
 from ctlens.core.errors import PacsError
+from ports import free_port
 from shared_data import data_dir
 
 pynetdicom = pytest.importorskip("pynetdicom")
