@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +21,7 @@ from typing import Annotated
 import typer
 
 from ctlens.cli.errors import one_line_errors
+from ctlens.cli.grouped_log import quiet_network_log
 
 
 def register(app: typer.Typer) -> None:
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         from ctlens.core.settings import get_settings
 
         settings = get_settings()
-        _quiet_network_log()
+        quiet_network_log()
         listener = Listener(
             ae_title or settings.listen_ae_title,
             port if port is not None else settings.listen_port,
@@ -88,9 +88,3 @@ def register(app: typer.Typer) -> None:
             print("stopped (the study in progress stays in the spool)", flush=True)
             raise SystemExit(130) from None
         print("stopped", flush=True)
-
-
-def _quiet_network_log() -> None:
-    """pynetdicom logs each refused or dropped association at ERROR; the listener reports them in one line."""
-    if logging.getLogger().getEffectiveLevel() > logging.INFO:
-        logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)

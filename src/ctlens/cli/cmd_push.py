@@ -14,13 +14,13 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ctlens.cli.errors import one_line_errors
+from ctlens.cli.grouped_log import quiet_network_log
 
 
 def register(app: typer.Typer) -> None:
@@ -54,8 +54,7 @@ def register(app: typer.Typer) -> None:
         files = dicom_files(paths)
         if not files:
             raise PacsError("no DICOM files found", path=", ".join(str(p) for p in paths))
-        if logging.getLogger().getEffectiveLevel() > logging.INFO:
-            logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # failures are reported in one line
+        quiet_network_log()
         columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, transient=True, console=Console(stderr=True)) as progress:
             task = progress.add_task("send", total=len(files))

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TextIO
 
-__all__ = ["GroupedLogHandler", "capture", "flush_grouped", "install", "uninstall"]
+__all__ = ["GroupedLogHandler", "capture", "flush_grouped", "install", "quiet_network_log", "uninstall"]
 
 _LEVEL_WORDS = {logging.DEBUG: "debug: ", logging.INFO: "", logging.WARNING: "warning: ", logging.ERROR: "error: "}
 _WARNING_PREFIX = re.compile(r"^.*?:\d+: (?=\w+: )")  # "file.py:12: UserWarning: text" -> "UserWarning: text"
@@ -190,3 +190,14 @@ def capture() -> Iterator[None]:
         logging.captureWarnings(False)
         flush_grouped()
         uninstall()
+
+
+def quiet_network_log() -> None:
+    """Silence pynetdicom's per-association ERROR lines unless ``-v``: ``listen`` and ``push`` report failures in
+    one line of their own.
+
+    Example:
+        >>> quiet_network_log()
+    """
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:
+        logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
