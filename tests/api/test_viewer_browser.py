@@ -260,11 +260,6 @@ def test_phantom_shows_patient_left_on_image_right_and_anterior_up(server, brows
     ui.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the service's slice PNGs draw the stored array as it is (a RAS-stored NIfTI comes out with patient "
-    "left on image left and anterior at the bottom), unlike the viewer; the display rule is issue 14's",
-)
 def test_slice_pngs_follow_the_same_convention_as_the_viewer(server, tmp_path):
     """The PNG slices (the display rule for people and LLMs) must put the phantom's markers where NiiVue does."""
     from PIL import Image

@@ -49,8 +49,8 @@ def test_chat_summary() -> None:
         "Method: lungs: threshold + airway tracing",
         "Measurements: lung_volume_ml=4212, laa950_percent=5.712, ok=True",
         "Candidates (2, best first):",
-        "  1. mass 46 mm, right side, slices 12-20, mean -12 HU, volume 31.4 mL, score 0.93",
-        "  2. region 8 mm, slices 30-31, mean -310 HU, volume 0.2 mL, score 0.41",
+        "  1. mass 46 mm, right side, slices 13-21, mean -12 HU, volume 31.4 mL, score 0.93",
+        "  2. region 8 mm, slices 31-32, mean -310 HU, volume 0.2 mL, score 0.41",
         "Warnings: slices 3-4 missing",
     ]
     many = Findings(candidates=[Candidate(diameter_mm=5.0)] * 400, warnings=["w " * 300])
@@ -61,8 +61,8 @@ def test_chat_summary() -> None:
 def test_payload_lines() -> None:
     assert payload_findings_lines(_findings()) == [
         "chest measurements: lung_volume_ml 4.21e+03, laa950_percent 5.71",
-        "right mass, 46 mm, mean -12 HU (score 0.93) at slices 12-20, rows 250-344, columns 105-234",
-        "finding, 8 mm, mean -310 HU (score 0.41) at slices 0-0, rows 0-0, columns 0-0",
+        "right mass, 46 mm, mean -12 HU (score 0.93) at slices 13-21, rows 250-344, columns 105-234",
+        "finding, 8 mm, mean -310 HU (score 0.41) at slices 1-1, rows 0-0, columns 0-0",
     ]
     assert payload_findings_lines(Findings()) == []
     assert candidate_box(_findings().candidates[0]) == (12, 21, 250, 345, 105, 235)

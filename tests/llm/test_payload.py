@@ -91,7 +91,7 @@ def test_candidates_get_full_resolution_crops(make_phantom) -> None:
     crops = [t for im in p.images for t in im.tiles if t.kind == "crop"]
     assert crops and all(t.shows(box) and t.scale >= 1.0 for t in crops)
     assert {t.window for t in crops} == {"lung", "mediastinum"}
-    assert "nodule candidate (score 0.90) at slices 10-12" in p.text
+    assert "nodule candidate (score 0.90) at slices 11-13" in p.text
     assert "crops around candidates" in p.text
 
 
@@ -146,4 +146,4 @@ def test_analysis_findings_are_understood(make_phantom) -> None:
     crops = [t for im in p.images for t in im.tiles if t.kind == "crop"]
     assert crops and all(t.shows((10, 13, 52, 65, 34, 47)) for t in crops)
     assert "chest measurements: laa950_percent 5.71, note x" in p.text
-    assert "right nodule" in p.text and "slices 10-12, rows 52-64, columns 34-46" in p.text
+    assert "right nodule" in p.text and "slices 11-13, rows 52-64, columns 34-46" in p.text

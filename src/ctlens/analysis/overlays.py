@@ -1,12 +1,13 @@
 """Overlay montage PNG of :class:`~ctlens.analysis.findings.Findings`: ROI contours, candidate boxes, heatmap.
 
-Each tile is one slice in a display window (lung for chest, brain for head, min-max otherwise), with the
-heatmap blended in red/yellow (alpha proportional to the value), the ROI outline in green and each
-candidate's in-plane box in yellow with its rank and score. Labels are drawn on the output tile at a readable
-size (text at least 12 px high at 100 %, growing with ``tile``; Pillow's bundled TrueType font) and moved
-apart when they would overlap. Slices: those through the top candidates first, then slices spread over the
-ROI. Array row 0 is at the top, column 0 on the left (radiological view for an LPS-ordered DICOM array: the
-patient's right on the image's left).
+Each tile is one axial slice drawn by the one slice renderer (:mod:`ctlens.preprocess.slice_render`) under the
+display rule (:mod:`ctlens.preprocess.display`: anterior at the top, the patient's left on the image's right,
+square millimetres), in a display window (lung for chest, brain for head, soft tissue otherwise, percentiles for
+non-CT), with the heatmap blended in, the ROI outline in green and each candidate's in-plane box in yellow with its
+rank and score. The findings are in display space (``analyze`` runs on the display volume). Each tile says
+``slice k/N`` (1-based, 1 = most inferior). Labels are drawn on the output tile at a readable size (text at least
+12 px high at 100 %, growing with ``tile``) and moved apart when they would overlap. Slices: those through the top
+candidates first, then slices spread over the ROI. An oblique volume says so in the title.
 
 Example:
     >>> import tempfile, pathlib
@@ -22,12 +23,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
-from scipy import ndimage
+from PIL import Image, ImageDraw
 
 from ctlens.analysis.findings import Findings
 from ctlens.core.volume import Volume
-from ctlens.preprocess.windows import to_display_uint8, window_limits
+from ctlens.preprocess.display import oblique_degrees, to_display
+from ctlens.preprocess.slice_render import (
+    BOX_COLOUR,
+    LABEL_MIN_PX,
+    SLICE_LABEL_COLOUR,
+    draw_label,
+    label_font,
+    place_label,
+    render_plane,
+    text_size,
+)
 
 __all__ = ["LABEL_MIN_PX", "label_font", "place_label", "render_overlay"]
 
@@ -35,84 +45,8 @@ _REGION_WINDOWS = {"chest": "lung", "head": "brain"}
 """CT window (name in :data:`~ctlens.preprocess.windows.WINDOWS`) per body region; others: soft_tissue."""
 
 
-def _gray(slice_: np.ndarray, region: str, is_ct: bool) -> np.ndarray:
-    a = slice_.astype(np.float32)
-    if is_ct:
-        return to_display_uint8(a, *window_limits(_REGION_WINDOWS.get(region, "soft_tissue")))
-    finite = a[np.isfinite(a)]
-    lo, hi = np.percentile(finite, [1, 99]) if finite.size else (0.0, 0.0)
-    return to_display_uint8(a, float(lo), float(hi))
-
-
-LABEL_MIN_PX = 12
-"""Smallest height (pixels at 100 %) of the label text's digits."""
-
-
-def label_font(tile: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """The label font for a ``tile``-pixel tile: digits >= :data:`LABEL_MIN_PX` high, growing with the tile.
-
-    Example:
-        >>> font = label_font(256)
-        >>> box = font.getbbox("1:0.54")
-        >>> box[3] - box[1] >= LABEL_MIN_PX
-        True
-    """
-    size = max(18, round(tile * 0.07))  # 18 px TrueType: digits 13 px high
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError, ImportError):  # Pillow < 10.1 or without FreeType: the small bitmap font
-        return ImageFont.load_default()
-
-
-def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-def place_label(
-    anchor: tuple[int, int, int, int],
-    size: tuple[int, int],
-    taken: list[tuple[int, int, int, int]],
-    bounds: tuple[int, int],
-) -> tuple[int, int, int, int]:
-    """Where a ``size`` (width, height) label for the box ``anchor`` (x0, y0, x1, y1) goes: above the box, else
-    below it, else shifted down in steps of its height, never over a rectangle in ``taken``; inside ``bounds``.
-
-    Example:
-        >>> first = place_label((10, 40, 30, 60), (24, 14), [], (100, 100))
-        >>> first
-        (10, 24, 34, 38)
-        >>> second = place_label((12, 42, 32, 62), (24, 14), [first], (100, 100))
-        >>> _overlaps(first, second)
-        False
-    """
-    w, h = size
-    width, height = bounds
-    x = int(min(max(anchor[0], 0), max(width - w, 0)))
-    tops = [anchor[1] - h - 2, anchor[3] + 2]
-    tops += [anchor[1] - h - 2 + k * (h + 2) for k in range(2, max(2, height // max(h, 1)) + 2)]
-    tops += [anchor[1] - h - 2 - k * (h + 2) for k in range(1, max(2, height // max(h, 1)) + 2)]
-    for top in tops:
-        y = int(min(max(top, 0), max(height - h, 0)))
-        rect = (x, y, x + w, y + h)
-        if not any(_overlaps(rect, other) for other in taken):
-            return rect
-    y = int(min(max(tops[0], 0), max(height - h, 0)))
-    return (x, y, x + w, y + h)
-
-
-def _draw_label(draw: ImageDraw.ImageDraw, rect: tuple[int, int, int, int], text: str, font, colour) -> None:  # noqa: ANN001
-    draw.rectangle(rect, fill=(0, 0, 0))
-    left, top = font.getbbox(text)[:2]
-    draw.text((rect[0] + 2 - left, rect[1] + 1 - top), text, fill=colour, font=font)
-
-
-def _text_size(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[int, int]:  # noqa: ANN001
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    return right - left + 4, bottom - top + 2
-
-
 def _text_rect(draw: ImageDraw.ImageDraw, at: tuple[int, int], text: str, font) -> tuple[int, int, int, int]:  # noqa: ANN001
-    w, h = _text_size(draw, text, font)
+    w, h = text_size(draw, text, font)
     return (at[0], at[1], at[0] + w, at[1] + h)
 
 
@@ -138,35 +72,38 @@ def _pick_slices(findings: Findings, nz: int, n: int) -> list[int]:
 def render_overlay(
     volume: Volume | np.ndarray, findings: Findings, path: str | Path, *, n_slices: int = 8, tile: int = 256
 ) -> Path:
-    """Write the overlay montage PNG to ``path`` (atomically) and return the path."""
+    """Write the overlay montage PNG to ``path`` (atomically) and return the path.
+
+    ``volume`` in any storage order (it is drawn in display order, as ``findings`` were made); a plain array is
+    taken as display-ordered with square pixels.
+    """
     from ctlens.io.files import atomic_output
 
-    arr = volume.array if isinstance(volume, Volume) else np.asarray(volume)
-    if arr.ndim == 2:
-        arr = arr[None]
+    if isinstance(volume, Volume):
+        source: Volume | np.ndarray = to_display(volume)
+        oblique = oblique_degrees(volume)
+    else:
+        arr = np.asarray(volume)
+        source, oblique = (arr[None] if arr.ndim == 2 else arr), 0.0
+    shape = source.shape
     is_ct = isinstance(volume, Volume) and volume.modality == "CT" and findings.region != "image2d"
-    nz = arr.shape[0]
+    window = _REGION_WINDOWS.get(findings.region, "soft_tissue") if is_ct else "percentile"
+    heat = findings.heatmap if findings.heatmap is not None and findings.heatmap.shape == shape else None
+    roi = findings.roi_mask if findings.roi_mask is not None and findings.roi_mask.shape == shape else None
+    nz = shape[0]
     slices = _pick_slices(findings, nz, min(n_slices, nz))
     font = label_font(tile)
     tiles = []
     for z in slices:
-        g = _gray(arr[z], findings.region, is_ct)
-        rgb = np.stack([g] * 3, axis=-1).astype(np.float32)
-        if findings.heatmap is not None and findings.heatmap.shape == arr.shape:
-            h = np.clip(findings.heatmap[z], 0, 1)[..., None]
-            colour = np.concatenate([np.ones_like(h), h, np.zeros_like(h)], axis=-1) * 255
-            alpha = 0.6 * h
-            rgb = rgb * (1 - alpha) + colour * alpha
-        if findings.roi_mask is not None and findings.roi_mask.shape == arr.shape:
-            m = findings.roi_mask[z]
-            rgb[m & ~ndimage.binary_erosion(m, iterations=max(1, arr.shape[1] // 256))] = (0, 220, 0)
-        img = Image.fromarray(rgb.clip(0, 255).astype(np.uint8))
-        scale = tile / max(img.size)
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+        pixels = render_plane(source, z, window=window, modality="CT" if is_ct else "OT", heatmap=heat, roi=roi,
+                              longest=tile)  # fmt: skip
+        img = Image.fromarray(pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2))
+        sy, sx = img.height / shape[1], img.width / shape[2]
         draw = ImageDraw.Draw(img)
         width = max(1, round(tile / 200))
-        taken = [_text_rect(draw, (3, 3), f"z={z}", font)]
-        _draw_label(draw, taken[0], f"z={z}", font, (0, 255, 255))
+        caption = f"slice {z + 1}/{nz}"
+        taken = [_text_rect(draw, (3, 3), caption, font)]
+        draw_label(draw, taken[0], caption, font, SLICE_LABEL_COLOUR)
         labels = []
         for rank, c in enumerate(findings.candidates, start=1):
             box = c.slice_boxes.get(z)
@@ -174,29 +111,30 @@ def render_overlay(
                 box = (c.bbox[1], c.bbox[2], c.bbox[4], c.bbox[5])
             if box is None:
                 continue
-            y0, x0 = round(box[0] * scale), round(box[1] * scale)
-            y1, x1 = round((box[2] + 1) * scale) - 1, round((box[3] + 1) * scale) - 1  # inclusive voxel bounds
-            draw.rectangle([x0 - 2, y0 - 2, x1 + 2, y1 + 2], outline=(255, 255, 0), width=width)
+            y0, x0 = round(box[0] * sy), round(box[1] * sx)
+            y1, x1 = round((box[2] + 1) * sy) - 1, round((box[3] + 1) * sx) - 1  # inclusive voxel bounds
+            draw.rectangle([x0 - 2, y0 - 2, x1 + 2, y1 + 2], outline=BOX_COLOUR, width=width)
             labels.append(((x0 - 2, y0 - 2, x1 + 2, y1 + 2), f"{rank}:{c.score:.2f}"))
         for anchor, text in labels:  # after every box, so a label may cover a box edge but never another label
-            rect = place_label(anchor, _text_size(draw, text, font), taken, img.size)
+            rect = place_label(anchor, text_size(draw, text, font), taken, img.size)
             taken.append(rect)
-            _draw_label(draw, rect, text, font, (255, 255, 0))
+            draw_label(draw, rect, text, font, BOX_COLOUR)
         tiles.append(img)
     cols = min(4, len(tiles))
     rows = -(-len(tiles) // cols)
     w = max(t.width for t in tiles)
     h = max(t.height for t in tiles)
-    title = f"{findings.region}: {len(findings.candidates)} candidate(s); yellow boxes, green ROI"
+    what = f"{findings.region} (OBLIQUE {oblique:.0f} deg, nearest axes)" if oblique else findings.region
+    title = f"{what}: {len(findings.candidates)} candidate(s); yellow boxes, green ROI; A top, patient L right"
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    if _text_size(measure, title, font)[0] > cols * w - 6:  # one narrow tile: the legend does not fit
+    if text_size(measure, title, font)[0] > cols * w - 6:  # one narrow tile: the legend does not fit
         title = title.split(";")[0]
-    band = _text_size(measure, title, font)[1] + 4
+    band = text_size(measure, title, font)[1] + 4
     sheet = Image.new("RGB", (cols * w, rows * h + band))
     for i, t in enumerate(tiles):
         sheet.paste(t, ((i % cols) * w, (i // cols) * h + band))
     sheet_draw = ImageDraw.Draw(sheet)
-    _draw_label(sheet_draw, _text_rect(sheet_draw, (3, 1), title, font), title, font, (255, 255, 255))
+    draw_label(sheet_draw, _text_rect(sheet_draw, (3, 1), title, font), title, font, (255, 255, 255))
     path = Path(path)
     with atomic_output(path) as tmp:
         sheet.save(tmp, format="PNG", optimize=True)

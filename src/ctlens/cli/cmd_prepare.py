@@ -92,7 +92,7 @@ def _prepare_volume(
     codes = "".join(axcodes(grid))
     spacing = " x ".join(f"{s:g}" for s in grid.spacing)
     title = f"{path.name}: {chosen}, {view}, {grid.shape} voxels, {spacing} mm, axes {codes}"
-    save_montage(out / "montage.png", {**arrs, "mask": mask}, n_slices=slices, mask=mask, title=title)
+    save_montage(out / "montage.png", {**arrs, "mask": mask}, n_slices=slices, mask=mask, title=title, volume=grid)
     files.append("montage.png")
     summary = {
         "mode": chosen,

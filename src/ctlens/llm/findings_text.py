@@ -8,19 +8,23 @@
 - :func:`zero_shot_line`: the highest zero-shot scores of a study, labelled as model output;
 - :func:`candidate_box`: a candidate's voxel box in the payload's half-open terms.
 
+Slices are numbered as everywhere a person reads them: 1-based, slice 1 = the most inferior slice of the display
+volume (:mod:`ctlens.preprocess.display`), so ``slice_range`` ``(10, 12)`` (0-based indices) reads "slices 11-13".
+Rows and columns stay 0-based voxel indices of the display volume, as the payload legend's tile regions.
+
 Example:
     >>> f = Findings(region="chest", method="demo", measurements={"laa950_percent": 5.712})
     >>> f.candidates.append(Candidate(diameter_mm=12.4, score=0.9, kind="nodule", side="right",
     ...                               slice_range=(10, 12), bbox=(10, 52, 34, 12, 64, 46)))
     >>> print(*payload_findings_lines(f), sep="\\n")
     chest measurements: laa950_percent 5.71
-    right nodule, 12 mm (score 0.90) at slices 10-12, rows 52-64, columns 34-46
+    right nodule, 12 mm (score 0.90) at slices 11-13, rows 52-64, columns 34-46
     >>> print(findings_summary(f))
     Region: chest
     Method: demo
     Measurements: laa950_percent=5.712
     Candidates (1, best first):
-      1. nodule 12 mm, right side, slices 10-12, mean 0 HU, volume 0.0 mL, score 0.90
+      1. nodule 12 mm, right side, slices 11-13, mean 0 HU, volume 0.0 mL, score 0.90
 """
 
 from __future__ import annotations
@@ -93,12 +97,13 @@ def candidate_box(candidate: Candidate) -> Box:
 
 
 def candidate_sentence(candidate: Candidate) -> str:
-    """A candidate as the payload says it: side and kind, size, mean HU, score, and where (voxel indices).
+    """A candidate as the payload says it: side and kind, size, mean HU, score, and where (1-based slices, 0-based
+    rows and columns).
 
     Example:
         >>> candidate_sentence(Candidate(kind="mass", side="left", diameter_mm=46.2, mean_hu=31.0, score=0.8,
         ...                              bbox=(12, 250, 105, 20, 344, 234)))
-        'left mass, 46 mm, mean 31 HU (score 0.80) at slices 12-20, rows 250-344, columns 105-234'
+        'left mass, 46 mm, mean 31 HU (score 0.80) at slices 13-21, rows 250-344, columns 105-234'
     """
     text = candidate.kind or "finding"
     if candidate.side:
@@ -109,7 +114,7 @@ def candidate_sentence(candidate: Candidate) -> str:
         text += f", mean {candidate.mean_hu:.0f} HU"
     text += f" (score {candidate.score:.2f})"
     z0, z1, y0, y1, x0, x1 = candidate_box(candidate)
-    return f"{text} at slices {z0}-{z1 - 1}, rows {y0}-{y1 - 1}, columns {x0}-{x1 - 1}"
+    return f"{text} at slices {z0 + 1}-{z1}, rows {y0}-{y1 - 1}, columns {x0}-{x1 - 1}"
 
 
 def candidate_words(candidate: Candidate) -> str:
@@ -117,14 +122,14 @@ def candidate_words(candidate: Candidate) -> str:
 
     Example:
         >>> candidate_words(Candidate(diameter_mm=12.5, score=0.9, slice_range=(3, 5)))
-        'region 12 mm, slices 3-5, mean 0 HU, volume 0.0 mL, score 0.90'
+        'region 12 mm, slices 4-6, mean 0 HU, volume 0.0 mL, score 0.90'
     """
     parts = [f"{candidate.kind or 'region'} {candidate.diameter_mm:.0f} mm"]
     if candidate.side:
         parts.append(f"{candidate.side} side")
     first, last = candidate.slice_range
     parts += [
-        f"slices {first}-{last}",
+        f"slices {first + 1}-{last + 1}",
         f"mean {candidate.mean_hu:.0f} HU",
         f"volume {candidate.volume_ml:.1f} mL",
         f"score {candidate.score:.2f}",

@@ -1,8 +1,9 @@
 """Labelled montages for LLM payloads: windowed CT tiles on a canvas, a label band and a scale bar per tile.
 
-Each tile is drawn in a cell: a 14 px band on top holds the label (slice index, position in mm, window) and a
-1 cm scale bar; the image below it is never overlaid. PNGs are written by Pillow without any text chunk
-(no ``pnginfo``), so no metadata leaves with the pixels.
+The tile pixels come from the one slice renderer (:mod:`ctlens.preprocess.slice_render`, display rule included);
+this module only lays them out. Each tile is drawn in a cell: a 14 px band on top holds the label (1-based slice
+number, position in mm, window) and a 1 cm scale bar; the image below it is never overlaid. PNGs are written by
+Pillow without any text chunk (no ``pnginfo``), so no metadata leaves with the pixels.
 
 Example:
     >>> import numpy as np
@@ -14,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,7 +22,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ctlens.preprocess.windows import WINDOWS, to_display_uint8, window_limits
+from ctlens.preprocess.slice_render import RGB_WINDOWS, png_bytes
+from ctlens.preprocess.windows import WINDOWS
 
 __all__ = [
     "BAND_PX",
@@ -32,15 +33,12 @@ __all__ = [
     "draw_montage",
     "encode_png",
     "montage_size",
-    "window_image",
 ]
 
 BAND_PX = 14
 """Height of the label band above each tile."""
 GUTTER_PX = 2
 """Gap between neighbouring cells (none around the grid: a 512 px tile fills a 512 px image, one cost step)."""
-RGB_WINDOWS = ("lung", "mediastinum", "bone")
-"""Windows packed into the red, green and blue channels when ``rgb`` is asked for."""
 
 
 @dataclass
@@ -55,21 +53,6 @@ class TileDrawing:
 @lru_cache(maxsize=4)
 def _font(size: int = 11) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
-
-
-def window_image(hu: np.ndarray, window: str) -> np.ndarray:
-    """HU -> uint8 display pixels for a named window, or ``"rgb"`` for lung / mediastinum / bone as R, G, B.
-
-    Example:
-        >>> import numpy as np
-        >>> window_image(np.array([[-1350.0, 150.0]]), "lung").tolist()
-        [[0, 255]]
-        >>> window_image(np.zeros((2, 2)), "rgb").shape
-        (2, 2, 3)
-    """
-    if window == "rgb":
-        return np.stack([window_image(hu, w) for w in RGB_WINDOWS], axis=-1)
-    return to_display_uint8(hu, *window_limits(window))
 
 
 def resize_pixels(pixels: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
@@ -153,10 +136,7 @@ def encode_png(img: Image.Image) -> bytes:
         >>> encode_png(Image.new("L", (4, 4))).count(b"tEXt")
         0
     """
-    img.info.clear()
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False, compress_level=6)
-    return buf.getvalue()
+    return png_bytes(img, compress_level=6)
 
 
 def window_label(window: str) -> str:

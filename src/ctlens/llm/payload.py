@@ -2,15 +2,19 @@
 
 What it does, in order:
 
+0. reorients the volume to the display rule (:func:`ctlens.preprocess.display.to_display`, a view, no copy):
+   every tile has anterior at the top and the patient's left on the image's right, whatever the storage order;
+   slice numbers shown are 1-based (``#1`` = most inferior), ``Tile.slice_index`` stays the 0-based index;
 1. streams the series once (:func:`ctlens.llm.slice_selection.scan_slices`) for the body's box and a per-slice
    score; a ``numpy.memmap`` volume stays on disk;
 2. plans the images within the budget (:func:`ctlens.llm.plan.plan_images`): montages of the slices at the largest
    scale that fits, full-resolution crops of the candidates, then the other windows;
 3. sizes each image on a cost step of the provider (:func:`ctlens.llm.token_costs.best_size`), so the provider
    never rescales it and the recorded scale is the scale the model sees;
-4. renders the images slice by slice (:mod:`ctlens.llm.labelled_montage`: labelled tiles, 1 cm scale bars, PNG
-   without metadata) and writes the text block (:func:`ctlens.llm.legend.payload_text`: question, de-identified
-   acquisition facts, orientation and legend, findings from :mod:`ctlens.llm.findings_text`).
+4. renders the images slice by slice (pixels by :mod:`ctlens.preprocess.slice_render`, laid out by
+   :mod:`ctlens.llm.labelled_montage`: labelled tiles, 1 cm scale bars, PNG without metadata) and writes the
+   text block (:func:`ctlens.llm.legend.payload_text`: question, de-identified acquisition facts, orientation
+   and legend, findings from :mod:`ctlens.llm.findings_text`).
 
 Every image records which slice and which voxel region each tile shows and at what scale
 (:attr:`~ctlens.llm.payload_types.PayloadImage.tiles`). ``token_estimate`` = image tokens (the providers' rules) +
@@ -49,7 +53,6 @@ from ctlens.llm.labelled_montage import (
     draw_montage,
     encode_png,
     resize_pixels,
-    window_image,
     window_label,
 )
 from ctlens.llm.legend import acquisition_facts, orientation_line, payload_text, plane_name, text_token_bound
@@ -57,6 +60,8 @@ from ctlens.llm.payload_types import Box, Payload, PayloadImage, Tile
 from ctlens.llm.plan import Plan, PlannedImage, Planner, candidate_boxes, plan_images
 from ctlens.llm.slice_selection import scan_slices
 from ctlens.llm.token_costs import RequestLimits, check_provider, limits, resized_size, rule_for
+from ctlens.preprocess.display import oblique_note, to_display
+from ctlens.preprocess.slice_render import plane_pixels, window_pixels
 
 __all__ = ["DEFAULT_MODELS", "build_payload"]
 
@@ -73,17 +78,17 @@ def _render(volume: Volume, planned: PlannedImage, planner: Planner, advance: Ca
     fy, fx = planned.factors
     for i, (k, window, reg) in enumerate(planned.items):
         ry0, ry1, rx0, rx1 = reg
-        hu = np.asarray(volume.array[k, ry0:ry1, rx0:rx1], dtype=np.float32)
+        hu = np.asarray(plane_pixels(volume, k)[0][ry0:ry1, rx0:rx1], dtype=np.float32)
         region_hw = (ry1 - ry0, rx1 - rx0)
         tile_hw = (
-            min(planned.tile_hw[0], max(1, math.ceil(region_hw[0] * fy))),
-            min(planned.tile_hw[1], max(1, math.ceil(region_hw[1] * fx))),
+            min(planned.tile_hw[0], max(1, math.ceil(region_hw[0] * fy - 1e-3))),
+            min(planned.tile_hw[1], max(1, math.ceil(region_hw[1] * fx - 1e-3))),
         )
-        pix = resize_pixels(window_image(hu, window), tile_hw)
+        pix = resize_pixels(window_pixels(hu, window), tile_hw)
         z = _z_mm(volume, k)
         tag = {"lung": "L", "mediastinum": "M", "bone": "B", "rgb": "RGB"}.get(window, window[:3])
         px_per_mm = tile_hw[1] / (region_hw[1] * volume.spacing[2])
-        drawings.append(TileDrawing(pix, f"#{k} z{z:+.0f}mm {tag}", px_per_mm))
+        drawings.append(TileDrawing(pix, f"#{k + 1} z{z:+.0f}mm {tag}", px_per_mm))
         cx, cy = cell_origin(i, g.cols, planned.cell)
         cy += BAND_PX
         scale = min(tile_hw[0] / region_hw[0], tile_hw[1] / region_hw[1])
@@ -154,10 +159,12 @@ def build_payload(
 ) -> Payload:
     """A de-identified, token-budgeted payload of ``volume`` for ``provider``/``model``; see the module docstring.
 
-    ``candidates``: lesion boxes ``(z0, z1, y0, y1, x0, x1)`` (half-open voxel indices) or ``ctlens.analysis``
-    candidates; their slices are always shown and they get full-resolution crops. ``findings``: a
-    ``ctlens.analysis.Findings``: its measurements and candidates go in the text block
-    (:func:`ctlens.llm.findings_text.payload_findings_lines`) and its candidates count as ``candidates``.
+    ``volume`` may be stored in any order: it is drawn in display order (:mod:`ctlens.preprocess.display`).
+    ``candidates``: lesion boxes ``(z0, z1, y0, y1, x0, x1)`` (half-open 0-based voxel indices of the display
+    volume, as ``ctlens.analysis`` reports them) or ``ctlens.analysis`` candidates; their slices are always shown
+    and they get full-resolution crops. ``findings``: a ``ctlens.analysis.Findings``: its measurements and
+    candidates go in the text block (:func:`ctlens.llm.findings_text.payload_findings_lines`) and its candidates
+    count as ``candidates``.
     ``rgb_windows``: one tile per slice with lung / mediastinum / bone as R / G / B instead of ``windows``.
     ``detail``: OpenAI detail (default ``high``) or Gemini 3 media resolution (default: the highest that fits).
     ``min_scale``: the smallest image pixels per voxel a montage tile may have. Raises
@@ -167,6 +174,7 @@ def build_payload(
         from ctlens.io import load
 
         volume = load(volume)
+    volume = to_display(volume, contiguous=False)
     provider = check_provider(provider)
     model = model or DEFAULT_MODELS[provider]
     if detail is None and rule_for(provider, model).kind == "gemini_level":
@@ -192,6 +200,8 @@ def build_payload(
     finding_lines = payload_findings_lines(findings) if findings is not None else []
     facts = acquisition_facts(volume)
     plane, orientation = plane_name(volume), orientation_line(volume)
+    if oblique := oblique_note(volume):
+        orientation += f"; {oblique}"
     spacing_yx = (volume.spacing[1], volume.spacing[2])
     lim = limits(provider, model)
     patch_margin = planner.patch_margin

@@ -175,7 +175,12 @@ def _factors(scale: float, spacing_yx: tuple[float, float]) -> tuple[float, floa
 
 def _tile_hw(region_hw: tuple[int, int], scale: float, spacing_yx: tuple[float, float]) -> tuple[int, int]:
     fy, fx = _factors(scale, spacing_yx)
-    return max(1, math.ceil(region_hw[0] * fy)), max(1, math.ceil(region_hw[1] * fx))
+    return max(1, _ceil(region_hw[0] * fy)), max(1, _ceil(region_hw[1] * fx))
+
+
+def _ceil(value: float) -> int:
+    """``ceil`` that ignores float noise (spacings read back from an affine differ in the last digits)."""
+    return math.ceil(value - 1e-3)
 
 
 def _cell(tile_hw: tuple[int, int]) -> tuple[int, int]:

@@ -2,9 +2,11 @@
 
 Each row is one named array (a CT window, ``mri``, a mask ...), each column one slice along ``axis``,
 the same slice indices in every row. Arrays in ``[0, 1]`` are shown as they are (0 black, 1 white); other
-arrays are min-max scaled per row. The slice is drawn with array row 0 at the top and array column 0 on
-the left, so a ctlens RPI array (rows point Posterior, columns point Right) shows anterior at the top
-and the patient's left on the image's left.
+arrays are min-max scaled per row. Tiles are cut by the one slice renderer under the display rule
+(:mod:`ctlens.preprocess.display`): give ``volume`` (the grid the arrays lie on, e.g. prepare's RPI model grid)
+and every array is drawn with anterior at the top and the patient's left on the image's right, with square
+millimetres; without it the arrays are taken as display-ordered (``[z, y, x]`` = S, P, L). Columns are labelled
+with 1-based slice numbers (``slices`` and :func:`montage_slices` are 0-based array indices).
 
 Example:
     >>> import numpy as np
@@ -23,7 +25,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ctlens.preprocess.windows import to_display_uint8
+from ctlens.core.volume import Volume
+from ctlens.preprocess.display import PLANES, cut, display_array, oblique_degrees, pixel_spacing
+from ctlens.preprocess.slice_render import square_size, window_pixels
 
 __all__ = ["montage_slices", "render_montage", "save_montage"]
 
@@ -57,14 +61,6 @@ def montage_slices(n_total: int, n_slices: int = 6, mask: np.ndarray | None = No
     return sorted({int(np.floor(p + 0.5)) for p in positions})
 
 
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    a = np.asarray(arr, dtype=np.float32)
-    finite = a[np.isfinite(a)]
-    in_unit = finite.size == 0 or (finite.min() >= 0 and finite.max() <= 1)
-    lo, hi = (0.0, 1.0) if in_unit else (float(finite.min()), float(finite.max()))
-    return to_display_uint8(a, lo, hi)
-
-
 def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default()
 
@@ -78,12 +74,15 @@ def render_montage(
     mask: np.ndarray | None = None,
     tile: int = 160,
     title: str | None = None,
+    volume: Volume | None = None,
 ) -> Image.Image:
-    """A greyscale montage: one row per named array, one column per slice along ``axis``, labelled.
+    """A greyscale montage: one row per named array, one column per slice along display ``axis``, labelled.
 
+    ``volume``: the grid of the arrays (any storage order; they are shown in display order, square millimetres,
+    and ``axis``, ``slices`` and ``mask`` refer to the display order: 0 axial, 1 coronal, 2 sagittal).
     ``slices`` (default :func:`montage_slices` over ``mask``, else over the whole axis) picks the slices;
     every tile is scaled (nearest neighbour) so its longer side is ``tile`` pixels. The rows are labelled
-    with the array names, the columns with the slice indices, and ``title`` goes on top.
+    with the array names, the columns with 1-based slice numbers, and ``title`` goes on top.
 
     Example:
         >>> import numpy as np
@@ -95,15 +94,20 @@ def render_montage(
     shapes = {np.shape(a) for a in arrays.values()}
     if len(shapes) != 1 or len(next(iter(shapes))) != 3:
         raise ValueError(f"all arrays must be 3-D with the same shape, got {sorted(shapes)}")
-    shape = next(iter(shapes))
     if axis not in (0, 1, 2):
         raise ValueError(f"axis must be 0, 1 or 2, got {axis!r}")
+    if volume is not None:
+        arrays = {name: display_array(volume, np.asarray(a)) for name, a in arrays.items()}
+        mask = None if mask is None else display_array(volume, np.asarray(mask))
+        if oblique_degrees(volume) and title:
+            title = f"{title} (OBLIQUE {oblique_degrees(volume):.0f} deg)"
+    shape = np.shape(next(iter(arrays.values())))
     chosen = list(slices) if slices is not None else montage_slices(shape[axis], n_slices, mask, axis)
     if not chosen or min(chosen) < 0 or max(chosen) >= shape[axis]:
         raise ValueError(f"slices must lie in 0..{shape[axis] - 1}, got {chosen}")
     plane = [n for a, n in enumerate(shape) if a != axis]
-    zoom = tile / max(plane)
-    tile_h, tile_w = max(1, round(plane[0] * zoom)), max(1, round(plane[1] * zoom))
+    mm = pixel_spacing(volume, PLANES[axis]) if volume is not None else (1.0, 1.0)
+    tile_h, tile_w = square_size(plane, mm, longest=tile)
     top = _HEADER_H + (_HEADER_H if title else 0)
     width = _LABEL_W + len(chosen) * (tile_w + _GAP)
     height = top + len(arrays) * (tile_h + _GAP)
@@ -113,12 +117,12 @@ def render_montage(
     if title:
         draw.text((4, 3), title[:120], fill=255, font=font)
     for col, index in enumerate(chosen):
-        draw.text((_LABEL_W + col * (tile_w + _GAP) + 3, top - _HEADER_H + 3), f"#{index}", fill=255, font=font)
+        draw.text((_LABEL_W + col * (tile_w + _GAP) + 3, top - _HEADER_H + 3), f"#{index + 1}", fill=255, font=font)
     for row, (name, arr) in enumerate(arrays.items()):
         y0 = top + row * (tile_h + _GAP)
-        values = _to_uint8(arr)
+        values = window_pixels(np.asarray(arr, dtype=np.float32), "unit")
         for col, index in enumerate(chosen):
-            piece = np.take(values, index, axis=axis)
+            piece = cut(values, index, PLANES[axis])
             img = Image.fromarray(np.ascontiguousarray(piece), mode="L").resize((tile_w, tile_h), Image.NEAREST)
             canvas.paste(img, (_LABEL_W + col * (tile_w + _GAP), y0))
         label = Image.new("L", (tile_h, _LABEL_W - 4), color=0)

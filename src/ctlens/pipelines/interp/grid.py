@@ -76,7 +76,7 @@ def check_axial(volume: Volume, name: str = "volume") -> None:
             f"array axis 0 is not the axial slice axis (its direction is {angle:.0f} degrees from S/I)",
             path=name,
             hint="interpolation runs between axial slices; reorient so array axis 0 runs along S/I "
-            "(ctlens.preprocess.reorient(volume, 'SPL') or similar)",
+            "(ctlens.preprocess.display.to_display(volume), exact, no resampling)",
         )
 
 
