@@ -7,6 +7,9 @@ Peer ("sitk+skimage baseline"): the common plain pipeline without trained weight
 SimpleITK Otsu threshold + connected components + hole filling for the lungs, then scikit-image
 ``blob_log`` (Laplacian of Gaussian) on the lung-masked slices every 8 mm for nodule blobs.
 Both run in this process on the same array; peak memory is tracemalloc's peak of numpy allocations.
+Peak RSS of one ``analyze`` call: the kernel's high-water mark (``VmHWM``, reset through
+``/proc/self/clear_refs``, Linux) minus the RSS before the call, plus the int16 volume itself; issue #13's
+bound is 4x the volume.
 
 Usage:
     python benchmarks/bench_analysis.py [--data ../shared/data] [--slices 300] [--repeats 2]
@@ -56,6 +59,24 @@ def peer(vol: ctlens.Volume) -> int:
     return blobs
 
 
+def _status_mib(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def peak_rss_mib(func) -> float | None:
+    """Peak RSS growth (MiB) while ``func`` runs; ``None`` where ``/proc/self/clear_refs`` is not available."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return None
+    before = _status_mib("VmRSS")
+    func()
+    return _status_mib("VmHWM") - before
+
+
 def measure(func, repeats: int) -> tuple[float, float]:
     best, peak = float("inf"), 0.0
     for _ in range(repeats):
@@ -78,6 +99,13 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}, volume {vol.shape} int16, spacing {tuple(round(s, 3) for s in vol.spacing)} mm")
     findings = analyze(vol)
     print(f"ctlens: region {findings.region}, {len(findings.candidates)} candidates, stages {findings.timings}")
+    grow = peak_rss_mib(lambda: analyze(vol))
+    if grow is not None:
+        vol_mib = vol.array.nbytes / 2**20
+        print(
+            f"peak RSS of analyze: volume {vol_mib:.0f} MiB + {grow:.0f} MiB = {(vol_mib + grow) / vol_mib:.2f}x "
+            f"the int16 volume (goal <= 4x)"
+        )
     t_ours, m_ours = measure(lambda: analyze(vol), args.repeats)
     t_peer, m_peer = measure(lambda: peer(vol), args.repeats)
     print(f"{'method':<34} {'time s':>8} {'peak MiB':>9}")

@@ -1,9 +1,12 @@
-"""Hostile upload bodies: zip bomb, path traversal, symlink, empty, wrong magic, pixel bomb."""
+"""Hostile upload bodies (zip bomb, path traversal, symlink, empty, wrong magic, pixel bomb, gzip bomb, small-member
+zip bomb), a server with the auth gate, and a disk/memory watcher for bomb tests."""
 
 from __future__ import annotations
 
 import io
 import struct
+import threading
+import time
 import zipfile
 import zlib
 
@@ -67,3 +70,102 @@ def bare_data_set_then_garbage() -> bytes:
 
     head = element(8, 0x16, b"1.2.840.10008.5.1.4.1.1.2\0") + element(8, 0x18, b"1.2.3.4\0") + element(8, 0x60, b"CT")
     return head + struct.pack("<HHI", 0x28, 0x10, 0x7FFFFFF0) + b"\x01" * 64
+
+
+def gzip_bomb_nifti(mebibytes: int = 256) -> bytes:
+    """A NIfTI of ``mebibytes`` MiB of zeros, gzip-compressed (256 MiB -> ~255 KB), built without holding it whole."""
+    import nibabel as nib
+
+    header = nib.Nifti1Header()
+    header.set_data_shape((512, 512, mebibytes * 4))
+    header.set_data_dtype(np.uint8)
+    header["vox_offset"] = 352
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [packer.compress(header.binaryblock + bytes(4))]
+    zeros = bytes(1 << 20)
+    parts += [packer.compress(zeros) for _ in range(mebibytes)]
+    return b"".join([*parts, packer.flush()])
+
+
+def small_member_zip_bomb(members: int = 300, size: int = 1 << 20) -> bytes:
+    """``members`` DICOM-named members of ``size`` zero bytes each (300 x 1 MiB -> ~300 KB)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for i in range(members):
+            z.writestr(f"series/{i:05d}.dcm", bytes(size))
+    return buf.getvalue()
+
+
+class Watcher:
+    """Samples the used bytes of the folders' file systems (and the temp folder's) and this process's RSS in a
+    thread; ``disk_growth`` / ``rss_growth`` are peak minus start."""
+
+    def __init__(self, *folders, every: float = 0.005) -> None:
+        import os
+        import tempfile
+
+        import psutil
+
+        by_device = {os.stat(f).st_dev: str(f) for f in (*folders, tempfile.gettempdir())}
+        self.folders, self.every = list(by_device.values()), every  # spooled uploads go to the temp folder
+        self.process = psutil.Process()
+        self.disk0 = self.disk_peak = self._disk()
+        self.rss0 = self.rss_peak = self.process.memory_info().rss
+        self._stop = False
+
+    def _disk(self) -> int:
+        import shutil
+
+        return sum(shutil.disk_usage(f).used for f in self.folders)
+
+    def _run(self) -> None:
+        while not self._stop:
+            self.disk_peak = max(self.disk_peak, self._disk())
+            self.rss_peak = max(self.rss_peak, self.process.memory_info().rss)
+            time.sleep(self.every)
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop = True
+        self.thread.join()
+
+    @property
+    def disk_growth(self) -> int:
+        return self.disk_peak - self.disk0
+
+    @property
+    def rss_growth(self) -> int:
+        return self.rss_peak - self.rss0
+
+
+def start_gated_server(settings):
+    """:func:`live_server.start_server` with the auth gate installed (until ``create_app`` installs it itself)."""
+    import httpx
+    import uvicorn
+    from live_server import LiveServer
+
+    from ctlens.api.app import create_app
+    from ctlens.api.auth_gate import install_auth_gate
+    from ports import free_port
+
+    app = create_app(settings)
+    install_auth_gate(app)
+    key = app.state.ctx.create_key("test")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            if httpx.get(base + "/healthz", timeout=1.0).status_code == 200:
+                return LiveServer(base, key, app, server, thread)
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    server.should_exit = True
+    raise RuntimeError("the test server did not start")

@@ -71,7 +71,20 @@ async def test_oversized_upload_and_too_many_files(tmp_path):
         assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"
         many = [("files", (f"{i}.dcm", b"\0" * 128 + b"DICM")) for i in range(5)]
         r = await client.post("/api/analyze", files=many)
-        assert r.status_code in (400, 413), r.text
+        assert r.status_code == 413, r.text  # issue #13: 413 (was 400) for too many files
+        images = [("images", (f"{i}.png", b"\x89PNG\r\n\x1a\n")) for i in range(1001)]
+        r = await client.post("/api/chat", data={"message": "hi"}, files=images)
+        assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json", r.text
+
+        async def chunked(field: str):  # no Content-Length: the limit applies while the body streams in
+            yield f'--b\r\nContent-Disposition: form-data; name="{field}"; filename="a.png"\r\n\r\n'.encode()
+            for _ in range(120):  # 1.2 MB: over max_upload_bytes + the multipart allowance (1 MiB)
+                yield b"\0" * 10_000
+
+        for path, field in (("/process-image", "file"), ("/api/analyze", "files")):
+            headers = {"content-type": "multipart/form-data; boundary=b"}
+            r = await client.post(path, content=chunked(field), headers=headers)
+            assert r.status_code == 413 and "larger than the limit" in r.json()["detail"], (path, r.text)
     assert not any(app.state.ctx.tmp_dir.iterdir())
 
 
@@ -155,3 +168,18 @@ def test_a_job_survives_its_worker(tmp_path):
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
+
+
+def test_cached_is_only_told_to_the_key_that_uploaded(server, tmp_path):
+    import numpy as np
+
+    from ctlens.core.volume import Volume
+    from ctlens.io import save
+
+    save(Volume(np.random.default_rng(11).integers(-1000, 500, (6, 20, 20)).astype(np.int16)), tmp_path / "v.nrrd")
+    body = {"files": ("v.nrrd", (tmp_path / "v.nrrd").read_bytes())}
+    first = server.client().post("/api/analyze", files=body).json()
+    again = server.client().post("/api/analyze", files=body).json()
+    other = server.client(key=server.ctx.create_key("other tenant")).post("/api/analyze", files=body).json()
+    assert first["cached"] is False and again["cached"] is True and again["id"] == first["id"]
+    assert other["cached"] is False and other["id"] != first["id"] and other["sha256"] == first["sha256"]

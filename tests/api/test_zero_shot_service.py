@@ -91,7 +91,7 @@ def test_cached_study_follows_the_configured_checkpoint(checkpoint, tmp_path):
     try:
         client = srv.client()
         hit = _post(client, dicom)
-        assert hit["cached"] is True and hit["sha256"] == sha  # each start makes a new key: its own study
+        assert hit["cached"] is False and hit["sha256"] == sha  # a new key: not told another key sent these bytes
         zs = hit["zero_shot"]
         assert zs["model"] == "tiny-clip" and "warning" not in zs and "zero_shot" in hit["timings_s"]
         direct = zero_shot(_stored_volume(srv, sha), checkpoint=checkpoint)
@@ -133,7 +133,7 @@ def test_cached_study_follows_the_configured_checkpoint(checkpoint, tmp_path):
     srv = serve(None)  # 5. no checkpoint any more: the cached study keeps what it has
     try:
         hit_d = _post(srv.client(), dicom)
-        assert hit_d["status"] == "ready" and hit_d["cached"] is True and hit_d["zero_shot"] == zs_c
+        assert hit_d["status"] == "ready" and hit_d["cached"] is False and hit_d["zero_shot"] == zs_c  # new key
     finally:
         srv.stop()
 

@@ -27,15 +27,17 @@ from pathlib import Path
 import numpy as np
 
 from ctlens.analysis.body_region import body_region
-from ctlens.analysis.emphysema import lung_density
+from ctlens.analysis.emphysema import kernel_normalized_density
 from ctlens.analysis.findings import Candidate, Findings
 from ctlens.analysis.grid import AnalysisGrid
 from ctlens.analysis.head import analyze_head
 from ctlens.analysis.image2d import analyze_image2d
 from ctlens.analysis.lungs import LEFT, RIGHT, segment_lungs
-from ctlens.analysis.nodules import detect_lung_candidates
+from ctlens.analysis.nodules import MASS_BLOB_ML, MIN_BLOB_FRACTION, MIN_BLOB_ML, detect_lung_candidates
+from ctlens.analysis.vesselness import BLOB_RATIO, SCALES_MM
 from ctlens.core.errors import UnsupportedFormatError
 from ctlens.core.volume import Volume
+from ctlens.preprocess.display import to_display
 from ctlens.preprocess.masks import foreground_mask
 from ctlens.preprocess.mode import detect_mode
 
@@ -80,20 +82,45 @@ def _candidate(volume: Volume, grid: AnalysisGrid, *, centre, bbox, slices, **va
     )
 
 
+def _labels_slab(grid: AnalysisGrid, labels: np.ndarray, z0: int, z1: int) -> np.ndarray:
+    """Input-grid copy of the working-grid ``labels`` for input slices ``z0:z1`` only (bounded memory)."""
+    (fz, fy, fx), (_, ny, nx) = grid.factors, grid.input_shape
+    g0, g1 = z0 // fz, (z1 - 1) // fz + 1
+    part = labels[g0:g1]
+    out = np.empty((part.shape[0] * fz, part.shape[1] * fy, part.shape[2] * fx), labels.dtype)
+    out.reshape(part.shape[0], fz, part.shape[1], fy, part.shape[2], fx)[...] = part[:, None, :, None, :, None]
+    return out[z0 - g0 * fz : z1 - g0 * fz, :ny, :nx]
+
+
 def _chest(volume: Volume, grid: AnalysisGrid, hu_g: np.ndarray, lungs, findings: Findings) -> None:
     t = time.perf_counter()
-    labels_in = grid.upsample(lungs.labels)
     voxel_ml = float(np.prod(volume.spacing)) / 1000.0
-    right = float(np.count_nonzero(labels_in == RIGHT)) * voxel_ml
-    left = float(np.count_nonzero(labels_in == LEFT)) * voxel_ml
+    sides = np.zeros(3, np.int64)
+
+    def lung_slab(z0: int, z1: int) -> np.ndarray:
+        lab = _labels_slab(grid, lungs.labels, z0, z1)
+        sides[:] += np.bincount(lab.ravel(), minlength=3)[:3]
+        return lab > 0
+
+    kernel = (volume.meta or {}).get("kernel")
+    density, correction = kernel_normalized_density(volume.array, lung_slab, volume.spacing, kernel)
+    right, left = float(sides[RIGHT]) * voxel_ml, float(sides[LEFT]) * voxel_ml
     findings.measurements.update(
         {
             "lung_volume_ml": round(left + right, 1),
             "right_lung_volume_ml": round(right, 1),
             "left_lung_volume_ml": round(left, 1),
-            **lung_density(volume.array, labels_in > 0),
+            **density,
         }
     )
+    findings.parameters["laa_correction"] = correction
+    if correction["filter_sigma_mm"]:
+        findings.warnings.append(
+            f"kernel {correction['kernel'] or 'unknown'} ({correction['kernel_class']}), image noise "
+            f"{correction['noise_hu']} HU: LAA-950 after an in-plane Gaussian of {correction['filter_sigma_mm']} mm "
+            f"(noise {correction['noise_after_hu']} HU, target {correction['target_noise_hu']} HU); "
+            f"unfiltered {density['laa950_raw_percent']} %"
+        )
     findings.timings["density_s"] = time.perf_counter() - t
     t = time.perf_counter()
     found = detect_lung_candidates(hu_g, grid.spacing, lungs)
@@ -116,13 +143,18 @@ def _chest(volume: Volume, grid: AnalysisGrid, hu_g: np.ndarray, lungs, findings
                     "lung_contact": round(c.contact, 3),
                     "inscribed_radius_mm": round(c.inscribed_mm, 1),
                     "tracked_slices": c.tracked_slices,
+                    "blob_fraction": round(c.blob_fraction, 3),
+                    "blob_volume_ml": round(c.blob_volume_ml, 2),
                 },
             )
         )
-    findings.heatmap = grid.upsample(found.heatmap)
-    findings.roi_mask = labels_in > 0
-    findings.lung_labels = labels_in.astype(np.uint8)
-    findings.method = "lungs: threshold + airway tracing; LAA-950; candidates: closing, opening, lung contact"
+    findings.heatmap = grid.upsample(found.heatmap.astype(np.float16))  # half the memory; values are scores
+    findings.lung_labels = grid.upsample(lungs.labels.astype(np.uint8))
+    findings.roi_mask = findings.lung_labels > 0
+    findings.method = (
+        "lungs: threshold + airway tracing; LAA-950 after kernel noise normalisation; candidates: closing, "
+        "opening, Hessian blob/tube vessel suppression, lung contact"
+    )
     findings.parameters.update(
         {
             "lung_threshold_hu": -400.0,
@@ -131,7 +163,14 @@ def _chest(volume: Volume, grid: AnalysisGrid, hu_g: np.ndarray, lungs, findings
             "dense_hu": -300.0,
             "opening_radius_mm": 4.0,
             "min_score": 0.3,
-            "score": "(1 - exp(-d/15mm)) * clip((lung_contact - 0.15)/0.45, 0, 1)",
+            "score": "(1 - exp(-d_blob/15mm)) * clip((lung_contact - 0.15)/0.45, 0, 1)",
+            "vessel_suppression": {
+                "hessian_scales_mm": list(SCALES_MM),
+                "blob_ratio": BLOB_RATIO,
+                "min_blob_fraction": MIN_BLOB_FRACTION,
+                "mass_blob_ml": MASS_BLOB_ML,
+                "min_blob_ml": MIN_BLOB_ML,
+            },
         }
     )
 
@@ -178,6 +217,7 @@ def analyze(volume: Volume | str | Path, *, region: str | None = None) -> Findin
         volume = load_for_analysis(volume)
     if not isinstance(volume, Volume):
         raise UnsupportedFormatError(f"analyze needs a Volume or a path, got {type(volume).__name__}")
+    volume = to_display(volume)  # boxes, slice indices and left/right in display space, whatever the storage order
     arr = volume.array
     if arr.size == 0 or not np.issubdtype(arr.dtype, np.number):
         raise UnsupportedFormatError(f"cannot analyse an empty or non-numeric volume of shape {arr.shape}")

@@ -1,6 +1,6 @@
 """The one result type of ctlens.analysis: :class:`Findings` (with :class:`Candidate` s), and its JSON form.
 
-``heatmap`` (float32 in [0, 1], same grid as the input), ``roi_mask`` (bool) and ``lung_labels`` (uint8: 0 none,
+``heatmap`` (float16 or float32 in [0, 1], input grid), ``roi_mask`` (bool) and ``lung_labels`` (uint8: 0 none,
 1 right lung, 2 left lung; chest analyses only) are arrays: they are left out of the JSON and saved next to it
 with :meth:`Findings.save_arrays` (compressed ``.npz``).
 

@@ -1,6 +1,7 @@
 """The FastAPI application: ``create_app(settings)``; ``ctlens serve`` runs it with uvicorn.
 
-It assembles the service context, the job threads, the routers (:mod:`ctlens.api.routes`), the problem handlers,
+It assembles the service context, the job threads, the recovery sweeps (:mod:`ctlens.api.recovery`: one at
+start-up, then one every :func:`sweep_interval` seconds), the routers (:mod:`ctlens.api.routes`), the problem handlers,
 the web page, the offline docs and the ASGI middleware defined here (body limit, security headers).
 
 Example:
@@ -23,10 +24,12 @@ from fastapi.staticfiles import StaticFiles
 
 from ctlens.api import problems
 from ctlens.api.api_docs import DOCS_CSP, DOCS_PATHS, install_docs
+from ctlens.api.auth_gate import install_auth_gate
 from ctlens.api.context import ServiceContext
 from ctlens.api.jobs import JobRunner, run_job
 from ctlens.api.metrics import MetricsMiddleware
 from ctlens.api.problems import problem
+from ctlens.api.recovery import Sweeper, sweep
 from ctlens.api.routes import ROUTERS
 from ctlens.core.settings import Settings, get_settings
 
@@ -37,6 +40,16 @@ PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
     "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
 }
+
+
+def sweep_interval(settings: Settings) -> float:
+    """Seconds between recovery sweeps: five job leases, between 30 s and 5 min.
+
+    Example:
+        >>> sweep_interval(Settings(job_lease_seconds=60)), sweep_interval(Settings(job_lease_seconds=1))
+        (300.0, 30.0)
+    """
+    return float(min(300.0, max(30.0, 5 * settings.job_lease_seconds)))
 
 
 class BodyLimit:
@@ -106,7 +119,14 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        sweeper = None
         if start_jobs:
+            try:  # what a killed process left: raw uploads, half-written folders, stuck rows and jobs
+                sweep(ctx)
+            except Exception:
+                logger.exception("start-up recovery sweep failed")
+            sweeper = Sweeper(ctx, sweep_interval(settings))
+            sweeper.start()
             ctx.runner = JobRunner(
                 ctx.store,
                 lambda job, progress: run_job(ctx, job, progress),
@@ -117,6 +137,9 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
         yield
         if ctx.runner is not None:
             ctx.runner.stop()
+        if sweeper is not None:
+            sweeper.stop()
+            ctx.mark.close()
 
     app = FastAPI(
         title="ctlens",
@@ -140,6 +163,7 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + MULTIPART_OVERHEAD)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
+    install_auth_gate(app)  # outermost: a request without a valid key is refused before its body is read
     return app
 
 

@@ -3,8 +3,10 @@
 ``<service_dir>/content/<sha256>/`` holds ``volume.npy`` (the array, memory-mapped when read), ``meta.json``
 (geometry and de-identified facts), ``result.json``, ``heatmap.npy`` / ``roi.npy`` / ``labels.npy`` (uint8, same
 grid; ``labels`` holds the lung labels of a chest analysis, 1 right / 2 left) and, made on demand,
-``volume.nii.gz``, ``compressed.ctz`` and the viewer's overlays (``heatmap.nii.gz``, ``labels.nii.gz``). A folder
-is written under a temporary name and renamed, so a reader never sees half of it. The raw upload (which may carry
+``volume.nii.gz``, ``compressed.ctz`` and the viewer's overlays (``heatmap.nii.gz``, ``labels.nii.gz``). Every
+file is written with :func:`ctlens.io.files.atomic_output` and ``volume.npy`` last, so a reader (which needs
+``volume.npy``, and the content row marked ready after it) never sees half of a folder; a folder a killed save left
+half-written is removed by the recovery sweep (:mod:`ctlens.api.recovery`). The raw upload (which may carry
 patient identifiers in its DICOM headers) is never kept.
 
 Example:
@@ -19,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 from collections import OrderedDict
@@ -31,6 +32,7 @@ import numpy as np
 
 from ctlens.core.errors import ServiceError
 from ctlens.core.volume import Volume
+from ctlens.io.files import atomic_output
 
 
 @dataclass
@@ -53,32 +55,31 @@ def write_artifacts(
     roi: np.ndarray | None,
     labels: np.ndarray | None = None,
 ) -> None:
-    """Write everything for one content into ``folder`` atomically (temp folder, then rename)."""
-    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    """Write everything for one content into ``folder`` (replacing what was there), each file atomically.
+
+    ``volume.npy`` comes last: a folder without it is incomplete and never read. On any error the folder is removed.
+    """
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    geometry = {
+        "spacing": list(volume.spacing),
+        "origin": list(volume.origin),
+        "direction": volume.direction.tolist(),
+        "modality": volume.modality,
+        "meta": volume.meta,
+    }
+    arrays = {"heatmap.npy": heatmap, "roi.npy": roi, "labels.npy": None if labels is None else labels.astype(np.uint8)}
     try:
-        np.save(tmp / "volume.npy", np.ascontiguousarray(volume.array))
-        geometry = {
-            "spacing": list(volume.spacing),
-            "origin": list(volume.origin),
-            "direction": volume.direction.tolist(),
-            "modality": volume.modality,
-            "meta": volume.meta,
-        }
-        (tmp / "meta.json").write_text(json.dumps(geometry, default=str))
-        (tmp / "result.json").write_text(json.dumps(result, default=str))
-        if heatmap is not None:
-            np.save(tmp / "heatmap.npy", heatmap)
-        if roi is not None:
-            np.save(tmp / "roi.npy", roi)
-        if labels is not None:
-            np.save(tmp / "labels.npy", labels.astype(np.uint8))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+        for name, value in (("meta.json", geometry), ("result.json", result)):
+            with atomic_output(folder / name) as tmp:
+                tmp.write_text(json.dumps(value, default=str))
+        for name, array in [*arrays.items(), ("volume.npy", np.ascontiguousarray(volume.array))]:
+            if array is not None:
+                with atomic_output(folder / name) as tmp:
+                    np.save(tmp, array)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
         raise
 
 

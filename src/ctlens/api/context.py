@@ -2,6 +2,10 @@
 and slice caches, rate limiters, the job runner and the metrics; and its readiness check.
 
 Routes receive it typed as :data:`ctlens.api.deps.Ctx`; services take it as their first argument.
+Each context stages uploads in its own folder under ``uploads/`` (:class:`ctlens.api.recovery.ProcessMark`), so a
+recovery sweep can tell what a dead process left, and sets the installation salt of UID hashing from the service
+secret (:func:`uid_salt`), so hashed UIDs cannot be linked across installations, and cleans series descriptions
+out of the ctlens log records (:mod:`ctlens.api.phi_log`).
 
 Example:
     >>> import tempfile
@@ -13,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import threading
@@ -23,16 +29,29 @@ from typing import TYPE_CHECKING, Any
 from ctlens.api.artifacts import forget_artifacts
 from ctlens.api.keys import hash_key, load_pepper, new_key
 from ctlens.api.metrics import ServiceMetrics
+from ctlens.api.phi_log import install as install_phi_log_filter
 from ctlens.api.ratelimit import RedisWindow, TokenBuckets
+from ctlens.api.recovery import ProcessMark
 from ctlens.api.schemas import Ready
 from ctlens.api.slice_png import PngCache
 from ctlens.api.store import Store
 from ctlens.core.settings import Settings
+from ctlens.io.uid_hash import set_installation_salt
 
 if TYPE_CHECKING:
     from ctlens.api.jobs import JobRunner
 
 logger = logging.getLogger("ctlens.api")
+
+
+def uid_salt(pepper: bytes) -> str:
+    """The UID-hashing salt of an installation, derived from its secret (the secret itself is never used as is).
+
+    Example:
+        >>> uid_salt(b"a") == uid_salt(b"a") != uid_salt(b"b")
+        True
+    """
+    return hmac.new(pepper, b"ctlens uid salt", hashlib.sha256).hexdigest()
 
 
 class ServiceContext:
@@ -46,13 +65,19 @@ class ServiceContext:
             self.root.chmod(0o700)  # uploads and keys' pepper are private to the service's user
         except OSError:
             logger.warning("could not make the service folder private (chmod 700)")
-        self.tmp_dir = self.root / "uploads"
+        self.uploads_root = self.root / "uploads"
         self.content_root = self.root / "content"
-        self.tmp_dir.mkdir(exist_ok=True)
+        self.uploads_root.mkdir(exist_ok=True)
         self.content_root.mkdir(exist_ok=True)
+        self.mark = ProcessMark.for_folder(self.uploads_root)
+        self.tmp_dir = self.mark.folder
+        """Where this process stages uploads (``uploads/<token>/``; swept once the process is gone)."""
         self.store = Store(self.root / "ctlens.sqlite3")
+        self.store.worker = self.mark.token
         pepper = settings.key_pepper.get_secret_value() if settings.key_pepper is not None else None
         self.pepper = load_pepper(self.root, pepper)
+        set_installation_salt(uid_salt(self.pepper))
+        install_phi_log_filter()  # series descriptions in log messages are cleaned
         self.pngs = PngCache()
         self.metrics = ServiceMetrics()
         self.redis: Any = self._redis(settings.redis_url)
@@ -148,6 +173,12 @@ class ServiceContext:
     def forget_content(self, sha256: str) -> None:
         """Forget a content entirely: its result, its stored folder and its rendered slices."""
         self.forget_result(sha256)
+        self.forget_folder(sha256)
+
+    def forget_folder(self, sha256: str) -> None:
+        """Delete a content's stored folder and rendered slices (its row, if any, stays)."""
+        with self._results_lock:
+            self._results.pop(sha256, None)
         forget_artifacts(self.content_dir(sha256))
         self.pngs.drop(sha256)
 

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from ctlens.api.schemas import Study
 from ctlens.api.store import new_id
 from ctlens.api.studies import study_body
 from ctlens.api.uploads import StagedUpload, check_expansion, read_upload_form, series_key, stage_uploads, upload_key
+from ctlens.io.decompress_budget import Budget
 
 if TYPE_CHECKING:
     from ctlens.api.context import ServiceContext
@@ -62,14 +64,18 @@ class Intake:
 
 
 def answer_cached(ctx: ServiceContext, intake: Intake, sha: str, result: dict[str, Any]) -> Study:
-    """The study of a content analysed before (``cached``), with zero-shot scores brought up to date."""
+    """The study of a content analysed before, with zero-shot scores brought up to date.
+
+    ``cached`` is true only when the same key had sent these bytes before: another key's upload is not revealed.
+    """
     ctx.metrics.cache_hits.inc()
     updated = refresh_zero_shot(result, ctx.content_dir(sha), ctx.settings.clip_checkpoint)
     if updated is not None:
         ctx.remember_result(sha, updated)
+    asked = time.time()
     study = intake.study(ctx, sha)
     intake.audit(ctx, study, "cached")
-    return study_body(ctx, study, cached=True)
+    return study_body(ctx, study, cached=float(study["created"]) < asked)
 
 
 def analyse_staged(
@@ -79,7 +85,7 @@ def analyse_staged(
     sha = staged.sha256
     queued = False
     try:
-        check_expansion(staged, ctx.settings.max_archive_bytes)
+        check_expansion(staged, Budget.from_settings(ctx.settings))
         cached = ctx.cached_result(sha)
         if cached is not None:  # the same bytes were analysed before (uploaded or retrieved)
             staged.discard()
@@ -122,7 +128,7 @@ async def analyze_upload(request: Request, ctx: ServiceContext, owner: str) -> t
         cached = ctx.cached_result(sha) if sha is not None else None
         if sha is not None and cached is not None:  # a cache hit: nothing is staged
             return 200, await run_in_threadpool(answer_cached, ctx, intake, sha, cached)
-        staged = await stage_uploads(files, ctx.tmp_dir / new_id("up"), **caps)
+        staged = await stage_uploads(files, ctx.tmp_dir / new_id("up"), budget=Budget.from_settings(settings), **caps)
     finally:
         await form.close()
     if series:

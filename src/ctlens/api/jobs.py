@@ -4,7 +4,9 @@ A big upload is queued (:func:`queue_job`) with the place of its staged files; e
 :class:`JobRunner`: threads that claim queued jobs from the shared database (:meth:`Store.claim_job`), run the
 job body (:func:`run_job`), send heartbeats while working and record the outcome. A job whose worker dies stops
 getting heartbeats and is claimed again by any other worker after the lease (``CTLENS_JOB_LEASE_SECONDS``).
-The staged upload lives under the shared service folder, so any worker can pick it up. :func:`job_view` is what
+The staged upload lives under the shared service folder, so any worker can pick it up (and removes the dead
+process's staging folder once the job has read it); a job that kills its worker ``MAX_JOB_ATTEMPTS`` times is
+failed by the recovery sweep (:mod:`ctlens.api.recovery`). :func:`job_view` is what
 ``GET /api/jobs/{id}`` answers.
 
 Example:
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctlens.api.processing import analyse_now
+from ctlens.api.recovery import drop_abandoned
 from ctlens.api.schemas import Job
 from ctlens.api.store import Store
 from ctlens.api.uploads import StagedUpload
@@ -77,6 +80,8 @@ def run_job(ctx: ServiceContext, job: dict[str, Any], progress: Callable[[float,
     except Exception:
         ctx.store.fail_content(job["sha256"], "internal error while analysing", 500)
         raise
+    finally:  # a job taken over from a dead process: its staging folder goes once empty
+        drop_abandoned(ctx, staged.folder)
 
 
 def job_view(store: Store, owner: str, job_id: str) -> Job:

@@ -1,6 +1,9 @@
 """RFC 7807 ``application/problem+json`` answers for every error, never a traceback, and their OpenAPI docs.
 
-:data:`PROBLEM` and :data:`ERRORS` are what the routes declare as their error answers (``responses=``).
+:data:`PROBLEM` and :data:`ERRORS` are what the routes declare as their error answers (``responses=``). An error's
+file is shown by its name only and absolute paths in its text are cut to their last part (:func:`public_text`):
+no answer shows where the service keeps its files. A body that FastAPI could not parse because it was too large
+or held too many files is a 413, not a 400 (:func:`parse_error_status`).
 
 Example:
     >>> from ctlens.core.errors import UnsupportedFormatError
@@ -11,7 +14,9 @@ Example:
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
+from pathlib import PurePath
 from typing import Any
 
 from ctlens.core.errors import (
@@ -63,6 +68,49 @@ def status_for(exc: CTLensError) -> int:
     return 400
 
 
+_ABSOLUTE = re.compile(r"(?<![\w.:/~-])(?:/[^\s/'\"(),:;]+)+/?")
+
+
+def public_text(exc: CTLensError) -> str:
+    """The error's one line with its file shown by name only and absolute paths cut to their last part.
+
+    Example:
+        >>> from ctlens.core.errors import CorruptFileError
+        >>> public_text(CorruptFileError("cannot read /srv/ctlens/tmp/up_1/x.raw", path="/srv/ctlens/tmp/up_1/a.nrrd"))
+        'a.nrrd: cannot read x.raw'
+        >>> public_text(ServiceError("see http://host:8042/dicom-web/studies", status=502))
+        'see http://host:8042/dicom-web/studies'
+    """
+
+    def cut(text: str | None) -> str | None:
+        return None if text is None else _ABSOLUTE.sub(lambda m: PurePath(m.group(0)).name or "/", text)
+
+    path = PurePath(exc.path).name if exc.path else None
+    text = f"{path}: {cut(exc.reason)}" if path else cut(exc.reason)
+    hint = cut(exc.hint)
+    return f"{text} ({hint})" if hint else str(text)
+
+
+def parse_error_status(exc: Exception) -> tuple[int, str] | None:
+    """(status, detail) for a 400 FastAPI raised while parsing a body, from its cause: a body over the size limit
+    or too many files or fields is 413; None when the cause says nothing more.
+
+    Example:
+        >>> from starlette.exceptions import HTTPException
+        >>> err = HTTPException(400, "There was an error parsing the body")
+        >>> err.__cause__ = ServiceError("request body larger than the limit of 10 bytes", status=413)
+        >>> parse_error_status(err)
+        (413, 'request body larger than the limit of 10 bytes')
+    """
+    cause = exc.__cause__
+    if isinstance(cause, CTLensError):
+        return status_for(cause), public_text(cause)
+    for text in (str(cause or ""), str(getattr(exc, "detail", ""))):
+        if "too many" in text.lower():
+            return 413, f"too many files or fields in the form ({text[:120]})"
+    return None
+
+
 def problem(status: int, detail: str, *, title: str | None = None, instance: str | None = None, **extra: Any):
     """A problem+json response."""
     from fastapi.responses import JSONResponse
@@ -89,9 +137,12 @@ def install(app) -> None:
 
     async def ctlens_error(request, exc: CTLensError):
         extra = {"retry_after": exc.retry_after} if hasattr(exc, "retry_after") else {}
-        return problem(status_for(exc), exc.one_line(), instance=request.url.path, **extra)
+        return problem(status_for(exc), public_text(exc), instance=request.url.path, **extra)
 
     async def http_error(request, exc: HTTPException):
+        parsed = parse_error_status(exc) if exc.status_code == 400 else None
+        if parsed is not None:
+            return problem(parsed[0], parsed[1], instance=request.url.path)
         return problem(exc.status_code, str(exc.detail), instance=request.url.path)
 
     async def validation_error(request, exc: RequestValidationError):

@@ -1,10 +1,17 @@
 """Turn a staged upload into stored artifacts: load, analyse, save, remember (runs in a request or a job).
 
 :func:`process_upload` does the work with explicit settings; :func:`analyse_now` is what the service runs: it
-takes the settings from the service context, discards the staged files and remembers the result.
+takes the settings from the service context, discards the staged files as soon as they are read (the raw upload
+may carry PHI in its headers; also on every error) and remembers the result.
+What is stored and answered holds no free text from the headers: the reader's meta is de-identified at the source
+(:func:`ctlens.io.uid_hash.deidentify_meta`), the series table shows cleaned descriptors
+(:func:`ctlens.io.clean_descriptor.clean_descriptor`) and error messages naming series have their descriptions
+cleaned too.
 Zero-shot findings (when a CLIP checkpoint is configured) are decided in one place, :func:`zero_shot_is_current`:
 a fresh upload gets them from :func:`process_upload`, a cache hit through :func:`refresh_zero_shot`, which scores
 the stored volume with the configured checkpoint when the stored scores are missing or came from another one.
+User classifiers (setting ``user_models_dir``) run after the analysis (:func:`user_model_entries`); their outputs
+are ``result["user_models"]``, each labelled "model output, not a diagnosis"; a broken model is a warning there.
 
 Example:
     >>> sorted(series_rows([]))
@@ -25,9 +32,13 @@ from typing import TYPE_CHECKING, Any
 from ctlens.api import services
 from ctlens.api.artifacts import load_artifacts, write_artifacts
 from ctlens.api.uploads import IMAGE_KINDS, StagedUpload
-from ctlens.api.viewer import reader_warnings, split_warning
+from ctlens.api.viewer import default_preset, reader_warnings, split_warning
 from ctlens.core.errors import CTLensError, ServiceError
 from ctlens.core.volume import Volume
+from ctlens.io.clean_descriptor import clean_descriptor
+from ctlens.io.files import atomic_output
+from ctlens.io.uid_hash import clean_series_labels
+from ctlens.preprocess.display import to_display
 
 if TYPE_CHECKING:
     from ctlens.api.context import ServiceContext
@@ -36,9 +47,16 @@ logger = logging.getLogger("ctlens.api")
 
 Progress = Callable[[float, str], None]
 
+TEST_DELAY_ENV = "CTLENS_TEST_DELAY_BEFORE_READ_S"
+"""Test hook: seconds to wait before reading a staged upload (crash-recovery tests kill the service meanwhile)."""
+
 
 def series_rows(series: list[Any], analysed: int | None = None) -> list[dict[str, Any]]:
-    """The series table (no identifiers: description, modality, kernel, orientation, size).
+    """The series table (no identifiers: cleaned description, modality, kernel, orientation, size).
+
+    The description keeps only allow-listed anatomical/technical words (PS3.15 Clean Descriptors,
+    :func:`~ctlens.io.clean_descriptor.clean_descriptor`); selecting a series by its description still works
+    on the raw headers, which never leave the reader.
 
     ``analysed`` (the index of the series that was read) marks its row; ``selector`` is what to send as the
     ``series`` form field of ``POST /api/analyze`` to analyse that series instead.
@@ -46,7 +64,7 @@ def series_rows(series: list[Any], analysed: int | None = None) -> list[dict[str
     return [
         {
             "index": s.index,
-            "description": s.description,
+            "description": clean_descriptor(s.description, extra_words=[s.kernel]),
             "modality": s.modality,
             "kernel": s.kernel,
             "orientation": s.orientation,
@@ -98,6 +116,44 @@ def _clip_checkpoint(value: Any) -> Path | None:
 
         return get_settings().clip_checkpoint
     return None if value is None else Path(value)
+
+
+def _user_models_dir(value: Any) -> Path | None:
+    if value is FROM_SETTINGS:
+        from ctlens.core.settings import get_settings
+
+        return get_settings().user_models_dir
+    return None if value is None else Path(value)
+
+
+def user_model_entries(
+    volume: Volume, kind: str | None, findings: dict[str, Any] | None, folder: Path | None
+) -> list[dict[str, Any]]:
+    """The user classifiers of ``folder`` run on the study (:func:`ctlens.analysis.user_models.run_user_models`).
+
+    2-D models see the slice of the first candidate (else the middle slice), CT through the viewer's window for
+    the body region. [] without a folder or model files; never raises.
+
+    Example:
+        >>> user_model_entries(Volume(__import__("numpy").zeros((2, 4, 4))), "dicom", None, None)
+        []
+    """
+    from ctlens.analysis.user_models import find_model_files, run_user_models
+
+    if folder is None or not find_model_files(folder):
+        return []
+    candidates = (findings or {}).get("candidates") or []
+    centre = candidates[0].get("centre_voxel") if candidates and isinstance(candidates[0], dict) else None
+    key_slice = int(round(float(centre[0]))) if centre else None
+    try:
+        return run_user_models(
+            volume, folder, key_slice=key_slice, window=default_preset(volume.modality, kind, findings)
+        )
+    except Exception as exc:  # run_user_models does not raise for a model; this guards the folder itself
+        logger.exception("user models failed for this study")
+        return [
+            {"warning": f"user models could not run ({type(exc).__name__})", "note": "model output, not a diagnosis"}
+        ]
 
 
 def zero_shot_applies(kind: str | None, modality: str | None, shape: Any) -> bool:
@@ -154,12 +210,11 @@ def refresh_zero_shot(result: dict[str, Any], folder: Path, checkpoint: Path | N
     updated = dict(result)
     updated["zero_shot"] = services.zero_shot_findings(volume, checkpoint)
     updated["timings_s"] = {**(result.get("timings_s") or {}), "zero_shot": round(time.perf_counter() - t0, 3)}
-    tmp = folder / f".result.{os.getpid()}.{time.monotonic_ns()}.tmp"
     try:
-        tmp.write_text(json.dumps(updated, default=str))
-        os.replace(tmp, folder / "result.json")
-    except OSError:  # the study was deleted meanwhile: the scores are still answered, not kept
-        tmp.unlink(missing_ok=True)
+        with atomic_output(folder / "result.json") as tmp:
+            tmp.write_text(json.dumps(updated, default=str))
+    except CTLensError:  # the study was deleted meanwhile: the scores are still answered, not kept
+        pass
     logger.info("zero-shot findings of content %s updated for checkpoint %s", folder.name[:12], Path(checkpoint).name)
     return updated
 
@@ -172,22 +227,41 @@ def process_upload(
     max_image_pixels: int,
     progress: Progress | None = None,
     clip_checkpoint: Path | None = FROM_SETTINGS,
+    on_read: Callable[[], None] | None = None,
+    user_models_dir: Path | None = FROM_SETTINGS,
 ) -> dict[str, Any]:
     """Load the staged input, analyse it, write the artifacts into ``folder``; return the stored result.
 
+    ``on_read`` is called as soon as the staged files are no longer needed (after reading; for 2-D images,
+    which the image analysis reads again, after the analysis) and also when reading fails.
     With a CLIP checkpoint (``clip_checkpoint``, by default the ``clip_checkpoint`` setting) a 3-D CT also gets
     ``result["zero_shot"]``: finding probabilities, or a ``warning`` when the model could not run.
+    With model files in ``user_models_dir`` (by default the ``user_models_dir`` setting) the result gets
+    ``user_models`` (:func:`user_model_entries`).
     """
     report = progress or (lambda fraction, message: None)
+    done_reading = on_read or (lambda: None)
     t0 = time.perf_counter()
+    delay = float(os.environ.get(TEST_DELAY_ENV) or 0)
+    if delay > 0:
+        time.sleep(delay)
     report(0.05, "reading")
     try:
         volume, found = load_staged(staged, series, max_image_pixels)
-    except ServiceError:
-        raise
+    except ServiceError as exc:
+        done_reading()
+        raise ServiceError(clean_series_labels(exc.reason), status=exc.status, hint=exc.hint) from None
     except CTLensError as exc:
-        # The reason, without the staging path (it means nothing to the caller).
-        raise ServiceError(exc.reason, status=422, hint=exc.hint) from None
+        done_reading()
+        # The reason, without the staging path (it means nothing to the caller) and without series descriptions.
+        hint = clean_series_labels(exc.hint) if exc.hint else exc.hint
+        raise ServiceError(clean_series_labels(exc.reason), status=422, hint=hint) from None
+    except BaseException:
+        done_reading()
+        raise
+    if staged.kind not in IMAGE_KINDS:
+        done_reading()
+    volume = to_display(volume)  # one display rule: stored, analysed and drawn anterior-up, patient left on the right
     t_load = time.perf_counter() - t0
     report(0.35, "analysing")
     analysis: dict[str, Any] = {"status": "done", "reason": ""}
@@ -204,6 +278,7 @@ def process_upload(
     except Exception as exc:  # the analysis must not take the upload down with it
         logger.exception("analysis failed for content %s", staged.sha256[:12])
         analysis = {"status": "failed", "reason": f"{type(exc).__name__} during analysis"}
+    done_reading()
     t_analysis = time.perf_counter() - t0 - t_load
     checkpoint = _clip_checkpoint(clip_checkpoint)
     zero_shot = None
@@ -211,6 +286,7 @@ def process_upload(
         report(0.8, "zero-shot findings")
         zero_shot = services.zero_shot_findings(volume, checkpoint)
     t_zero_shot = time.perf_counter() - t0 - t_load - t_analysis
+    user_models = user_model_entries(volume, staged.kind, findings, _user_models_dir(user_models_dir))
     report(0.9, "saving")
     result = {
         "kind": staged.kind,
@@ -232,6 +308,8 @@ def process_upload(
     if zero_shot is not None:
         result["zero_shot"] = zero_shot
         result["timings_s"]["zero_shot"] = round(t_zero_shot, 3)
+    if user_models:
+        result["user_models"] = user_models
     write_artifacts(folder, volume, result, heat, roi, labels)
     report(1.0, "done")
     logger.info("content %s analysed: %s voxels in %.2f s", staged.sha256[:12], volume.shape, time.perf_counter() - t0)
@@ -254,8 +332,10 @@ def analyse_now(
             max_image_pixels=ctx.settings.max_image_pixels,
             progress=progress,
             clip_checkpoint=ctx.settings.clip_checkpoint,
+            on_read=staged.discard,  # the raw upload goes as soon as it is read
+            user_models_dir=ctx.settings.user_models_dir,
         )
     finally:
-        staged.discard()  # the upload is read: gone now, also on failure
+        staged.discard()  # also on any failure
     ctx.remember_result(staged.sha256, result)
     return result

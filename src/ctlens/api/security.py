@@ -3,6 +3,10 @@
 Keys come as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. A missing or unknown key is 401;
 a key over its rate is 429 with ``Retry-After``.
 
+``--no-auth`` (setting ``no_auth``, for local use): a request *without* a key from a loopback client address
+acts as one local owner (:data:`LOCAL_OWNER`, rate-limited like a key); a request that presents a key is checked
+as always (a wrong key is still 401), and a request from any other address still needs a key.
+
 Example:
     >>> presented_key({"authorization": "Bearer ctl_abc"}), presented_key({"x-api-key": "ctl_x"})
     ('ctl_abc', 'ctl_x')
@@ -17,6 +21,7 @@ from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
 
 from ctlens.core.errors import ServiceError
+from ctlens.core.settings import is_loopback_host
 
 if TYPE_CHECKING:
     from ctlens.api.context import ServiceContext
@@ -36,6 +41,10 @@ class CallingKey:
 
     id: str
     name: str
+
+
+LOCAL_OWNER = CallingKey("local", "local (no auth)")
+"""Who a keyless local request is under ``--no-auth``: the owner of its studies, conversations and audit rows."""
 
 
 def presented_key(headers: Any) -> str | None:
@@ -63,14 +72,16 @@ def _refuse(ctx: ServiceContext, request: Request, reason: str) -> ServiceError:
     return ServiceError(reason, status=401)
 
 
-async def require_key(
-    request: Request,
-    _bearer: object = Security(BEARER),
-    _header: object = Security(API_KEY_HEADER),
-) -> CallingKey:
-    """FastAPI dependency: the calling key, or 401 / 429 (async: a hash and one indexed SQLite read)."""
+async def authenticate(request: Request) -> CallingKey:
+    """The calling key of ``request`` from its headers alone (the body is never touched), or 401 / 429.
+
+    Takes one token from the key's rate bucket; :func:`ctlens.api.auth_gate.AuthGate` calls it before the body is
+    read and leaves the result in ``request.state.caller``.
+    """
     ctx: ServiceContext = request.app.state.ctx
     key = presented_key(request.headers)
+    if not key and ctx.settings.no_auth:
+        return _local_owner(ctx, request)
     if not key or len(key) > 200:
         raise _refuse(ctx, request, "an API key is required (Authorization: Bearer <key>)")
     record = ctx.key_for(key)
@@ -81,3 +92,41 @@ async def require_key(
         raise RateLimited(wait)
     request.state.caller = CallingKey(record["id"], record["name"])
     return request.state.caller
+
+
+def local_client(request: Request) -> bool:
+    """Whether the request comes from this machine (its client address is a loopback address).
+
+    Example:
+        >>> local_client(Request({"type": "http", "client": ("127.0.0.1", 5000)}))
+        True
+        >>> local_client(Request({"type": "http", "client": ("10.0.0.7", 5000)}))
+        False
+    """
+    return request.client is not None and is_loopback_host(request.client.host)
+
+
+def _local_owner(ctx: ServiceContext, request: Request) -> CallingKey:
+    """``--no-auth``: the local owner for a keyless request from this machine; 401 from anywhere else."""
+    if not local_client(request):
+        raise _refuse(ctx, request, "an API key is required: this service runs without keys for this machine only")
+    allowed, wait = ctx.limiter.take(LOCAL_OWNER.id)
+    if not allowed:
+        raise RateLimited(wait)
+    request.state.caller = LOCAL_OWNER
+    return LOCAL_OWNER
+
+
+async def require_key(
+    request: Request,
+    _bearer: object = Security(BEARER),
+    _header: object = Security(API_KEY_HEADER),
+) -> CallingKey:
+    """FastAPI dependency: the calling key, or 401 / 429 (async: a hash and one indexed SQLite read).
+
+    When the auth gate already checked this request (before its body was read), its answer is used as is.
+    """
+    checked = getattr(request.state, "caller", None)
+    if isinstance(checked, CallingKey):
+        return checked
+    return await authenticate(request)

@@ -7,13 +7,14 @@ Example:
 
 from __future__ import annotations
 
-import gzip
 import re
 import struct
 import zlib
 from pathlib import Path
 
-from ctlens.io.dicom_magic import looks_like_dicom, read_head
+from ctlens.core.errors import CTLensError
+from ctlens.io.detached_header import parse_header
+from ctlens.io.dicom_magic import HEAD_BYTES, looks_like_dicom, read_head
 
 SUFFIX = {
     "dicom": ".dcm",
@@ -49,6 +50,29 @@ def _gunzip_head(head: bytes) -> bytes:
         return b""
 
 
+def metaimage_data(head: bytes) -> str | None:
+    """``local`` for a MetaImage header whose voxels follow it, ``detached`` when it names data files, ``unknown``
+    when the header runs past ``head``, None when ``head`` is no MetaImage header (parsed as MetaIO does: a
+    ``Comment`` that mentions LOCAL is no field).
+
+    Example:
+        >>> metaimage_data(b"NDims = 3\\nElementDataFile = LOCAL\\n")
+        'local'
+        >>> metaimage_data(b"NDims = 3\\nElementDataFile = a.raw\\n")
+        'detached'
+        >>> metaimage_data(b"NDims = 3\\nComment = ElementDataFile = LOCAL\\nElementDataFile = /etc/passwd\\n")
+        'detached'
+    """
+    if not _META_KEY.match(head):
+        return None
+    try:
+        info = parse_header(head)
+    except CTLensError:
+        # a header longer than the head (long comments): staging reads it whole and decides
+        return "unknown" if len(head) >= HEAD_BYTES and b"\0" not in head else None
+    return "detached" if info.data_files else "local"
+
+
 def sniff(head: bytes) -> str | None:
     """``dicom``, ``zip``, ``nifti``, ``nifti_gz``, ``nrrd``, ``mha``, ``png``, ``jpeg`` or None (refused)."""
     if looks_like_dicom(head):  # PS3.10 (preamble + DICM) or a bare data set
@@ -65,7 +89,7 @@ def sniff(head: bytes) -> str | None:
         return "nifti_gz" if _is_nifti_header(_gunzip_head(head)) else None
     if _is_nifti_header(head):
         return "nifti"
-    if _META_KEY.match(head) and b"ElementDataFile" in head and re.search(rb"ElementDataFile\s*=\s*LOCAL", head):
+    if metaimage_data(head) is not None:  # a detached header too: staging then checks the files it names
         return "mha"
     return None
 
@@ -73,17 +97,3 @@ def sniff(head: bytes) -> str | None:
 def sniff_file(path: Path) -> str | None:
     """:func:`sniff` on the first bytes of ``path``."""
     return sniff(read_head(path))
-
-
-def gunzipped_size(path: Path, limit: int) -> int | None:
-    """Bytes a gzip file expands to, or None when it is truncated/corrupt; stops past ``limit`` (returns it + 1)."""
-    total = 0
-    try:
-        with gzip.open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                total += len(chunk)
-                if total > limit:
-                    return limit + 1
-    except (OSError, EOFError, zlib.error):
-        return None
-    return total

@@ -2,7 +2,11 @@
 
 Every process and thread opens its own connection to the same file, so several uvicorn workers share the
 state; a job is *claimed* by one worker in one ``BEGIN IMMEDIATE`` transaction and kept alive by heartbeats,
-so when that worker dies another one takes the job over after ``lease`` seconds.
+so when that worker dies another one takes the job over after ``lease`` seconds. A content being analysed
+(``processing``) records the process that claimed it (``worker``, the token of
+:class:`ctlens.api.recovery.ProcessMark`), so a sweep can tell an analysis that died with its process from one
+that is still running. Deleted rows are overwritten (``secure_delete``) and :meth:`Store.checkpoint` empties the
+write-ahead log, so a deleted study's values do not linger in the database files.
 
 Example:
     >>> import tempfile, pathlib
@@ -28,7 +32,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS contents (
     sha256 TEXT PRIMARY KEY, status TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
-    bytes INTEGER NOT NULL DEFAULT 0, result TEXT, error TEXT, error_status INTEGER);
+    bytes INTEGER NOT NULL DEFAULT 0, result TEXT, error TEXT, error_status INTEGER, worker TEXT);
 CREATE TABLE IF NOT EXISTS studies (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, sha256 TEXT NOT NULL, created REAL NOT NULL,
     UNIQUE (owner, sha256));
@@ -62,8 +66,13 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self.worker: str | None = None
+        """Token of the process using this store (set by the service); recorded on the contents it claims."""
         with self._conn() as conn:
             conn.executescript(SCHEMA)
+            columns = {row["name"] for row in conn.execute("PRAGMA table_info(contents)")}
+            if "worker" not in columns:  # a database made before the column existed
+                conn.execute("ALTER TABLE contents ADD COLUMN worker TEXT")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -74,6 +83,7 @@ class Store:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")  # deleted values are overwritten, not left in free pages
             self._local.conn = conn
         return conn
 
@@ -90,6 +100,10 @@ class Store:
     def ping(self) -> None:
         """One trivial query: raises when the database cannot be used (the readiness check)."""
         self._conn().execute("SELECT 1").fetchone()
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database and truncate it (after deletions: no old values linger)."""
+        self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
     def journal_mode(self) -> str:
         """``wal`` when write-ahead logging is on."""
@@ -139,9 +153,9 @@ class Store:
                 conn.execute("COMMIT")
                 return False
             conn.execute(
-                "INSERT OR REPLACE INTO contents (sha256, status, created, updated, bytes) "
-                "VALUES (?, 'processing', ?, ?, ?)",
-                (sha256, now, now, nbytes),
+                "INSERT OR REPLACE INTO contents (sha256, status, created, updated, bytes, worker) "
+                "VALUES (?, 'processing', ?, ?, ?, ?)",
+                (sha256, now, now, nbytes, self.worker),
             )
             conn.execute("COMMIT")
             return True
@@ -166,6 +180,14 @@ class Store:
     def drop_content(self, sha256: str) -> None:
         """Forget a cache entry."""
         self._exec("DELETE FROM contents WHERE sha256 = ?", (sha256,))
+
+    def processing_contents(self) -> list[dict[str, Any]]:
+        """Contents marked ``processing`` (hash, claiming worker, last update): candidates for a recovery sweep."""
+        return self._all("SELECT sha256, worker, updated FROM contents WHERE status = 'processing'")
+
+    def content_hashes(self) -> set[str]:
+        """The hashes of every content row (any status)."""
+        return {row["sha256"] for row in self._all("SELECT sha256 FROM contents")}
 
     # --- studies -----------------------------------------------------------------------------------------
     def study_for(self, owner: str, sha256: str) -> dict[str, Any]:
@@ -222,6 +244,16 @@ class Store:
         """The newest job working on this content."""
         return self._one("SELECT * FROM jobs WHERE sha256 = ? ORDER BY created DESC LIMIT 1", (sha256,))
 
+    def active_jobs(self) -> list[dict[str, Any]]:
+        """Jobs queued or running: their staged files are kept (``fail_exhausted_jobs`` ends exhausted ones)."""
+        return self._all("SELECT * FROM jobs WHERE state IN ('queued', 'running')")
+
+    def remove_jobs_for_content(self, sha256: str) -> list[dict[str, Any]]:
+        """Delete every job of the content (a worker still running one finds no row to update); return them."""
+        jobs = self._all("SELECT * FROM jobs WHERE sha256 = ?", (sha256,))
+        self._exec("DELETE FROM jobs WHERE sha256 = ?", (sha256,))
+        return jobs
+
     def claim_job(self, worker: str, lease: float) -> dict[str, Any] | None:
         """Atomically take the oldest queued job, or a running one whose worker stopped sending heartbeats."""
         now = time.time()
@@ -270,13 +302,31 @@ class Store:
             (state, error, status, time.time(), state, job_id, worker),
         )
 
-    def fail_exhausted_jobs(self) -> int:
-        """Jobs whose workers died ``MAX_JOB_ATTEMPTS`` times are marked failed; return how many."""
-        return self._exec(
-            "UPDATE jobs SET state = 'failed', error = 'the job stopped its worker too often', error_status = 500 "
-            "WHERE state = 'running' AND attempts >= ? AND heartbeat < ?",
-            (MAX_JOB_ATTEMPTS, time.time() - 3600),
+    def fail_exhausted_jobs(self, lease: float = 3600.0) -> list[dict[str, Any]]:
+        """Jobs whose workers died ``MAX_JOB_ATTEMPTS`` times are marked failed, their contents too; return them.
+
+        A job is exhausted when it ran ``MAX_JOB_ATTEMPTS`` times and its last worker has sent no heartbeat for
+        ``lease`` seconds (``claim_job`` no longer takes it, so nothing else would ever end it). Its content is
+        marked failed, so the same bytes can be uploaded again.
+        """
+        now = time.time()
+        jobs = self._all(
+            "SELECT * FROM jobs WHERE state = 'running' AND attempts >= ? AND heartbeat < ?",
+            (MAX_JOB_ATTEMPTS, now - lease),
         )
+        reason = "the job stopped its worker too often"
+        for job in jobs:
+            self._exec(
+                "UPDATE jobs SET state = 'failed', error = ?, error_status = 500, updated = ? "
+                "WHERE id = ? AND state = 'running'",
+                (reason, now, job["id"]),
+            )
+            self._exec(
+                "UPDATE contents SET status = 'failed', error = ?, error_status = 500, updated = ? "
+                "WHERE sha256 = ? AND status = 'processing'",
+                (reason, now, job["sha256"]),
+            )
+        return jobs
 
     # --- audit log and conversations ---------------------------------------------------------------------
     def audit(self, key_id: str, action: str, study_id: str | None = None, detail: str = "") -> None:

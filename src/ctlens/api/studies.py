@@ -2,6 +2,9 @@
 
 A study is a row per API key that points at one analysed content (by SHA-256); the content and its result are
 shared by every key that sent the same bytes, the row, its audit trail and its conversation are not.
+Deleting a study removes its row and conversation; once no key's study uses the content any more, also the
+content's row, jobs, stored folder and any raw upload still staged for a job, and then the SQLite write-ahead log
+is checkpointed (deleted rows are overwritten, ``secure_delete``), so no copy of the study stays behind.
 
 Example:
     >>> links("st_1").slice
@@ -10,12 +13,15 @@ Example:
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctlens.api.artifacts import Artifacts, load_artifacts, stored_warnings
 from ctlens.api.schemas import JobRef, Study, StudyLinks, StudyList
 from ctlens.api.viewer import number_candidates, viewer_block
 from ctlens.core.errors import ServiceError
+from ctlens.io.files import remove_path
 
 if TYPE_CHECKING:
     from ctlens.api.context import ServiceContext
@@ -98,11 +104,31 @@ def list_studies(ctx: ServiceContext, owner: str, limit: int, offset: int) -> St
     return StudyList(studies=[study_body(ctx, row) for row in ctx.store.studies(owner, limit, offset)])
 
 
+def _remove_staged(ctx: ServiceContext, job: dict[str, Any]) -> None:
+    """Remove the raw upload a job was to read (only a folder under the service's uploads)."""
+    try:
+        folder = json.loads(job.get("params") or "{}").get("folder")
+    except ValueError:
+        return
+    if not folder:
+        return
+    path = Path(folder).resolve()
+    if path.is_relative_to(ctx.uploads_root) and path != ctx.uploads_root:
+        remove_path(path)
+
+
 def delete_study(ctx: ServiceContext, owner: str, study_id: str) -> None:
-    """Delete ``owner``'s study (404 when none); its content goes too once no other key's study uses it."""
+    """Delete ``owner``'s study (404 when none); its content goes too once no other key's study uses it.
+
+    The content's jobs and the raw uploads staged for them go with it; the database's write-ahead log is
+    checkpointed afterwards.
+    """
     sha = ctx.store.delete_study(owner, study_id)
     if sha is None:
         raise ServiceError(f"no study {study_id!r}", status=404)
     if sha:  # no other key's study uses the content any more
+        for job in ctx.store.remove_jobs_for_content(sha):
+            _remove_staged(ctx, job)
         ctx.forget_content(sha)
     ctx.store.audit(owner, "delete", study_id)
+    ctx.store.checkpoint()

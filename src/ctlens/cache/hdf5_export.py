@@ -192,6 +192,8 @@ def export_hdf5(
     name_mode: NameMode = "path",
     hash_salt: str | None = None,
     names_csv: str | os.PathLike[str] | None = None,
+    ct_rate_metadata: str | os.PathLike[str] | None = None,
+    ct_rate_axes: str = "yxz",
 ) -> ExportReport:
     """Export every volume below ``inputs`` into the HDF5 file ``output`` (format: ``docs/hdf5_export.md``).
 
@@ -207,7 +209,11 @@ def export_hdf5(
     * ``name_mode="hash"``: datasets are named :func:`hashed_name` of their relative path with a secret salt
       (``hash_salt``, random when ``None``); paths are kept out of the HDF5 file and the metadata CSV, and
       the name -> source mapping goes to ``names_csv`` (default :func:`names_csv_path`), a file to keep
-      locally.
+      locally;
+    * ``ct_rate_metadata``: the ``*_metadata.csv`` of CT-RATE volumes (NIfTI of stored values without geometry):
+      each NIfTI is read with its row applied (rescale, spacing, position, orientation;
+      :func:`ctlens.io.ct_rate.load_ct_rate`, array layout ``ct_rate_axes``); a volume without a row fails
+      with that reason.
 
     Example:
         >>> import tempfile, pathlib, h5py, numpy as np, ctlens
@@ -228,7 +234,19 @@ def export_hdf5(
     hidden = name_mode == "hash"
     salt = (hash_salt or secrets.token_hex(16)) if hidden else ""
     names_file = (Path(names_csv) if names_csv is not None else names_csv_path(output)) if hidden else None
-    params = {"target_shape": shape, "slice_order": slice_order, "hu_clip": (lo, hi), "ct_only": ct_only}
+    params: dict[str, Any] = {
+        "target_shape": shape,
+        "slice_order": slice_order,
+        "hu_clip": (lo, hi),
+        "ct_only": ct_only,
+    }
+    if ct_rate_metadata is not None:
+        from ctlens.io.ct_rate import CT_RATE_AXES, read_ct_rate_metadata
+
+        if ct_rate_axes not in CT_RATE_AXES:
+            raise ValueError(f"ct_rate_axes must be one of {CT_RATE_AXES}, got {ct_rate_axes!r}")
+        read_ct_rate_metadata(ct_rate_metadata)  # a missing or malformed CSV fails here, before any work
+        params.update(ct_rate_metadata=str(Path(ct_rate_metadata).resolve()), ct_rate_axes=ct_rate_axes)
     targets = [Path(t) for t in (output, metadata_csv, names_file) if t is not None]
     for target_file in targets:
         if not target_file.parent.is_dir():

@@ -192,12 +192,16 @@ def prepare_source(src: VolumeSource, params: dict[str, Any]) -> list[PreparedVo
     """Load and prepare every volume of one source (runs in a worker process); never raises for a bad input.
 
     ``params``: ``target_shape``, ``slice_order``, ``hu_clip`` (:func:`~ctlens.preprocess.clip_input.to_clip_array`)
-    and ``ct_only``. A folder or zip with several series gives one result per series (``<name>__s<index>``).
+    and ``ct_only``; with ``ct_rate_metadata`` (a CSV path) image files are CT-RATE volumes of stored values read
+    with their metadata row (``ct_rate_axes``: the array layout, :mod:`ctlens.io.ct_rate`). A folder or zip with
+    several series gives one result per series (``<name>__s<index>``).
     """
     from ctlens.io.loader import load
 
     options = {"uneven": "resample", "tilt": "correct"}
     try:
+        if src.kind == "image" and params.get("ct_rate_metadata"):
+            return [_prepare_one(_load_ct_rate(src, params), src.name, src.rel, params)]
         if src.kind == "image":
             return [_prepare_one(load(src.path), src.name, src.rel, params)]
         from ctlens.io.dicom_reader import list_series
@@ -217,6 +221,16 @@ def prepare_source(src: VolumeSource, params: dict[str, Any]) -> list[PreparedVo
         except Exception as exc:  # noqa: BLE001
             results.append(PreparedVolume(name, source, reason=short_reason(exc)))
     return results
+
+
+def _load_ct_rate(src: VolumeSource, params: dict[str, Any]) -> Volume:
+    """A CT-RATE NIfTI with its metadata row applied (:func:`ctlens.io.ct_rate.load_ct_rate`)."""
+    from ctlens.core.errors import UnsupportedFormatError
+    from ctlens.io.ct_rate import load_ct_rate
+
+    if not src.path.name.lower().endswith((".nii", ".nii.gz")):
+        raise UnsupportedFormatError("CT-RATE metadata applies to NIfTI volumes only", path=src.rel)
+    return load_ct_rate(src.path, params["ct_rate_metadata"], axes=params.get("ct_rate_axes", "yxz"))
 
 
 def init_worker() -> None:

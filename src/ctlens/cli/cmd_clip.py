@@ -87,9 +87,18 @@ def train_cmd(
         int, typer.Option(help="pair each volume with 1..N random report sentences per step (0: whole text)")
     ] = 0,
     threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default)")] = 0,
+    allow_random_init: Annotated[
+        bool,
+        typer.Option("--allow-random-init", help="train even when the config's DINOv2 weights are not found"),
+    ] = False,
 ) -> None:
     """Train a 3D CLIP (also under `torchrun --nproc_per_node=N -m ctlens clip train ...`)."""
+    from ctlens.models.clip3d import load_config
+    from ctlens.models.clip3d.visual import require_backbone_weights
     from ctlens.training.clip.train import ClipTrainConfig, train_clip
+
+    if resume is None:  # a resumed run loads its own weights
+        typer.echo(f"visual backbone: {require_backbone_weights(load_config(model).vision, allow_random_init)}")
 
     cfg = ClipTrainConfig(
         ct=str(ct),

@@ -136,6 +136,11 @@ def preprocess_h5(
     names_csv: Annotated[
         Path | None, typer.Option(help="with --hash-names: name -> path CSV to keep locally (default OUTPUT.names.csv)")
     ] = None,
+    ct_rate_metadata: Annotated[
+        Path | None,
+        typer.Option("--ct-rate-metadata", help="CT-RATE *_metadata.csv: rescale and geometry of its NIfTI volumes"),
+    ] = None,
+    ct_rate_axes: Annotated[str, typer.Option(help="CT-RATE NIfTI layout: yxz (row, column, slice) or xyz")] = "yxz",
 ) -> None:
     """Export every CT volume below INPUT to one HDF5 file (RAS, HU clip, aspect-preserving resize, uint8)."""
     from ctlens.cache.hdf5_export import export_hdf5
@@ -159,6 +164,8 @@ def preprocess_h5(
             name_mode="hash" if hash_names else "path",
             hash_salt=hash_salt,
             names_csv=names_csv,
+            ct_rate_metadata=ct_rate_metadata,
+            ct_rate_axes=ct_rate_axes,
             progress=step,
         )
     console.print(

@@ -60,13 +60,16 @@ def info(
             continue
         series_list = list_series(item)
         table = Table(title=f"{item}: {len(series_list)} series")
-        for col in ("#", "study", "description", "modality", "kernel", "orientation", "slices", "matrix"):
-            table.add_column(col)
+        split = any(s.part for s in series_list)  # acquisitions, echoes... of one series: which part, and its key
+        columns = ("#", "study", "description", *(("part", "key") if split else ()), "modality", "kernel")
+        for col in (*columns, "orientation", "slices", "matrix"):
+            table.add_column(col, overflow="fold")
         for s in series_list:
             table.add_row(
                 str(s.index),
                 s.study_id,
                 s.description,
+                *((s.part or "-", s.series_id) if split else ()),
                 s.modality,
                 s.kernel,
                 s.orientation,
@@ -79,7 +82,8 @@ def info(
             _print_volume(f"{item} --series {series}: {volume.meta.get('series_selection', '')}", volume)
             continue
         for s in series_list:
-            _print_volume(f"{item} #{s.index} {s.description}", load(item, series=s.index))
+            part = f" ({s.part})" if s.part else ""
+            _print_volume(f"{item} #{s.index} {s.description}{part}", load(item, series=s.index))
 
 
 def _print_volume(name: str, vol: Volume) -> None:
@@ -95,7 +99,13 @@ def convert(
     out: Annotated[Path, typer.Argument(help="output .nii.gz, .nii, .nrrd, .mha or .mhd")],
     series: SeriesOption = None,
     tilt: Annotated[str, typer.Option(help="gantry tilt: correct | refuse")] = "correct",
-    uneven: Annotated[str, typer.Option(help="uneven spacing: warn | resample | error")] = "warn",
+    uneven: Annotated[
+        str,
+        typer.Option(
+            help="uneven spacing or missing slices: resample (onto an even grid spanning the slices) | keep "
+            "(the acquired slices at the usual step) | error"
+        ),
+    ] = "resample",
 ) -> None:
     """Convert PATH to a NIfTI/NRRD/MHA file (written atomically)."""
     from ctlens.io import save
@@ -110,9 +120,14 @@ def convert(
 def deid(
     src: Annotated[Path, typer.Argument(help="a DICOM file or folder")],
     dst: Annotated[Path, typer.Argument(help="output file or folder (must not exist inside SRC)")],
-    salt: Annotated[str, typer.Option(help="secret mixed into the UID hashes")] = "",
+    salt: Annotated[
+        str | None,
+        typer.Option(
+            help="secret mixed into the UID hashes (same salt, same hashes; default: $CTLENS_UID_SALT, else none)"
+        ),
+    ] = None,
 ) -> None:
-    """De-identify DICOM (PS3.15 Basic Profile): identifiers removed, UIDs hashed, private tags dropped."""
+    """De-identify DICOM (PS3.15 Basic Profile): identifiers removed, UIDs hashed with a salt, private tags dropped."""
     from ctlens.io.deid import deidentify_path
 
     reports = deidentify_path(src, dst, salt=salt)

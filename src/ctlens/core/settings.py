@@ -1,4 +1,15 @@
-"""Settings read from the environment (prefix ``CTLENS_``), never at import time.
+"""Settings read from the environment (prefix ``CTLENS_``) and a ``.env`` file, never at import time.
+
+Where a value comes from, first match wins:
+
+1. keyword arguments (``Settings(service_dir=...)``, what tests and the API's callers pass);
+2. environment variables: ``CTLENS_<FIELD>``; for the Gemini key ``CTLENS_GEMINI_API_KEY``, then ``GENAI_API_KEY``
+   (the name ScanSage's ``.env`` uses);
+3. the ``.env`` file in the working directory (same names, same order), or the file named by the environment
+   variable ``CTLENS_ENV_FILE`` (empty: no file; test suites set it empty so a stray ``.env`` cannot change them);
+4. the defaults below.
+
+A ``.env`` may hold other programs' variables too: names that are not settings are ignored.
 
 Example:
     >>> from ctlens.core.settings import get_settings
@@ -8,27 +19,56 @@ Example:
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from pathlib import Path
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_FILE_VARIABLE = "CTLENS_ENV_FILE"
+"""Environment variable naming the dotenv file to read (default ``.env`` in the working directory; empty: none)."""
 
 
 class Settings(BaseSettings):
     """Runtime settings; each field can be set as ``CTLENS_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="CTLENS_")
+    model_config = SettingsConfigDict(env_prefix="CTLENS_", env_file=".env", extra="ignore", populate_by_name=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then the environment, then the dotenv file (see the module docstring), then secrets.
+
+        Unknown keyword arguments are refused (a typo must not pass silently), unknown ``.env`` names ignored.
+        """
+        given = set(getattr(init_settings, "init_kwargs", {}) or {})
+        unknown = sorted(given - set(settings_cls.model_fields) - {"CTLENS_GEMINI_API_KEY", "GENAI_API_KEY"})
+        if unknown:
+            raise TypeError(f"unknown setting(s): {', '.join(unknown)}")
+        chosen = os.environ.get(ENV_FILE_VARIABLE)
+        if chosen is not None:
+            dotenv_settings = DotEnvSettingsSource(settings_cls, env_file=chosen or None)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     data_dir: Path = Path("../shared/data")
     """Folder with sample data (the repository's sibling ``shared/data`` by default)."""
     decode_workers: int = 0
     """Threads for decoding DICOM pixel data; 0 means one per CPU core."""
     max_archive_bytes: int = 8 * 1024**3
-    """Largest total uncompressed size accepted from one zip archive."""
-    max_archive_ratio: float = 200.0
-    """Largest uncompressed/compressed size ratio accepted for a zip member (zip bombs)."""
+    """Largest decompressed size accepted from one compressed input: a zip archive (all members together), a
+    gzip / bzip2 / xz stream (``.nii.gz``), the voxels a NRRD / MetaImage header declares."""
+    max_archive_ratio: float = 100.0
+    """Largest decompressed/compressed size ratio accepted for any compressed input: each zip member (small ones
+    too), a whole zip, a gzip / bzip2 / xz stream, NRRD / MetaImage compressed voxels (real CT compresses 2-5x)."""
     max_archive_members: int = 100_000
-    """Most files accepted from one zip archive."""
+    """Most files accepted from one zip archive (the service also caps them at ``max_upload_files``)."""
 
     # --- service (ctlens serve) -------------------------------------------------------------------------------
     service_dir: Path = Path.home() / ".local" / "share" / "ctlens"
@@ -72,9 +112,19 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     """Any OpenAI-compatible server (vLLM, Ollama: ``http://localhost:11434/v1``)."""
     openai_model: str = "gpt-4o"
-    gemini_api_key: SecretStr | None = None
+    gemini_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("gemini_api_key", "CTLENS_GEMINI_API_KEY", "GENAI_API_KEY")
+    )
+    """Google Gemini API key: ``CTLENS_GEMINI_API_KEY``, or ``GENAI_API_KEY`` (ScanSage's name) when that is unset."""
     gemini_base_url: str | None = None
     gemini_model: str = "gemini-2.5-flash"
+    no_auth: bool = False
+    """Local use without API keys (``ctlens serve --no-auth``): requests without a key act as one local owner.
+    Only for a service bound to a loopback address; requests from other addresses still need a key."""
+    user_models_dir: Path | None = None
+    """A folder of your own classifiers (``*.h5`` / ``*.keras``: Keras 3 on the torch backend; ``*.onnx``:
+    onnxruntime) run on every analysed study; ``ctlens serve`` uses ``./models`` when unset. Their outputs are
+    model outputs, not diagnoses."""
     clip_checkpoint: Path | None = None
     """A 3D CLIP checkpoint folder (``ctlens clip train``); when set, the service adds zero-shot finding
     probabilities to each 3-D CT study (model outputs, not diagnoses)."""
@@ -113,5 +163,35 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    """Read the settings from the environment now."""
+    """Read the settings from the environment (and the dotenv file) now."""
     return Settings()
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a bind address only accepts connections from this machine (``127.0.0.0/8``, ``::1``, localhost).
+
+    Example:
+        >>> [is_loopback_host(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::", "192.168.1.5")]
+        [True, True, True, False, False, False]
+    """
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def no_auth_refusal(host: str) -> str | None:
+    """Why ``--no-auth`` may not serve on ``host`` (one line), or None when ``host`` is a loopback address.
+
+    Example:
+        >>> no_auth_refusal("127.0.0.1") is None
+        True
+        >>> no_auth_refusal("0.0.0.0")
+        "--no-auth is for local use only: bind to 127.0.0.1 (or ::1), not '0.0.0.0'; other hosts need API keys"
+    """
+    if is_loopback_host(host):
+        return None
+    return f"--no-auth is for local use only: bind to 127.0.0.1 (or ::1), not {host!r}; other hosts need API keys"

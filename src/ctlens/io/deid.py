@@ -3,7 +3,9 @@
 The profile's actions (PS3.15 Annex E, Table E.1-1) are data in :mod:`ctlens.io.deid_profile`;
 :func:`deidentify_dataset` applies them in place and recursively into sequences, replacing UIDs with
 :func:`ctlens.io.uid_hash.hash_uid`. :func:`deidentify_file` and :func:`deidentify_path` read, de-identify and
-write DICOM files atomically. (The small metadata dicts of ``Volume.meta`` are cleaned by
+write DICOM files atomically. UIDs are salted (``salt``; by default the installation salt of
+:mod:`ctlens.io.uid_hash`, which the readers use too, so the UIDs in ``Volume.meta`` match the written files).
+(The small metadata dicts of ``Volume.meta`` are cleaned by
 :func:`ctlens.io.uid_hash.deidentify_meta`.)
 
 What the profile does not cover and this module does not do: text burned into the pixels (a warning is logged and
@@ -120,7 +122,7 @@ def _uid_action(elem: pydicom.DataElement) -> str:
     return "U"
 
 
-def _replace_uids(elem: pydicom.DataElement, salt: str) -> bool:
+def _replace_uids(elem: pydicom.DataElement, salt: str | None) -> bool:
     value = elem.value
     if value is None or value == "":
         return False
@@ -135,7 +137,7 @@ def _empty(elem: pydicom.DataElement) -> None:
     elem.value = Sequence() if elem.VR == "SQ" else empty_value_for_VR(elem.VR)
 
 
-def _apply(ds: Dataset, salt: str, report: DeidReport, prefix: str, *, file_meta: bool = False) -> None:
+def _apply(ds: Dataset, salt: str | None, report: DeidReport, prefix: str, *, file_meta: bool = False) -> None:
     for tag in list(ds.keys()):
         elem = ds[tag]
         name = prefix + _name(elem)
@@ -213,12 +215,13 @@ def _mark_deidentified(ds: Dataset, report: DeidReport) -> None:
         report.warnings.append(message)
 
 
-def deidentify_dataset(ds: Dataset, *, salt: str = "") -> DeidReport:
+def deidentify_dataset(ds: Dataset, *, salt: str | None = None) -> DeidReport:
     """De-identify ``ds`` in place with the PS3.15 Basic Application Level Confidentiality Profile.
 
     Applies ``PROFILE_ACTIONS`` recursively into sequences (and to ``ds.file_meta``), removes all private tags,
-    curves and overlays, replaces UIDs with ``hash_uid(uid, salt)`` (the same UID always gets the same
-    replacement, so references between files stay consistent) and records the profile in
+    curves and overlays, replaces UIDs with ``hash_uid(uid, salt)`` (the same UID and salt always give the same
+    replacement, so references between files stay consistent; ``salt=None`` is the installation salt,
+    :func:`ctlens.io.uid_hash.installation_salt`) and records the profile in
     ``PatientIdentityRemoved``, ``DeidentificationMethod`` and ``DeidentificationMethodCodeSequence`` (113100).
 
     Example:
@@ -329,7 +332,7 @@ def _write_atomic(ds: Dataset, dst: Path) -> None:
             ) from exc
 
 
-def deidentify_file(src: Path, dst: Path, *, salt: str = "") -> DeidReport:
+def deidentify_file(src: Path, dst: Path, *, salt: str | None = None) -> DeidReport:
     """Read the DICOM file ``src``, de-identify it and write it atomically to ``dst``.
 
     ``dst`` may be an existing folder (the file keeps its name there) but never ``src`` itself. A non-DICOM,
@@ -387,7 +390,7 @@ def _walk_files(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def deidentify_path(src: Path, dst: Path, *, salt: str = "") -> list[DeidReport]:
+def deidentify_path(src: Path, dst: Path, *, salt: str | None = None) -> list[DeidReport]:
     """De-identify a DICOM file, or every DICOM file under a folder, into ``dst``.
 
     For a folder, files are found recursively and written to the same relative path under ``dst`` (which must not

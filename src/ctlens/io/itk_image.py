@@ -5,6 +5,10 @@ SimpleITK already works in LPS; its ``(x, y, z)`` ordering is converted with
 :meth:`Volume.itk_geometry <ctlens.core.volume.Volume.itk_geometry>`. SimpleITK's ``RuntimeError`` (a C++
 traceback in text) is turned into a one-line :class:`~ctlens.core.errors.CorruptFileError`.
 
+Before SimpleITK opens a file, ctlens reads its text header itself (:mod:`ctlens.io.detached_header`): the data
+files it names must stay in the header's own folder (no absolute path, no ``..``, no link) unless the caller
+trusts the file (``allow_outside=True``), and the voxel bytes it declares must fit the bytes that hold them.
+
 Example:
     >>> import tempfile, pathlib
     >>> import numpy as np
@@ -26,6 +30,7 @@ import SimpleITK as sitk
 
 from ctlens.core.errors import CorruptFileError, CTLensError, UnsupportedFormatError
 from ctlens.core.volume import Volume
+from ctlens.io.detached_header import check_data_files, read_header
 from ctlens.io.files import MAX_DEFLATE_RATIO, atomic_output, check_readable
 from ctlens.io.nifti import guess_modality
 from ctlens.io.suffixes import ITK_SUFFIXES
@@ -67,11 +72,6 @@ def _format_of(path: Path) -> str | None:
     return ITK_SUFFIXES.get(path.suffix.lower())
 
 
-def _pixel_bytes(reader: sitk.ImageFileReader) -> int:
-    bits = re.search(r"(\d+)-bit", sitk.GetPixelIDValueAsString(reader.GetPixelID()))
-    return int(bits.group(1)) // 8 if bits else 8
-
-
 def _format_or_error(path: Path, hint: str) -> str:
     """The format of ``path`` from its name, or an UnsupportedFormatError naming it."""
     fmt = _format_of(path)
@@ -82,7 +82,32 @@ def _format_or_error(path: Path, hint: str) -> str:
     return fmt
 
 
-def read_itk_image(path: str | Path, *, modality: str | None = None) -> Volume:
+def _check_header(path: Path, allow_outside: bool, hint: str) -> None:
+    """Refuse, before any library opens ``path``, data files outside its folder and impossible voxel sizes."""
+    with open(path, "rb") as f:
+        nrrd = f.read(7) == b"NRRD000"
+    if path.suffix.lower() in (".nrrd", ".nhdr") and not nrrd:
+        return  # not a NRRD file at all: SimpleITK says so
+    info = read_header(path)
+    if not info.data_files:
+        stored = path.stat().st_size - info.header_bytes
+    elif allow_outside:
+        files = [path.parent / name for name in info.data_files]
+        stored = sum(f.stat().st_size for f in files if f.is_file())
+    else:
+        stored = sum(f.stat().st_size for f in check_data_files(path, info, path.parent))
+    stored = max(stored, 0)
+    most = (MAX_DEFLATE_RATIO if info.compressed else 1) * stored  # deflate cannot exceed ~1032:1
+    if info.declared_bytes is not None and info.declared_bytes > most:
+        raise CorruptFileError(
+            f"truncated or corrupt file: the header claims {info.declared_bytes} bytes of voxels, "
+            f"more than the {stored} bytes that hold them can",
+            path=path,
+            hint=hint,
+        )
+
+
+def read_itk_image(path: str | Path, *, modality: str | None = None, allow_outside: bool = False) -> Volume:
     """Read a NRRD / MetaImage file (``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``) into a :class:`Volume`.
 
     The array is SimpleITK's ``[z, y, x]``; a 2-D image becomes one slice (1 mm thick unless stated), a 4-D
@@ -91,7 +116,9 @@ def read_itk_image(path: str | Path, *, modality: str | None = None) -> Volume:
     the file (the ``ctlens_modality`` field :func:`write_itk_image` writes, or MetaImage's ``Modality``),
     else from :func:`ctlens.io.nifti.guess_modality`. ``meta`` holds only the format, dtype and where the
     modality came from; free-text header fields are dropped. Empty, truncated or unreadable files raise
-    :class:`~ctlens.core.errors.CorruptFileError`.
+    :class:`~ctlens.core.errors.CorruptFileError`. A header naming a data file outside its own folder (absolute,
+    ``..``, through a link) raises :class:`~ctlens.core.errors.UnsafeArchiveError` unless ``allow_outside`` (a
+    user's own files, trusted).
 
     Example:
         >>> import tempfile, pathlib
@@ -106,6 +133,7 @@ def read_itk_image(path: str | Path, *, modality: str | None = None) -> Volume:
     fmt = _format_or_error(path, hint="rename the file or use the reader for its format")
     check_readable(path, "NRRD/MetaImage" if fmt == "nrrd" else "MetaImage")
     hint = "re-export or re-download the file"
+    _check_header(path, allow_outside, hint)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     reader.SetImageIO(_IMAGE_IO[fmt])
@@ -129,13 +157,6 @@ def read_itk_image(path: str | Path, *, modality: str | None = None) -> Volume:
             f"{dim}-D image of size {size} (x, y, z, ...) is not one 2-D or 3-D image",
             path=path,
             hint="split it into 3-D volumes first and read one",
-        )
-    needed = int(np.prod(size)) * _pixel_bytes(reader)
-    if path.suffix.lower() in (".nrrd", ".mha") and needed > MAX_DEFLATE_RATIO * path.stat().st_size:
-        raise CorruptFileError(
-            f"truncated or corrupt file: the header claims {needed} bytes of voxels, more than the file can hold",
-            path=path,
-            hint=hint,
         )
     try:
         image = reader.Execute()

@@ -1,35 +1,88 @@
-"""UID hashing and metadata de-identification: :func:`hash_uid` and :func:`deidentify_meta`.
+"""UID hashing and metadata de-identification: :func:`hash_uid`, the installation salt and :func:`deidentify_meta`.
 
 :func:`hash_uid` gives the stable ``2.25.<decimal>`` replacement of a UID that both the DICOM file
 de-identification (:mod:`ctlens.io.deid`) and the readers use, so a series' hashed UID in ``Volume.meta``
-matches the UID in its de-identified files. :func:`deidentify_meta` is the one rule for the small metadata
-dicts ctlens passes around: the DICOM reader applies it to the ``meta`` it returns (see
-:mod:`ctlens.io.dicom_reader`; the other readers' meta hold only file-format facts), and nothing downstream
-re-runs it.
+matches the UID in its de-identified files. The hash is salted: without an explicit ``salt`` it uses the
+*installation salt* (:func:`set_installation_salt`; the service sets it from its secret, otherwise the
+``CTLENS_UID_SALT`` environment variable, otherwise none), so whoever holds the original UIDs cannot link the
+hashed ones of another installation. Same UID and same salt give the same hash; another salt another hash.
+
+:func:`deidentify_meta` is the one rule for the small metadata dicts ctlens passes around: the DICOM reader
+applies it to the ``meta`` it returns (see :mod:`ctlens.io.dicom_reader`; the other readers' meta hold only
+file-format facts), and nothing downstream re-runs it. Besides dropping identifying keys and hashing UIDs it
+cleans free text (descriptions, protocol names, comments, contrast agent, the series label in
+``series_selection`` and in warnings) with :func:`ctlens.io.clean_descriptor.clean_descriptor` (PS3.15 Clean
+Descriptors), so stored results, exports and API answers carry no names hidden in a description.
 
 Example:
     >>> hash_uid("1.2.3") == hash_uid("1.2.3") != hash_uid("1.2.4")
     True
-    >>> deidentify_meta({"PatientName": "Doe^Jane", "kernel": "B30f"})
-    {'kernel': 'B30f'}
+    >>> hash_uid("1.2.3", "site-a") != hash_uid("1.2.3", "site-b")
+    True
+    >>> deidentify_meta({"PatientName": "Doe^Jane", "kernel": "B30f", "contrast_agent": "IV CONTRAST Doe^J"})
+    {'kernel': 'B30f', 'contrast_agent': 'IV CONTRAST'}
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from ctlens.io.clean_descriptor import clean_descriptor
 from ctlens.io.deid_profile import DICOM_UID_ROOT, PROFILE_ACTIONS
 
-__all__ = ["FORBIDDEN_META_KEYS", "deidentify_meta", "hash_uid"]
+__all__ = [
+    "FORBIDDEN_META_KEYS",
+    "clean_series_labels",
+    "deidentify_meta",
+    "hash_uid",
+    "installation_salt",
+    "set_installation_salt",
+]
 
 _UID_ROOT = "2.25."
+SALT_ENV = "CTLENS_UID_SALT"
+_installation_salt: str | None = None
 
 
-def hash_uid(uid: str, salt: str = "") -> str:
-    """A stable replacement UID (``2.25.<decimal>``, at most 64 characters) for ``uid``."""
+def set_installation_salt(salt: str | None) -> None:
+    """Make ``salt`` the default salt of :func:`hash_uid` in this process (None: back to ``CTLENS_UID_SALT``).
+
+    Example:
+        >>> set_installation_salt("s1"); a = hash_uid("1.2.3"); set_installation_salt(None)
+        >>> a == hash_uid("1.2.3", "s1")
+        True
+    """
+    global _installation_salt
+    _installation_salt = salt
+
+
+def installation_salt() -> str:
+    """The default salt of :func:`hash_uid`: the one set in this process, else ``$CTLENS_UID_SALT``, else ``""``.
+
+    Example:
+        >>> isinstance(installation_salt(), str)
+        True
+    """
+    if _installation_salt is not None:
+        return _installation_salt
+    return os.environ.get(SALT_ENV, "")
+
+
+def hash_uid(uid: str, salt: str | None = None) -> str:
+    """A stable replacement UID (``2.25.<decimal>``, at most 64 characters) for ``uid`` salted with ``salt``.
+
+    ``salt=None`` uses :func:`installation_salt`.
+
+    Example:
+        >>> hash_uid("1.2.3", "") == hash_uid("1.2.3", "") != hash_uid("1.2.3", "x")
+        True
+    """
+    if salt is None:
+        salt = installation_salt()
     digest = hashlib.sha256((salt + str(uid)).encode()).digest()
     return _UID_ROOT + str(int.from_bytes(digest[:16], "big"))
 
@@ -107,6 +160,52 @@ def _is_forbidden_key(key: str) -> bool:
     return norm in _FORBIDDEN_NORM or any(fragment in norm for fragment in _FORBIDDEN_FRAGMENTS)
 
 
+# Keys whose values are free text (normalized form fragments): cleaned to allow-listed words.
+_FREE_TEXT_FRAGMENTS = ("description", "comment", "protocol", "contrastagent", "descriptor", "bolusagent")
+# The series label of ctlens.io.dicom_series.SeriesInfo.label(): "#0 'description' (CT, axial, 8 slices 32x32, kernel
+# B30f)". The description may hold anything; the parts around it are fixed.
+_LABEL = re.compile(
+    r"#(?P<index>\d+) '(?P<description>.*?)' \((?P<modality>[^,()']*), "
+    r"(?P<orientation>axial|coronal|sagittal|oblique), "
+    r"(?P<slices>\d+) slices (?P<rows>\d+)x(?P<columns>\d+), kernel (?P<kernel>[^()']*)\)",
+    re.DOTALL,
+)
+
+
+def clean_series_labels(text: str) -> str:
+    """``text`` with the description inside every series label (``#0 'description' (CT, ...)``) cleaned.
+
+    Example:
+        >>> clean_series_labels("picked #0 'Doe^Jane CHEST' (CT, axial, 8 slices 32x32, kernel B30f) by index")
+        "picked #0 'CHEST' (CT, axial, 8 slices 32x32, kernel B30f) by index"
+    """
+
+    def clean(match: re.Match[str]) -> str:
+        description = clean_descriptor(match["description"], extra_words=[match["kernel"]])
+        return (
+            f"#{match['index']} '{description}' ({match['modality']}, {match['orientation']}, "
+            f"{match['slices']} slices {match['rows']}x{match['columns']}, kernel {match['kernel']})"
+        )
+
+    return _LABEL.sub(clean, text) if "'" in text else text
+
+
+def _clean_text(value: Any, kernel: str) -> Any:
+    if isinstance(value, str):
+        return clean_descriptor(value, extra_words=[kernel])
+    if isinstance(value, list | tuple):
+        return type(value)(_clean_text(v, kernel) for v in value)
+    return value
+
+
+def _clean_labels(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_series_labels(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_clean_labels(v) for v in value)
+    return value
+
+
 def _hash_meta_uid(value: Any) -> Any:
     if isinstance(value, str):
         if not value or value.startswith(_UID_ROOT) or value.startswith(DICOM_UID_ROOT):
@@ -123,6 +222,9 @@ def deidentify_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     Keys in :data:`FORBIDDEN_META_KEYS` (compared ignoring case and separators) or containing an identifying
     fragment (``birth``, ``address``, ``physician``, ...) are dropped. Values of keys ending in ``uid`` are
     replaced by :func:`hash_uid` unless already hashed (``2.25.``) or defined by DICOM (``1.2.840.10008.``).
+    Values of free-text keys (``*description*``, ``*comment*``, ``*protocol*``, ``contrast_agent``) keep only
+    allow-listed words (:func:`~ctlens.io.clean_descriptor.clean_descriptor`, the series' kernel allowed), and
+    series labels in any other text (``series_selection``, warnings) get their description cleaned the same way.
     Nested dicts are cleaned the same way; ``meta`` is not changed.
 
     Example:
@@ -132,13 +234,17 @@ def deidentify_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
         True
     """
     out: dict[str, Any] = {}
+    kernel = str(meta.get("kernel") or "")
     for key, value in meta.items():
         if _is_forbidden_key(key):
             continue
+        norm = _norm(key)
         if isinstance(value, Mapping):
             out[key] = deidentify_meta(value)
-        elif _norm(key).endswith("uid") or _norm(key).endswith("uids"):
+        elif norm.endswith("uid") or norm.endswith("uids"):
             out[key] = _hash_meta_uid(value)
+        elif any(fragment in norm for fragment in _FREE_TEXT_FRAGMENTS):
+            out[key] = _clean_text(value, kernel)
         else:
-            out[key] = value
+            out[key] = _clean_labels(value)
     return out

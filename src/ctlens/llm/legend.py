@@ -150,11 +150,11 @@ def plane_name(volume: Volume) -> str:
 
 
 def slice_runs(values: Sequence[int]) -> str:
-    """Sorted slice indices as runs.
+    """Sorted 0-based slice indices as runs of 1-based slice numbers (what people read).
 
     Example:
         >>> slice_runs([0, 1, 2, 5, 7, 8])
-        '#0-#2, #5, #7-#8'
+        '#1-#3, #6, #8-#9'
     """
     parts: list[str] = []
     start = prev = None
@@ -164,10 +164,10 @@ def slice_runs(values: Sequence[int]) -> str:
         elif v == prev + 1:
             prev = v
         else:
-            parts.append(f"#{start}" if start == prev else f"#{start}-#{prev}")
+            parts.append(f"#{start + 1}" if start == prev else f"#{start + 1}-#{prev + 1}")
             start = prev = v
-    if start is not None:
-        parts.append(f"#{start}" if start == prev else f"#{start}-#{prev}")
+    if start is not None and prev is not None:
+        parts.append(f"#{start + 1}" if start == prev else f"#{start + 1}-#{prev + 1}")
     return ", ".join(parts)
 
 
@@ -179,7 +179,7 @@ def image_line(n: int, image: PayloadImage) -> str:
     windows = sorted({t.window for t in tiles})
     if tiles[0].kind == "crop":
         regions = "; ".join(
-            f"#{t.slice_index} rows {t.region[0]}-{t.region[1] - 1} cols {t.region[2]}-{t.region[3] - 1}"
+            f"#{t.slice_index + 1} rows {t.region[0]}-{t.region[1] - 1} cols {t.region[2]}-{t.region[3] - 1}"
             for t in tiles
             if t.window == tiles[0].window
         )
@@ -202,8 +202,9 @@ def payload_text(
     lines = [
         f"Question: {question.strip()}",
         f"CT series (de-identified): {facts_line(facts)}.",
-        f"Images are {plane} slices. Each tile's label: #slice index, z = position along the slice axis (mm), "
-        "window (L lung, M mediastinum, B bone). White bar = scale (1 cm unless marked).",
+        f"Images are {plane} slices. Each tile's label: #slice number (1 = most inferior), "
+        "z = position along the slice axis (mm), window (L lung, M mediastinum, B bone). "
+        "White bar = scale (1 cm unless marked).",
         f"Montage tiles show rows {region[0]}-{region[1] - 1}, columns {region[2]}-{region[3] - 1} "
         f"(the body); {orientation}.",
         "Windows: " + "; ".join(window_label(w) for w in windows) + ".",

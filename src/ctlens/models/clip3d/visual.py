@@ -3,7 +3,10 @@
 Weights: ``VisionConfig.pretrained`` names a local directory or a Hugging Face id that is looked up in
 the local cache only (``local_files_only=True``, no network); the same weights as the
 ``facebook/dinov2-*`` releases. When nothing is found the backbone is built from the config with random
-weights. The choice is logged (INFO) and kept in :attr:`SliceEncoder.weights_source`.
+weights (right when a checkpoint's weights are loaded next). The choice is logged (INFO) and kept in
+:attr:`SliceEncoder.weights_source`. Training entry points call :func:`require_backbone_weights` first: it refuses
+to start from random weights when the config names weights that are not there, says where it looked, and lets
+``allow_random_init=True`` (``--allow-random-init``) through.
 
 Example:
     >>> import torch
@@ -22,15 +25,76 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ctlens.core.errors import InputNotFoundError
 from ctlens.models.clip3d.config import VisionConfig
 from ctlens.models.clip3d.slice_input import hu_windows_to_unit, slices_to_backbone_input
 
-__all__ = ["SliceEncoder", "load_dinov2"]
+__all__ = ["BackboneWeightsError", "SliceEncoder", "backbone_weights", "load_dinov2", "require_backbone_weights"]
 
 log = logging.getLogger(__name__)
 
 POOLS = ("cls", "mean", "max", "mean_max")
 """Per-slice read-outs: the CLS token, the mean or max of the patch tokens, or mean and max concatenated."""
+
+
+class BackboneWeightsError(InputNotFoundError):
+    """Training would start from a randomly initialised DINOv2 because the named weights were not found."""
+
+
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def backbone_weights(cfg: VisionConfig) -> tuple[bool, str]:
+    """``(found, where)``: whether ``cfg.pretrained`` can be loaded offline, and where it was looked for.
+
+    ``pretrained=None`` asks for random weights: ``(False, "random init requested by the config")``.
+
+    Example:
+        >>> backbone_weights(VisionConfig(pretrained="/no/such/dinov2"))
+        (False, 'directory /no/such/dinov2 (no such directory)')
+    """
+    if not cfg.pretrained:
+        return False, "random init requested by the config"
+    path = Path(cfg.pretrained)
+    if path.exists() or "/" in cfg.pretrained and cfg.pretrained.startswith((".", "/", "~")):
+        if not path.is_dir():
+            return False, f"directory {path} (no such directory)"
+        found = (path / "config.json").is_file() and any((path / f).is_file() for f in _WEIGHT_FILES)
+        return found, f"directory {path}" + ("" if found else f" (needs config.json and one of {_WEIGHT_FILES})")
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cache = constants.HF_HUB_CACHE
+    try:
+        config = try_to_load_from_cache(cfg.pretrained, "config.json", cache_dir=cache)
+        weights = [try_to_load_from_cache(cfg.pretrained, f, cache_dir=cache) for f in _WEIGHT_FILES]
+    except ValueError as exc:  # not a valid repo id
+        return False, f"Hugging Face cache {cache} ({exc})"
+    found = isinstance(config, str) and any(isinstance(w, str) for w in weights)
+    return found, f"Hugging Face cache {cache} for {cfg.pretrained} (offline; HF_HOME / HF_HUB_CACHE move it)"
+
+
+def require_backbone_weights(cfg: VisionConfig, allow_random_init: bool = False) -> str:
+    """Where the backbone weights come from; :class:`BackboneWeightsError` when they are named but missing.
+
+    A config with ``pretrained=None`` asks for random weights itself and passes. With ``allow_random_init`` a
+    missing backbone is accepted (and said so in the returned text).
+
+    Example:
+        >>> require_backbone_weights(VisionConfig(pretrained="/no/such/dinov2"), allow_random_init=True)
+        'random init (allowed): weights not found in directory /no/such/dinov2 (no such directory)'
+    """
+    found, where = backbone_weights(cfg)
+    if found:
+        return f"pretrained {cfg.pretrained} from {where}"
+    if not cfg.pretrained:
+        return where
+    if allow_random_init:
+        return f"random init (allowed): weights not found in {where}"
+    raise BackboneWeightsError(
+        f"DINOv2 weights {cfg.pretrained!r} not found; looked in {where}",
+        hint="download them once (huggingface-cli download facebook/dinov2-base) or name a local folder, "
+        "or pass --allow-random-init to train from random weights on purpose",
+    )
 
 
 def load_dinov2(cfg: VisionConfig) -> tuple[nn.Module, str]:
