@@ -181,3 +181,23 @@ def test_no_phi_marker_in_hdf5_export(tmp_path):
     assert report.written, report
     for path in (out, csv):
         _clean(path.read_bytes(), path.name)
+
+
+def test_zip_member_names_never_reach_answers_or_files(phi_server, tmp_path):
+    """Folder and file names inside a zip can carry patient names; a member the reader skips is named by number."""
+    import io
+    import zipfile
+
+    srv, _ = phi_server
+    truth = dicom_factory.write_ct_series(tmp_path / "zip", n_slices=8, rows=32, cols=32, seed=3)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i, path in enumerate(truth.paths):
+            archive.writestr(f"{MARKER}^JANE/{MARKER}_{i:03d}.dcm", path.read_bytes())
+        broken = truth.paths[0].read_bytes()[:600]  # DICM preamble and header, pixel data cut off
+        archive.writestr(f"{MARKER}^JANE/{MARKER}_broken.dcm", broken)
+    upload = [("files", ("study.zip", buffer.getvalue(), "application/zip"))]
+    r = srv.client().post("/api/analyze", files=upload)
+    assert r.status_code == 200, r.text
+    _clean(r.content, "POST /api/analyze of a zip")
+    _files_clean(srv.ctx.root)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -258,6 +259,21 @@ def _volume_member(path: Path) -> tuple[str, str] | None:
     return None
 
 
+def _anonymous_dicom_folder(dest: Path, dicom: list[Path]) -> Path:
+    """Move the DICOM members into a new folder in ``dest``, named ``00000.dcm``, ...; remove the other members.
+
+    Member names and folders can carry patient names or accession numbers; from here on, reader warnings can only
+    name a file by its number.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="dicom-", dir=dest))  # never a member's own name
+    for number, member in enumerate(sorted(dicom)):
+        member.rename(folder / f"{number:05d}.dcm")
+    for item in sorted(dest.iterdir()):
+        if item != folder:
+            shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink(missing_ok=True)
+    return folder
+
+
 def _unzip(zip_path: Path, dest: Path, shown: str, max_files: int, budget: Budget) -> tuple[str, Path]:
     """Extract a zip (checked for traversal, links and bombs first, and within ``budget`` while copying) and return
     ``("dicom", folder)`` with only its DICOM members, or, when it holds none, its one volume (a NIfTI, NRRD or
@@ -273,9 +289,7 @@ def _unzip(zip_path: Path, dest: Path, shown: str, max_files: int, budget: Budge
     zip_path.unlink()
     dicom = [m for m in members if not m.is_symlink() and m.is_file() and sniff_file(m) == "dicom"]
     if dicom:
-        for member in set(members) - set(dicom):
-            member.unlink(missing_ok=True)
-        return "dicom", dest
+        return "dicom", _anonymous_dicom_folder(dest, dicom)
     volumes = [(m, found) for m in members if not m.is_symlink() and m.is_file() and (found := _volume_member(m))]
     if len(volumes) != 1:
         what = "no DICOM file and no volume file" if not volumes else f"{len(volumes)} volume files (send one)"
