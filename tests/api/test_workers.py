@@ -75,3 +75,20 @@ def test_ctlens_serve_prints_a_key_that_logs_in(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(15)
+
+
+def test_a_failed_jobs_error_names_files_without_server_paths(tmp_path):
+    from ctlens.core.errors import CorruptFileError
+
+    store = Store(tmp_path / "ctlens.sqlite3")
+    job_id = store.add_job("key_1", "st_1", "c" * 64, {})
+    secret_dir = str(tmp_path / "uploads" / "tok123")
+
+    def fail(job, progress):
+        raise CorruptFileError(f"cannot read {secret_dir}/up_1/scan.raw", path=f"{secret_dir}/up_1/scan.nrrd")
+
+    assert JobRunner(store, fail, lease=5, poll=0.05).run_one()
+    job = store.job(job_id)
+    assert job["state"] == "failed"
+    assert job["error"] == "scan.nrrd: cannot read scan.raw"
+    assert str(tmp_path) not in job["error"]

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctlens.api.problems import public_text
 from ctlens.api.processing import analyse_now
 from ctlens.api.recovery import drop_abandoned
 from ctlens.api.schemas import Job
@@ -160,7 +161,8 @@ class JobRunner:
             self.run(job, progress)
         except Exception as exc:  # recorded as the job's one-line error
             status = getattr(exc, "status", 500)
-            reason = exc.one_line() if hasattr(exc, "one_line") else f"{type(exc).__name__} while running the job"
+            # shown by GET /api/jobs/{id}: files by name only, never a server path
+            reason = public_text(exc) if isinstance(exc, CTLensError) else f"{type(exc).__name__} while running the job"
             if status >= 500:
                 logger.exception("job %s failed", job_id)
             self.store.finish_job(job_id, self.worker, error=reason, status=status)
