@@ -16,6 +16,7 @@ import ctlens
 from ctlens.cli.main import app
 from ctlens.cli.series import SERIES_HELP
 from ctlens.core.errors import SeriesSelectionError
+from ctlens.io import list_series
 from ctlens.io.dicom_series import SeriesInfo, select_series
 from shared_data import data_dir
 
@@ -175,3 +176,25 @@ def test_clip_zero_shot_takes_series_too(tmp_path: Path) -> None:
     picked = _series_line(result.stderr)
     assert "#1 " in picked and "B70f" in picked and picked.endswith("by index"), picked
     assert '"Emphysema"' in result.stdout
+
+
+def test_acquisitions_of_one_series_are_listed_and_picked_by_key(tmp_path: Path) -> None:
+    positions = [[2.5 * k for k in range(6)], [2.5 * k - 5 for k in range(8)], [2.5 * k + 2.5 for k in range(5)]]
+    truths = fac.write_acquisitions(tmp_path / "s", positions, rows=8, cols=8)
+    infos = list_series(tmp_path / "s")
+    listed = CliRunner().invoke(app, ["info", str(tmp_path / "s")], env={"COLUMNS": "250"})
+    assert listed.exit_code == 0, listed.output
+    for info in infos:
+        assert info.part in listed.stdout and info.series_id in listed.stdout
+    runner = CliRunner()
+    for a, truth in enumerate(truths):
+        key = next(i.series_id for i in infos if i.part == f"acq {a + 1}")
+        out = tmp_path / f"acq{a + 1}.nii.gz"
+        result = runner.invoke(app, ["-v", "convert", str(tmp_path / "s"), str(out), "-s", key])
+        assert result.exit_code == 0, result.output
+        assert f"acq {a + 1}" in _series_line(result.stderr) and "by key" in result.stderr
+        assert np.array_equal(ctlens.load(out).array, truth.hu)
+    default = runner.invoke(app, ["convert", str(tmp_path / "s"), str(tmp_path / "d.nii.gz")])
+    assert default.exit_code == 0, default.output
+    assert "several acquisitions" in default.stderr and "acq 2" in default.stderr
+    assert np.array_equal(ctlens.load(tmp_path / "d.nii.gz").array, truths[1].hu)  # the largest

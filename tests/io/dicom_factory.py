@@ -57,6 +57,7 @@ __all__ = [
     "make_evil_zip",
     "make_zip",
     "truncate",
+    "write_acquisitions",
     "write_ct_series",
     "write_dicomdir_like",
     "write_multiframe_ct",
@@ -369,6 +370,12 @@ def _verify(path: Path, expected_raw: np.ndarray) -> None:
         raise AssertionError(f"{path}: pydicom decodes other pixel values than were written")
 
 
+def _tm(seconds: float) -> str:
+    """Seconds after midnight as a DICOM TM (``HHMMSS.ffffff``)."""
+    whole, micro = divmod(round(seconds * 1e6), 10**6)
+    return f"{whole // 3600:02d}{whole // 60 % 60:02d}{whole % 60:02d}.{micro:06d}"
+
+
 def _file_stem(series_uid: str) -> str:
     return "IM_" + hashlib.sha1(series_uid.encode()).hexdigest()[:6] + "_"
 
@@ -407,6 +414,11 @@ def write_ct_series(
     manufacturer: str = "CTLENS SYNTHETIC",
     name_prefix: str | None = None,
     verify: bool = True,
+    acquisition_number: int | None = 1,
+    acquisition_time: float | None = None,
+    slice_seconds: float = 0.25,
+    echo_number: int | None = None,
+    temporal_position: int | None = None,
 ) -> SeriesTruth:
     """Write one single-frame CT series (one file per slice) into ``folder`` and return its truth.
 
@@ -425,6 +437,10 @@ def write_ct_series(
         padding_value: stored value written outside a centred disc and declared as PixelPaddingValue;
             the truth has -1024 there.
         extension: ``".dcm"`` or ``""`` (files without extension).
+        acquisition_number: AcquisitionNumber of every slice (None: not written).
+        acquisition_time: seconds after midnight of the first acquired slice; each next slice is ``slice_seconds``
+            later (AcquisitionTime and ContentTime, as a helical scanner writes them). None: no times written.
+        echo_number, temporal_position: EchoNumbers / TemporalPositionIdentifier of every slice (None: not written).
 
     Files are named ``IM_<6 hex of the series uid>_<NNNN><extension>`` so several series can share
     a folder. InstanceNumber runs 1..n in acquisition order (``positions`` order).
@@ -471,6 +487,16 @@ def write_ct_series(
         )
         ds.ImageType = list(image_type)
         ds.InstanceNumber = instance_numbers[i]
+        if acquisition_number is None:
+            del ds.AcquisitionNumber
+        else:
+            ds.AcquisitionNumber = acquisition_number
+        if acquisition_time is not None:
+            ds.AcquisitionTime = ds.ContentTime = _tm(acquisition_time + i * slice_seconds)
+        if echo_number is not None:
+            ds.EchoNumbers = echo_number
+        if temporal_position is not None:
+            ds.TemporalPositionIdentifier = temporal_position
         ds.ImagePositionPatient = [_ds(v) for v in ipps[i]]
         ds.ImageOrientationPatient = [_ds(v) for v in iop]
         ds.SliceLocation = _ds(ipps[i][2] if tilt_deg else along[i])
@@ -519,6 +545,47 @@ def write_ct_series(
         slice_thickness=thickness,
         manufacturer=manufacturer,
     )
+
+
+def write_acquisitions(
+    folder: str | os.PathLike[str],
+    positions: Sequence[Sequence[float]],
+    *,
+    numbered: bool = True,
+    timed: bool = True,
+    seconds_apart: float = 60.0,
+    series_uid: str | None = None,
+    prefix: str = "ACQ",
+    **options: object,
+) -> list[SeriesTruth]:
+    """Write several acquisitions of one series (one SeriesInstanceUID, study and frame of reference) into ``folder``.
+
+    Acquisition ``a`` has slices at ``positions[a]`` (mm along the normal, may overlap the others'), its own
+    pixel values (seed ``a``), AcquisitionNumber ``a + 1`` when ``numbered`` (else no AcquisitionNumber) and, when
+    ``timed``, AcquisitionTime/ContentTime per slice starting ``seconds_apart`` after the previous acquisition.
+    Files are named ``<prefix><a>_<NNNN>.dcm``. Returns one :class:`SeriesTruth` per acquisition (what reading that
+    acquisition's files alone gives). ``options`` go to :func:`write_ct_series`.
+    """
+    series_uid = series_uid or _uid()
+    study_uid = str(options.pop("study_uid", None) or _uid())
+    frame_uid = str(options.pop("frame_uid", None) or _uid())
+    truths = []
+    for a, where in enumerate(positions):
+        truths.append(
+            write_ct_series(  # type: ignore[arg-type]
+                folder,
+                positions=list(where),
+                series_uid=series_uid,
+                study_uid=study_uid,
+                frame_uid=frame_uid,
+                name_prefix=f"{prefix}{a + 1}_",
+                seed=a + 11,
+                acquisition_number=a + 1 if numbered else None,
+                acquisition_time=36000.0 + a * seconds_apart if timed else None,
+                **options,
+            )
+        )
+    return truths
 
 
 def write_scout(

@@ -1,9 +1,11 @@
 """``--series``: the one option every ``ctlens`` command that reads a study takes, and the one way it is used.
 
 The text goes unchanged to the reader's series selection (:func:`ctlens.io.dicom_series.select_series`): a
-SeriesInstanceUID (or the short series id), an index as ``ctlens info`` numbers the series, part of the series
-description, or the reconstruction kernel, in that order; a string of digits is an index when there is a series
-with that number, otherwise it is matched as text. Commands with ``--series``: ``info``, ``convert``,
+SeriesInstanceUID (or the key ``ctlens info`` shows), an index as ``ctlens info`` numbers the series, part of the
+series description, the reconstruction kernel, or a part's label (``"acq 2"``), in that order; a string of digits
+is an index when there is a series with that number, otherwise it is matched as text. A series holding several
+acquisitions (echoes, time points) at the same positions is listed once per part; without ``--series`` the largest
+(first) part is read and a warning names the others. Commands with ``--series``: ``info``, ``convert``,
 ``analyze``, ``payload``, ``prepare``, ``compress``, ``interpolate`` and ``clip zero-shot``.
 
 A file that holds a single volume (NIfTI, NRRD/MHA, a 2-D image) has no series to pick: ``--series`` with one
@@ -31,8 +33,8 @@ from ctlens.core.volume import Volume
 __all__ = ["SERIES_HELP", "SeriesOption", "check_series_input", "load_study"]
 
 SERIES_HELP = (
-    "DICOM series to read: SeriesInstanceUID, index as `ctlens info` numbers them, part of the description, "
-    "or the kernel (default: the largest axial CT series)"
+    "DICOM series to read: SeriesInstanceUID or key, index as `ctlens info` numbers them, part of the description, "
+    "the kernel, or a part such as 'acq 2' (default: the largest axial CT series)"
 )
 
 SeriesOption = Annotated[str | None, typer.Option("--series", "-s", help=SERIES_HELP)]
@@ -65,7 +67,7 @@ def load_study(path: Path, series: str | None, **dicom_options: Any) -> Volume:
     """Load ``path`` with ``series`` as given; ``dicom_options`` (``tilt=``, ``uneven=``) apply to DICOM only.
 
     Example:
-        >>> load_study(Path("study_folder"), "1", uneven="resample")  # doctest: +SKIP
+        >>> load_study(Path("study_folder"), "1", uneven="keep")  # doctest: +SKIP
     """
     from ctlens.io import load
     from ctlens.io.loader import file_kind

@@ -25,7 +25,10 @@ from ctlens.core.errors import GeometryError
 POSITION_TOLERANCE_MM = 0.01
 """Slice positions closer than this are the same position; in-plane drift below it is not tilt."""
 UNEVEN_RELATIVE_TOLERANCE = 0.01
-"""A step differing from the usual one by more than this fraction (and the absolute tolerance) is uneven."""
+"""A step differing from the usual one by more than this fraction (and the absolute tolerance) is uneven..."""
+JITTER_RELATIVE_TOLERANCE = 0.02
+"""... unless every slice lies within this fraction of a step of an even grid (jitter, as real scanners write it):
+then the stack is even, its step the first-to-last distance over the number of steps."""
 
 
 @dataclass
@@ -63,6 +66,29 @@ class StackGeometry:
         return np.diff(self.offsets)
 
 
+def _jitter_only(offsets: np.ndarray) -> bool:
+    """Whether every offset lies within :data:`JITTER_RELATIVE_TOLERANCE` of a step of the least-squares even grid."""
+    k = np.arange(len(offsets), dtype=np.float64)
+    slope, intercept = np.polyfit(k, offsets, 1)
+    residual = np.abs(offsets - (slope * k + intercept)).max()
+    return bool(slope > 0 and residual <= max(POSITION_TOLERANCE_MM, JITTER_RELATIVE_TOLERANCE * slope))
+
+
+def even_grid_step(offsets: np.ndarray, step: float) -> float:
+    """The step of the equidistant grid from the first to the last slice closest to ``step`` (the usual step).
+
+    The grid's last point is the last slice, so a resampled volume spans the true first-to-last distance.
+
+    Example:
+        >>> round(even_grid_step(np.array([0.0, 4.0, 8.0, 9.0, 16.1]), 4.0), 4)
+        4.025
+    """
+    total = float(offsets[-1]) if len(offsets) else 0.0
+    if total <= 0 or step <= 0:
+        return step
+    return total / max(1, round(total / step))
+
+
 def stack_geometry(positions: list[np.ndarray], iop: np.ndarray, name: str = "") -> StackGeometry:
     """Order slices and measure spacing, gaps and tilt from positions and orientation."""
     row, col = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
@@ -78,9 +104,10 @@ def stack_geometry(positions: list[np.ndarray], iop: np.ndarray, name: str = "")
     if len(steps) and steps.min() < POSITION_TOLERANCE_MM:
         dup = int(np.sum(steps < POSITION_TOLERANCE_MM))
         raise GeometryError(
-            f"{dup} slice(s) share a position with another slice (overlapping acquisitions or duplicate files)",
+            f"{dup} slice(s) share a position with another slice, and no header field (AcquisitionNumber, echo, "
+            "image type, temporal position, acquisition or content time) tells their stacks apart",
             path=name or None,
-            hint="remove duplicate files or pick one acquisition",
+            hint="remove the repeated slices, or put each stack in its own series",
         )
     drift = pos - pos[0] - offsets[:, None] * normal[None, :]
     shift_col, shift_row = drift @ col, drift @ row
@@ -91,7 +118,9 @@ def stack_geometry(positions: list[np.ndarray], iop: np.ndarray, name: str = "")
     if len(steps):
         tol = max(POSITION_TOLERANCE_MM, UNEVEN_RELATIVE_TOLERANCE * step)
         odd = np.abs(steps - step) > tol
-        uneven = bool(odd.any())
+        uneven = bool(odd.any()) and not _jitter_only(offsets)
+        if not uneven and offsets[-1] > 0:
+            step = float(offsets[-1]) / len(steps)  # the volume spans the first to the last slice
         if uneven:
             ratios = steps[odd] / step
             gaps = np.round(ratios)

@@ -171,8 +171,34 @@ def _multi_frame_refs(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] |
             return f"frame {k + 1} has no plane position/orientation"
         spacing = _floats(getattr(_group(ds, group, "PixelMeasuresSequence"), "PixelSpacing", None), 2)
         transform = _group(ds, group, "PixelValueTransformationSequence")
-        refs.append(_plane_ref(candidate, ds, k, pos, iop, spacing, transform if transform is not None else ds))
+        ref = _plane_ref(candidate, ds, k, pos, iop, spacing, transform if transform is not None else ds)
+        ref.extra.update(_frame_facts(ds, group))
+        refs.append(ref)
     return refs
+
+
+_FRAME_FACTS = (
+    (
+        "FrameContentSequence",
+        ("FrameAcquisitionNumber", "TemporalPositionIndex", "FrameAcquisitionDateTime", "StackID"),
+    ),
+    ("MREchoSequence", ("EffectiveEchoTime",)),
+    ("MRImageFrameTypeSequence", ("FrameType",)),
+    ("CTImageFrameTypeSequence", ("FrameType",)),
+)
+"""Per-frame fields of enhanced files that tell stacks of one series apart (``ctlens.io.series_split``)."""
+
+
+def _frame_facts(ds: Dataset, frame_group: Dataset) -> dict[str, Any]:
+    """The :data:`_FRAME_FACTS` of one frame (per-frame group, else shared), as ``SliceRef.extra``."""
+    facts: dict[str, Any] = {}
+    for seq, keywords in _FRAME_FACTS:
+        item = _group(ds, frame_group, seq)
+        for keyword in keywords:
+            value = None if item is None else item.get(keyword)
+            if value not in (None, "") and keyword not in facts:
+                facts[keyword] = value
+    return facts
 
 
 def slice_refs_of(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] | str:

@@ -7,10 +7,17 @@ decode pixels to HU in parallel, then fix geometry:
 * gantry tilt: ``tilt="correct"`` (default) shifts each slice within its plane so
   the voxel grid becomes orthogonal (dcm2niix's correction); ``"refuse"`` raises
   :class:`~ctlens.core.errors.GantryTiltError`;
-* uneven spacing or missing slices: ``uneven="warn"`` (default) keeps the slices,
-  uses the usual (median) step and records a warning; ``"resample"`` interpolates
-  linearly onto an equidistant grid; ``"error"`` raises
-  :class:`~ctlens.core.errors.UnevenSpacingError`.
+* uneven spacing or missing slices: ``uneven="resample"`` (default) interpolates
+  linearly along the normal onto an equidistant grid from the first to the last
+  slice (so the volume spans the true distance; the warning says from which steps
+  to which); ``"keep"`` keeps the acquired slices at the usual (median) step and
+  lists their true positions in ``meta["slice_positions_mm"]`` (``"warn"`` is the
+  former name of ``"keep"``); ``"error"`` raises
+  :class:`~ctlens.core.errors.UnevenSpacingError`. Positions that only jitter (less
+  than 1 % of the step) are even: nothing is resampled.
+* several acquisitions (echoes, time points) at the same positions in one series:
+  each is its own entry of :func:`list_series`; the default is the largest (first)
+  one, and a warning says which others there are (:mod:`ctlens.io.series_split`).
 
 ``meta`` is de-identified here, once (:func:`ctlens.io.uid_hash.deidentify_meta`: UIDs hashed, no identifying
 keys, no free-text descriptions); nothing downstream re-runs it.
@@ -29,12 +36,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ctlens.core.errors import CorruptFileError, GantryTiltError, InputNotFoundError, UnevenSpacingError
+from ctlens.core.errors import CorruptFileError, CTLensError, GantryTiltError, InputNotFoundError, UnevenSpacingError
 from ctlens.core.volume import Volume
-from ctlens.io.dicom_geometry import StackGeometry, stack_geometry
+from ctlens.io.dicom_geometry import StackGeometry, even_grid_step, stack_geometry
 from ctlens.io.dicom_headers import SliceRef, read_slice_refs
 from ctlens.io.dicom_pixels import AIR_HU, decode_hu, default_workers
-from ctlens.io.dicom_series import SeriesInfo, group_series, select_series
+from ctlens.io.dicom_series import IMPLICIT_PART, SeriesInfo, group_series, select_series
 from ctlens.io.dicom_source import DicomSource, PathInput
 from ctlens.io.suffixes import DOCUMENT_SUFFIXES
 from ctlens.io.uid_hash import deidentify_meta, hash_uid
@@ -42,7 +49,9 @@ from ctlens.io.uid_hash import deidentify_meta, hash_uid
 log = logging.getLogger("ctlens.io")
 
 TiltPolicy = Literal["correct", "refuse"]
-UnevenPolicy = Literal["warn", "resample", "error"]
+UnevenPolicy = Literal["resample", "keep", "warn", "error"]
+UNEVEN_POLICIES = ("resample", "keep", "warn", "error")
+"""Every ``uneven=`` value; ``"warn"`` is the former name of ``"keep"``."""
 
 _META_TEXT = {
     "Manufacturer": "manufacturer",
@@ -83,9 +92,7 @@ def _scan(source: DicomSource, workers: int) -> tuple[list[SeriesInfo], list[str
             hint="give a folder, zip or files holding a DICOM series",
         )
     infos, dropped = group_series(refs)
-    if dropped:
-        notes.append(f"dropped {dropped} localizer/scout image(s)")
-    return infos, notes
+    return infos, [*notes, *dropped]
 
 
 def list_series(source: PathInput, workers: int | None = None) -> list[SeriesInfo]:
@@ -114,6 +121,7 @@ def _meta(info: SeriesInfo, refs: list[SliceRef], geom: StackGeometry, n_files: 
         "transfer_syntax": info.transfer_syntax,
         "n_source_files": n_files,
         "sop_uids": [hash_uid(r.sop_uid) for r in refs],
+        "series_key": info.series_id,
         "slice_positions_mm": [float(x) for x in geom.offsets],
         "gantry_tilt_deg": round(geom.tilt_deg, 4),
         "tilt_corrected": False,
@@ -218,7 +226,12 @@ def _resample_even(hu: np.ndarray, offsets: np.ndarray, step: float) -> tuple[np
 
 
 def resampled_count(offsets: np.ndarray, step: float) -> int:
-    """Slices on the equidistant grid ``0, step, 2 step, ...`` that covers ``offsets`` (``uneven="resample"``)."""
+    """Slices on the equidistant grid ``0, step, 2 step, ...`` that covers ``offsets`` (``uneven="resample"``).
+
+    Example:
+        >>> resampled_count(np.array([0.0, 2.5, 7.5]), 2.5)
+        4
+    """
     return int(np.floor(offsets[-1] / step + 1e-6)) + 1
 
 
@@ -227,7 +240,8 @@ class SeriesPlan:
     """Everything about a series read that needs headers only: the series, its slices in order, geometry, meta.
 
     ``n_slices`` is the number of output slices (after ``uneven="resample"``); ``spacing`` and ``direction``
-    are the output Volume's. :func:`read_dicom` decodes all slices at once, ``ctlens.io.dicom_stream`` one by one.
+    are the output Volume's (``spacing[0]`` is the resampling grid's step when ``resample``).
+    :func:`read_dicom` decodes all slices at once, ``ctlens.io.dicom_stream`` one by one.
     """
 
     info: SeriesInfo
@@ -256,7 +270,7 @@ def plan_series(
     series: int | str | None,
     *,
     tilt: TiltPolicy = "correct",
-    uneven: UnevenPolicy = "warn",
+    uneven: UnevenPolicy = "resample",
     workers: int | None = None,
 ) -> SeriesPlan:
     """Scan headers, choose and order the series, apply the tilt / uneven policies' checks, build the meta.
@@ -265,10 +279,18 @@ def plan_series(
         >>> with DicomSource("series_folder/") as src:  # doctest: +SKIP
         ...     plan = plan_series(src, None)
     """
+    if uneven not in UNEVEN_POLICIES:
+        raise CTLensError(
+            f"uneven={uneven!r} is not a policy for uneven slice spacing",
+            path=src.name,
+            hint="use " + ", ".join(repr(p) for p in UNEVEN_POLICIES),
+        )
     infos, notes = _scan(src, workers or default_workers())
     info, why = select_series(infos, series, src.name)
     if len(infos) > 1:
         log.info("%s: %s", src.name, why)
+    if IMPLICIT_PART in why:  # a part of a split series chosen for the caller: say which, and how to pick another
+        notes.append(f"several acquisitions (or echoes, time points) at the same positions in one series: {why}")
     geom = stack_geometry([r.position for r in info.refs], info.refs[0].orientation, src.name)
     refs = [info.refs[i] for i in geom.order]
     if geom.tilted and tilt == "refuse":
@@ -287,6 +309,9 @@ def plan_series(
     dy, dx = (float(v) for v in refs[0].pixel_spacing)
     meta = _meta(info, refs, geom, info.n_files)
     meta["series_selection"] = why
+    meta["source_sop_uids"] = list(meta["sop_uids"])  # every plane read, in order (also after resampling)
+    if info.part:
+        meta["series_part"] = info.part
     meta["warnings"] = [*meta["warnings"], *notes]
     if geom.tilted:
         meta["tilt_corrected"] = True
@@ -295,14 +320,27 @@ def plan_series(
         )
     resample = bool(geom.uneven and uneven == "resample")
     n_slices = len(refs)
+    step = geom.step if len(refs) > 1 else float(meta.get("slice_thickness") or 1.0)
     if resample:
-        n_slices = resampled_count(geom.offsets, geom.step)
+        step = even_grid_step(geom.offsets, geom.step)
+        n_slices = resampled_count(geom.offsets, step)
         meta["resampled_equidistant"] = True
         meta["sop_uids"] = []
-        meta["warnings"].append(f"resampled {len(refs)} unevenly spaced slices to {n_slices} at {geom.step:.4g} mm")
+        meta["source_slice_positions_mm"] = meta["slice_positions_mm"]
+        meta["slice_positions_mm"] = [float(x) for x in np.arange(n_slices) * step]
+        steps = ", ".join(f"{v:.4g}" for v in np.unique(np.round(geom.steps, 3)))
+        meta["warnings"].append(
+            f"resampled {len(refs)} unevenly spaced slices (steps of {steps} mm, {geom.offsets[-1]:.4g} mm first "
+            f"to last) to {n_slices} slices at {step:.4g} mm, linear along the slice normal "
+            "(uneven='keep' keeps the acquired slices)"
+        )
+    elif geom.uneven:
+        meta["warnings"].append(
+            f"kept {len(refs)} unevenly spaced slices at the usual step of {step:.4g} mm: the volume does not span "
+            f"the true {geom.offsets[-1]:.4g} mm; true positions in meta['slice_positions_mm']"
+        )
     for warning in meta["warnings"]:
         log.warning("%s, series %s: %s", src.name, info.index, warning)
-    step = geom.step if len(refs) > 1 else float(meta.get("slice_thickness") or 1.0)
     direction = np.stack([geom.normal, geom.column_cosine, geom.row_cosine], axis=1)
     meta = deidentify_meta(meta)  # the one place: what the reader returns is de-identified, nobody re-runs it
     return SeriesPlan(info, refs, geom, meta, resample, n_slices, (step, dy, dx), direction)
@@ -313,13 +351,13 @@ def read_dicom(
     series: int | str | None = None,
     *,
     tilt: TiltPolicy = "correct",
-    uneven: UnevenPolicy = "warn",
+    uneven: UnevenPolicy = "resample",
     workers: int | None = None,
 ) -> Volume:
     """Read one DICOM series (see the module docstring for the policies) into a HU Volume.
 
     Example:
-        >>> vol = read_dicom("series_folder/", series="B70f", uneven="resample")  # doctest: +SKIP
+        >>> vol = read_dicom("series_folder/", series="B70f", uneven="keep")  # doctest: +SKIP
     """
     workers = workers or default_workers()
     with DicomSource(source) as src:
@@ -328,5 +366,5 @@ def read_dicom(
     if plan.geom.tilted:
         hu = _correct_tilt(hu, plan.geom, plan.spacing[1], plan.spacing[2])
     if plan.resample:
-        hu, _ = _resample_even(hu, plan.geom.offsets, plan.geom.step)
+        hu, _ = _resample_even(hu, plan.geom.offsets, plan.spacing[0])
     return plan.volume(hu)

@@ -1,8 +1,11 @@
-"""Series discovery: group image planes into series, drop scouts, choose one.
+"""Series discovery: group image planes into series, drop scouts and duplicates, choose one.
 
-Planes are grouped by SeriesInstanceUID, then within a series by orientation,
-matrix size and pixel spacing (a series mixing them is split, as dcm2niix does).
-Localizers and scouts are dropped.
+Planes are grouped by SeriesInstanceUID and SeriesNumber, then within a series by orientation,
+matrix size and pixel spacing (a series mixing them is split, as dcm2niix does). Where positions
+repeat within such a block, it is split further into acquisitions, echoes, image types or time
+points (:mod:`ctlens.io.series_split`): each part is its own entry, labelled (``acq 2``) and
+selectable by index or by its key (``<series id>-acq2``). Localizers and scouts are dropped, and
+so are files repeating another file's SOPInstanceUID (with a note).
 
 Example:
     >>> orientation_name(np.array([1, 0, 0, 0, 1, 0.0]))
@@ -11,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -18,6 +22,7 @@ import numpy as np
 
 from ctlens.core.errors import SeriesSelectionError
 from ctlens.io.dicom_headers import SliceRef
+from ctlens.io.series_split import drop_duplicates, split_repeats
 from ctlens.io.uid_hash import hash_uid
 
 _SCOUT_WORDS = ("LOCALIZER", "SCOUT", "TOPOGRAM", "SURVIEW")
@@ -40,11 +45,22 @@ class SeriesInfo:
     n_files: int
     transfer_syntax: str
     refs: list[SliceRef] = field(default_factory=list, repr=False)
+    part: str = ""
+    """What tells this entry apart from others of its series (``acq 2``, ``echo 1``, ``series 3``); "" if whole."""
+    part_key: str = ""
+    """The same as a stable short key (``acq2``); "" if whole."""
 
     @property
     def series_id(self) -> str:
-        """A short, non-identifying id of the series (a prefix of its hashed UID)."""
-        return hash_uid(self.series_uid)[5:17]
+        """A short, non-identifying, stable key of the entry: a prefix of its hashed UID, then its part key if any.
+
+        Example:
+            >>> info = SeriesInfo(0, "1.2.3", "s", "Thorax", "CT", "B40f", 3, 8, 8, "axial", 3, "", part_key="acq2")
+            >>> info.series_id == hash_uid("1.2.3")[5:17] + "-acq2"
+            True
+        """
+        base = hash_uid(self.series_uid)[5:17]
+        return f"{base}-{self.part_key}" if self.part_key else base
 
     @property
     def voxels(self) -> int:
@@ -52,8 +68,9 @@ class SeriesInfo:
 
     def label(self) -> str:
         """One line naming the series for messages."""
+        part = f" {self.part}" if self.part else ""
         return (
-            f"#{self.index} '{self.description}' ({self.modality}, {self.orientation}, {self.n_slices} slices "
+            f"#{self.index} '{self.description}'{part} ({self.modality}, {self.orientation}, {self.n_slices} slices "
             f"{self.rows}x{self.columns}, kernel {self.kernel or '-'})"
         )
 
@@ -85,8 +102,8 @@ def _text(ref: SliceRef, keyword: str) -> str:
     return str(value or "").strip()
 
 
-def group_series(refs: list[SliceRef]) -> tuple[list[SeriesInfo], int]:
-    """Group planes into series; return (series sorted by size, number of scout planes dropped)."""
+def _blocks(refs: list[SliceRef]) -> tuple[list[list[SliceRef]], int]:
+    """Planes by (UID, SeriesNumber, orientation, matrix, pixel spacing); (blocks, scout planes dropped)."""
     groups: dict[tuple, list[SliceRef]] = defaultdict(list)
     dropped = 0
     for ref in refs:
@@ -95,6 +112,7 @@ def group_series(refs: list[SliceRef]) -> tuple[list[SeriesInfo], int]:
             continue
         key = (
             str(ref.header.get("SeriesInstanceUID", "")),
+            _text(ref, "SeriesNumber"),
             tuple(np.round(ref.orientation, 3)),
             ref.rows,
             ref.columns,
@@ -109,52 +127,145 @@ def group_series(refs: list[SliceRef]) -> tuple[list[SeriesInfo], int]:
             if all(abs(float(n @ slice_normal(s[0].orientation))) < 0.5 for s in stacks):
                 dropped += 1
                 del groups[key]
+    return list(groups.values()), dropped
+
+
+def _info(members: list[SliceRef], part: str, part_key: str) -> SeriesInfo:
+    first = members[0]
+    return SeriesInfo(
+        index=0,
+        series_uid=str(first.header.get("SeriesInstanceUID", "")),
+        study_id=hash_uid(str(first.header.get("StudyInstanceUID", "")))[5:17],
+        description=_text(first, "SeriesDescription"),
+        modality=_text(first, "Modality") or "OT",
+        kernel=_text(first, "ConvolutionKernel"),
+        n_slices=len(members),
+        rows=first.rows,
+        columns=first.columns,
+        orientation=orientation_name(first.orientation),
+        n_files=len({m.file.path for m in members}),
+        transfer_syntax=str(getattr(first.header, "file_meta", {}).get("TransferSyntaxUID", "")),
+        refs=members,
+        part=part,
+        part_key=part_key,
+    )
+
+
+def _unique_keys(infos: list[SeriesInfo]) -> None:
+    """Name the parts of a UID split by SeriesNumber (``series 3``), and make every entry's key unique."""
+    by_uid: dict[str, list[SeriesInfo]] = defaultdict(list)
+    for info in infos:
+        by_uid[info.series_uid].append(info)
+    for members in by_uid.values():
+        numbers = {_text(m.refs[0], "SeriesNumber") for m in members}
+        if len(numbers) > 1:
+            for m in members:
+                number = _text(m.refs[0], "SeriesNumber") or "-"
+                m.part = ", ".join(filter(None, [f"series {number}", m.part]))
+                m.part_key = "-".join(filter(None, [f"sn{number if number != '-' else 'none'}", m.part_key]))
+        seen: dict[str, int] = defaultdict(int)
+        for m in members:  # blocks of another orientation or size: b2, b3, ... (the first keeps its key)
+            seen[m.series_id] += 1
+            if seen[m.series_id] > 1:
+                m.part_key = "-".join(filter(None, [m.part_key, f"b{seen[m.series_id]}"]))
+
+
+def group_series(refs: list[SliceRef]) -> tuple[list[SeriesInfo], list[str]]:
+    """Group planes into series entries; return (entries sorted by size, notes on what was dropped).
+
+    Example:
+        >>> group_series([])
+        ([], [])
+    """
+    refs, duplicates = drop_duplicates(refs)
+    notes = []
+    if duplicates:
+        shown = ", ".join(duplicates[:5]) + (", ..." if len(duplicates) > 5 else "")
+        notes.append(f"dropped {len(duplicates)} duplicated file(s) (same SOPInstanceUID as another file): {shown}")
+    blocks, scouts = _blocks(refs)
+    if scouts:
+        notes.append(f"dropped {scouts} localizer/scout image(s)")
     infos = []
-    for members in groups.values():
-        first = members[0]
-        infos.append(
-            SeriesInfo(
-                index=0,
-                series_uid=str(first.header.get("SeriesInstanceUID", "")),
-                study_id=hash_uid(str(first.header.get("StudyInstanceUID", "")))[5:17],
-                description=_text(first, "SeriesDescription"),
-                modality=_text(first, "Modality") or "OT",
-                kernel=_text(first, "ConvolutionKernel"),
-                n_slices=len(members),
-                rows=first.rows,
-                columns=first.columns,
-                orientation=orientation_name(first.orientation),
-                n_files=len({m.file.path for m in members}),
-                transfer_syntax=str(getattr(first.header, "file_meta", {}).get("TransferSyntaxUID", "")),
-                refs=members,
-            )
-        )
-    infos.sort(key=lambda s: (-s.voxels, s.description, s.series_uid))
+    order: dict[int, int] = {}
+    for members in blocks:
+        for k, part in enumerate(split_repeats(members)):
+            info = _info(part.refs, part.label, part.key)
+            order[id(info)] = k
+            infos.append(info)
+    _unique_keys(infos)
+    infos.sort(key=lambda s: (-s.voxels, s.description, s.series_uid, order[id(s)], s.part_key))
     for i, info in enumerate(infos):
         info.index = i
-    return infos, dropped
+    return infos, notes
+
+
+def siblings(infos: list[SeriesInfo], info: SeriesInfo) -> list[SeriesInfo]:
+    """The entries split from ``info``'s series where its positions repeat (acquisitions, echoes...), itself included.
+
+    Example:
+        >>> a = SeriesInfo(0, "1.2.3", "s", "Thorax", "CT", "B40f", 3, 8, 8, "axial", 3, "", part="acq 1")
+        >>> [s.part for s in siblings([a], a)]
+        ['acq 1']
+    """
+    if not info.part:
+        return [info]
+    return [s for s in infos if s.series_uid == info.series_uid and s.part and s.orientation == info.orientation]
 
 
 def default_series(infos: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
-    """The largest axial CT series (else the largest series), with the reason for the choice."""
+    """The largest axial CT series (else the largest series), with the reason for the choice.
+
+    Among entries of one size the first listed wins (the lowest acquisition, echo or time point of a split
+    series); the reason then says which other parts there are and how to pick one.
+    """
     axial_ct = [s for s in infos if s.modality == "CT" and s.orientation == "axial" and s.n_slices > 1]
     pool = axial_ct or infos
     chosen = max(pool, key=lambda s: s.voxels)
     why = "largest axial CT series" if axial_ct else "largest series (no axial CT series found)"
     if len(infos) == 1:
         why = "the only series"
-    return chosen, f"picked {chosen.label()}: {why} of {len(infos)}"
+    return chosen, f"picked {chosen.label()}: {why} of {len(infos)}" + split_note(infos, chosen, implicit=True)
+
+
+IMPLICIT_PART = "the largest (else the first) of its parts"
+"""In a selection's reason when a split series' part was chosen for the caller (who then gets a warning)."""
+
+
+def _natural(text: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def split_note(infos: list[SeriesInfo], chosen: SeriesInfo, implicit: bool = False) -> str:
+    """``"; its series holds 3 parts at overlapping positions ..."`` when ``chosen`` is one part of a split series.
+
+    ``implicit``: the part was chosen for the caller (default or a selector matching every part); the note then
+    says so (:data:`IMPLICIT_PART`) and how to pick the others.
+
+    Example:
+        >>> a = SeriesInfo(0, "1.2.3", "s", "Thorax", "CT", "B40f", 3, 8, 8, "axial", 3, "", part="acq 1")
+        >>> split_note([a], a)
+        ''
+    """
+    parts = sorted(siblings(infos, chosen), key=lambda s: _natural(s.part))
+    if len(parts) < 2:
+        return ""
+    note = f"; its series holds {len(parts)} parts at overlapping positions ({', '.join(s.part for s in parts)})"
+    if not implicit:
+        return note
+    others = "; ".join(f"#{s.index} {s.part} (series={s.series_id!r})" for s in parts if s is not chosen)
+    return f"{note}: read {chosen.part}, {IMPLICIT_PART}; to read another, pass {others}"
 
 
 def select_series(infos: list[SeriesInfo], selector: int | str | None, source: str) -> tuple[SeriesInfo, str]:
     """Choose one series by SeriesInstanceUID, index, description or kernel, with the reason for the choice.
 
     One rule for every caller (``ctlens --series`` passes its text unchanged): an ``int`` is an index. A string
-    is tried, in order, as a SeriesInstanceUID or short series id (exact), as an index when it is all digits and
-    a series has that index (as ``ctlens info`` numbers them), as part of the description (any case), and as
-    the kernel (exact, any case). So ``"1"`` is the second series even if a description contains a 1, and a
-    digit string with no series of that index (``"123456"``) is matched as text. Several matches at one step
-    are an error that lists them.
+    is tried, in order, as a SeriesInstanceUID or series key (exact), as an index when it is all digits and
+    a series has that index (as ``ctlens info`` numbers them), as part of the description (any case), as
+    the kernel (exact, any case), and as a part's label (``"acq 2"``, any case). So ``"1"`` is the second series
+    even if a description contains a 1, and a digit string with no series of that index (``"123456"``) is matched
+    as text. Several matches at one step are an error that lists them, except a SeriesInstanceUID whose series
+    was split into parts (acquisitions, echoes...): it picks among them as the default does, and says so.
 
     Example:
         >>> a = SeriesInfo(0, "1.2.3", "s", "Thorax 1.0 B40f", "CT", "B40f", 30, 512, 512, "axial", 30, "")
@@ -172,21 +283,33 @@ def select_series(infos: list[SeriesInfo], selector: int | str | None, source: s
         return default_series(infos)
     if isinstance(selector, int):
         if 0 <= selector < len(infos):
-            return infos[selector], f"picked {infos[selector].label()} by index"
+            return infos[selector], f"picked {infos[selector].label()} by index" + split_note(infos, infos[selector])
     else:
         text = str(selector).strip()
-        exact = [s for s in infos if text in (s.series_uid, s.series_id)]
+        by_key = [s for s in infos if text == s.series_id]
+        exact = [s for s in infos if text in (s.series_uid, hash_uid(s.series_uid)[5:17])]
         by_index = [infos[int(text)]] if text.isdigit() and int(text) < len(infos) else []
         described = [s for s in infos if text.lower() in s.description.lower()]
         kernel = [s for s in infos if text.lower() == s.kernel.lower()]
-        steps = ((exact, "UID"), (by_index, "index"), (described, "description"), (kernel, "kernel"))
+        part = [s for s in infos if s.part and text.lower() == s.part.lower()]
+        steps = (
+            (by_key, "key"),
+            (exact, "UID"),
+            (by_index, "index"),
+            (described, "description"),
+            (kernel, "kernel"),
+            (part, "part"),
+        )
         for matches, how in steps:
+            implicit = len(matches) > 1 and all(s.part for s in matches) and len({s.series_uid for s in matches}) == 1
+            if implicit:
+                matches = [default_series(matches)[0]]  # the parts of one split series: the default one, explained
             if len(matches) == 1:
-                return matches[0], f"picked {matches[0].label()} by {how}"
+                return matches[0], f"picked {matches[0].label()} by {how}" + split_note(infos, matches[0], implicit)
             if len(matches) > 1:
                 raise SeriesSelectionError(
                     f"series selector {selector!r} matches {len(matches)} series: "
-                    + "; ".join(s.label() for s in matches),
+                    + "; ".join(f"{s.label()} [series={s.series_id!r}]" if s.part else s.label() for s in matches),
                     path=source,
                     hint="use the index shown by `ctlens info`",
                 )

@@ -8,7 +8,7 @@ by a few slices plus the headers, whatever the series length. The slices equal `
 for every policy ``ctlens.load`` offers:
 
 * gantry tilt (``tilt="correct"``) is corrected slice by slice (the correction is in-plane only);
-* uneven spacing with ``uneven="resample"`` is interpolated from a window of two neighbouring slices;
+* uneven spacing with ``uneven="resample"`` (the default) is interpolated from a window of two neighbouring slices;
 * several series without ``series=``: the same default choice as ``ctlens.load`` (largest axial CT), logged.
 
 Nothing needs the in-memory path, except samples that are not integers that fit int16 (non-integral HU from a
@@ -73,7 +73,7 @@ class DicomSliceStream:
         series: int | str | None = None,
         *,
         tilt: TiltPolicy = "correct",
-        uneven: UnevenPolicy = "warn",
+        uneven: UnevenPolicy = "resample",
         workers: int | None = None,
     ) -> None:
         self._workers = workers or default_workers()
@@ -96,7 +96,7 @@ class DicomSliceStream:
         self._resample = plan.resample
         self._refs = plan.refs
         self._geom: StackGeometry = plan.geom
-        self._dy, self._dx = plan.spacing[1], plan.spacing[2]
+        self._step, self._dy, self._dx = plan.spacing
 
     # ------------------------------------------------------------------ iteration
 
@@ -139,7 +139,7 @@ class DicomSliceStream:
         self._used = True
         slices = self._sorted_slices()
         try:
-            yield from (resample_even_slices(slices, self._geom.offsets, self._geom.step) if self._resample else slices)
+            yield from (resample_even_slices(slices, self._geom.offsets, self._step) if self._resample else slices)
         finally:
             slices.close()
             self.close()
@@ -166,7 +166,7 @@ def iter_series_slices(
     series: int | str | None = None,
     *,
     tilt: TiltPolicy = "correct",
-    uneven: UnevenPolicy = "warn",
+    uneven: UnevenPolicy = "resample",
     workers: int | None = None,
 ) -> DicomSliceStream:
     """Open one DICOM series for streaming: ``.geometry`` at once, then int16 HU slices when iterated.

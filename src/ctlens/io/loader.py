@@ -44,10 +44,11 @@ def file_kind(path: str | os.PathLike) -> str:
 def load(path: PathInput, series: int | str | None = None, *, study: str | None = None, **options: Any) -> Volume:
     """Load any supported image into a :class:`Volume` (HU for CT).
 
-    ``series`` picks one DICOM series (index, SeriesInstanceUID or description
-    text); other keyword options go to :func:`ctlens.io.dicom_reader.read_dicom`
-    (``tilt=``, ``uneven=``, ``workers=``). ``study`` (a StudyInstanceUID) goes
-    with a ``dicomweb+http(s)://`` address: a series UID retrieves that series,
+    ``series`` picks one DICOM series (index, SeriesInstanceUID or key, description
+    text, kernel, or a part such as ``"acq 2"`` of a series holding several acquisitions);
+    other keyword options go to :func:`ctlens.io.dicom_reader.read_dicom` (``tilt=``,
+    ``uneven=``: ``"resample"`` by default, ``"keep"`` or ``"error"``; ``workers=``).
+    ``study`` (a StudyInstanceUID) goes with a ``dicomweb+http(s)://`` address: a series UID retrieves that series,
     otherwise the whole study is retrieved and ``series`` picks as for a folder.
     """
     if isinstance(path, str) and path.lower().startswith(DICOMWEB_SCHEMES):
