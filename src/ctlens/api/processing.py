@@ -58,8 +58,9 @@ def series_rows(series: list[Any], analysed: int | None = None) -> list[dict[str
     :func:`~ctlens.io.clean_descriptor.clean_descriptor`); selecting a series by its description still works
     on the raw headers, which never leave the reader.
 
-    ``analysed`` (the index of the series that was read) marks its row; ``selector`` is what to send as the
-    ``series`` form field of ``POST /api/analyze`` to analyse that series instead.
+    ``analysed`` (the index of the series that was read) marks its row; ``part`` says which acquisition, echo or
+    series number of a split series the row is (``""`` when whole); ``selector`` (a stable, non-identifying key)
+    is what to send as the ``series`` form field of ``POST /api/analyze`` to analyse that entry instead.
     """
     return [
         {
@@ -70,8 +71,9 @@ def series_rows(series: list[Any], analysed: int | None = None) -> list[dict[str
             "orientation": s.orientation,
             "slices": s.n_slices,
             "matrix": [s.rows, s.columns],
+            "part": s.part,
             "analysed": s.index == analysed,
-            "selector": str(s.index),
+            "selector": s.series_id,
         }
         for s in series
     ]
@@ -91,7 +93,9 @@ def load_staged(staged: StagedUpload, series: str | None, max_image_pixels: int)
         infos = list_series(staged.input_path)
         volume = load(staged.input_path, series=series or None, uneven="resample")  # one rule: select_series's
         chosen = select_series(infos, series or None, "upload")[0].index if infos else None
-        split = split_warning([s.series_uid for s in infos], chosen if chosen is not None else -1)
+        split = split_warning(
+            [s.series_uid for s in infos], chosen if chosen is not None else -1, [s.part for s in infos]
+        )
         if split:
             volume.meta["warnings"] = [*(volume.meta.get("warnings") or []), split]
         return volume, series_rows(infos, chosen)

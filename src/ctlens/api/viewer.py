@@ -76,22 +76,24 @@ def reader_warnings(warnings: Iterable[Any]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def split_warning(series_uids: list[str], chosen: int) -> str | None:
-    """A warning when the analysed block shares its series with other blocks (the reader split the series).
+def split_warning(series_uids: list[str], chosen: int, parts: list[str] | None = None) -> str | None:
+    """A warning when the analysed block shares its series with other blocks that the reader split off for their
+    geometry (orientation, matrix or pixel spacing). Acquisitions, echoes and other labelled ``parts`` are not
+    mentioned here: the reader's own warning names them and how to pick one.
 
     Example:
         >>> split_warning(["a", "a", "b"], 1)
         'the series was split into 2 parts (orientation, matrix or pixel spacing differ); showing part #1'
-        >>> split_warning(["a", "b"], 0) is None
-        True
+        >>> split_warning(["a", "b"], 0) is None, split_warning(["a", "a"], 0, ["acq 1", "acq 2"]) is None
+        (True, True)
     """
-    if not 0 <= chosen < len(series_uids):
+    if not 0 <= chosen < len(series_uids) or (parts and parts[chosen]):
         return None
-    parts = [i for i, uid in enumerate(series_uids) if uid == series_uids[chosen]]
-    if len(parts) < 2:
+    blocks = [i for i, uid in enumerate(series_uids) if uid == series_uids[chosen]]
+    if len(blocks) < 2:
         return None
     return (
-        f"the series was split into {len(parts)} parts (orientation, matrix or pixel spacing differ); "
+        f"the series was split into {len(blocks)} parts (orientation, matrix or pixel spacing differ); "
         f"showing part #{chosen}"
     )
 

@@ -48,7 +48,9 @@ def register(app: typer.Typer) -> None:
         ] = 5,
         profile: Annotated[str, typer.Option(help="compact (JPEG-LS) | fast (HTJ2K) | thorough")] = "compact",
         series: SeriesOption = None,
-        uneven: Annotated[str, typer.Option(help="uneven slice spacing: warn | resample | error")] = "warn",
+        uneven: Annotated[
+            str, typer.Option(help="uneven slice spacing: resample (onto an even grid) | keep | error")
+        ] = "resample",
         stream: Annotated[
             bool,
             typer.Option(
@@ -64,13 +66,14 @@ def register(app: typer.Typer) -> None:
         from ctlens.cli.series import check_series_input, load_study
         from ctlens.codec.series import PROFILES, encode_slices, encode_volume
         from ctlens.io.dicom_pixels import exact_int16
+        from ctlens.io.dicom_reader import UNEVEN_POLICIES
 
         if mode not in ("lossless", "roi"):
             raise typer.BadParameter("--mode must be lossless or roi")
         if profile not in PROFILES:
             raise typer.BadParameter(f"--profile must be one of {', '.join(PROFILES)}")
-        if uneven not in ("warn", "resample", "error"):
-            raise typer.BadParameter("--uneven must be warn, resample or error")
+        if uneven not in UNEVEN_POLICIES:
+            raise typer.BadParameter(f"--uneven must be one of {', '.join(UNEVEN_POLICIES)}")
         check_series_input(path, series)
         is_series = path.is_dir() or path.suffix.lower() == ".zip"
         with progress_step(f"compress {path.name}") as step:
