@@ -23,10 +23,12 @@ from dicom_results_checks import (
 from ctlens.analysis.analyze import analyze, load_for_analysis
 from ctlens.analysis.findings import Findings
 from ctlens.analysis.phantoms import chest_phantom
+from ctlens.analysis.stored_grid import findings_on_stored_grid
 from ctlens.connect.results import dicom_results, write_dicom_results
 from ctlens.core.errors import PacsError
 from ctlens.core.volume import Volume
 from ctlens.io.uid_hash import hash_uid
+from ctlens.preprocess.display import to_display
 from shared_data import data_dir
 
 
@@ -134,17 +136,33 @@ def _expected_slices(truth, volume: Volume) -> dict[str, int]:
     return {sop: k for k, sop in enumerate(truth.sop_uids)}
 
 
+def _fitted(findings: Findings) -> Findings:
+    """The synthetic candidates' boxes cut to the grid (a coronal stack's display grid has few rows)."""
+    shape = findings.heatmap.shape
+    top = [s - 1 for s in shape]
+    for c in findings.candidates:
+        lo = [min(v, t) for v, t in zip(c.bbox[:3], top, strict=True)]
+        hi = [min(v, t) for v, t in zip(c.bbox[3:], top, strict=True)]
+        c.bbox, c.slice_range = (*lo, *hi), (lo[0], hi[0])
+        c.slice_boxes = {
+            z: (min(y0, top[1]), min(x0, top[2]), min(y1, top[1]), min(x1, top[2]))
+            for z, (y0, x0, y1, x1) in c.slice_boxes.items()
+            if z <= top[0]
+        }
+    return findings
+
+
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_synthetic_storage_orders(name: str, tmp_path) -> None:
     truth = write_ct_series(tmp_path / "series", rows=24, cols=28, seed=3, **SCENARIOS[name])
     volume = load_for_analysis(tmp_path / "series")
     if name == "uneven_resampled":
         assert volume.meta.get("resampled_equidistant") and volume.shape[0] == 9
-    findings = synthetic_findings(volume.shape)
+    findings = _fitted(synthetic_findings(to_display(volume).shape))  # analysis results live on the display grid
     paths = write_dicom_results(findings, volume, truth.paths, tmp_path / "out")
     slice_of = _expected_slices(truth, volume)
     ipps = {sop: list(ipp) for sop, ipp in zip(truth.sop_uids, truth.ipps, strict=True)}
-    check_seg(paths[0], findings, volume.shape, slice_of, ipps)
+    check_seg(paths[0], findings_on_stored_grid(findings, volume), volume.shape, slice_of, ipps)
 
 
 def test_analysed_phantom_series_in_shuffled_feet_first_files(tmp_path) -> None:

@@ -16,6 +16,10 @@ de-identified and must never be sent to an LLM or exported as anonymous data; th
 :mod:`ctlens.connect.source_instances`. New UIDs are made under ``uid_root`` (default: the ``dicom_uid_root``
 setting, ``CTLENS_DICOM_UID_ROOT``; else ``2.25.`` UUID-derived UIDs).
 
+``findings`` are those of ``analyze(volume)``, made on the display grid (``to_display(volume)``); they are moved to
+the volume's stored grid (:mod:`ctlens.analysis.stored_grid`) so SEG frames and boxes line up with the source
+pixels whatever their storage order (prone, feet first, ...).
+
 When there is nothing to segment (no lung / brain mask and no candidate), the SEG is left out with a warning in
 the log (``ctlens.connect``) and the SR is still made.
 
@@ -33,6 +37,7 @@ from pathlib import Path
 import pydicom
 
 from ctlens.analysis.findings import Findings
+from ctlens.analysis.stored_grid import findings_on_stored_grid
 from ctlens.connect.dicom_identity import uid_root_or_default
 from ctlens.connect.secondary_capture import build_secondary_capture
 from ctlens.connect.seg import build_segmentation
@@ -76,6 +81,7 @@ def dicom_results(
         >>> seg, sr = dicom_results(findings, volume, "series_folder/")  # doctest: +SKIP
     """
     root = uid_root_or_default(uid_root)
+    findings = findings_on_stored_grid(findings, volume)  # analysis works on the display grid; SEG on the stored one
     series = match_source_instances(volume, sources)
     seg, segments = build_segmentation(findings, volume, series, uid_root=root)
     if seg is None:

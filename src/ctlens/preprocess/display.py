@@ -31,6 +31,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ctlens.core.volume import Volume
@@ -50,6 +52,8 @@ __all__ = [
     "pixel_spacing",
     "plane_size",
     "slice_label",
+    "stored_array",
+    "stored_index",
     "to_display",
 ]
 
@@ -99,6 +103,49 @@ def display_array(volume: Volume, array: np.ndarray | None = None) -> np.ndarray
         if flip:
             out = np.flip(out, axis)
     return out
+
+
+def stored_array(volume: Volume, array: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`display_array`: ``array`` on the display grid of ``volume`` back in the volume's own
+    storage order (a view: transposes and flips only). For results made on ``to_display(volume)`` (a heatmap, a
+    label image) that must line up with the stored volume, e.g. DICOM SEG frames of its source instances.
+
+    Example:
+        >>> import numpy as np
+        >>> from ctlens.core.volume import Volume
+        >>> from ctlens.preprocess.orientation import reorient
+        >>> v = reorient(Volume(np.arange(24).reshape(2, 3, 4)), "PIR")
+        >>> bool(np.array_equal(stored_array(v, display_array(v)), v.array))
+        True
+    """
+    order, flips = _display_order(volume)
+    expected = tuple(volume.shape[a] for a in order)
+    if tuple(np.shape(array)[:3]) != expected:
+        raise ValueError(f"array of shape {np.shape(array)} is not on the display grid {expected}")
+    out = array
+    for axis, flip in enumerate(flips):
+        if flip:
+            out = np.flip(out, axis)
+    return np.transpose(out, np.argsort(order))
+
+
+def stored_index(volume: Volume, index: Sequence[float]) -> tuple[float, float, float]:
+    """A ``(z, y, x)`` index of the display grid of ``volume`` as an index of the stored array.
+
+    Example:
+        >>> import numpy as np
+        >>> from ctlens.core.volume import Volume
+        >>> from ctlens.preprocess.orientation import reorient
+        >>> v = reorient(Volume(np.arange(24).reshape(2, 3, 4)), "RAI")   # every axis flipped
+        >>> stored_index(v, (0, 0, 0)), float(display_array(v)[0, 0, 0]) == float(v.array[1, 2, 3])
+        ((1.0, 2.0, 3.0), True)
+    """
+    order, flips = _display_order(volume)
+    out = [0.0, 0.0, 0.0]
+    for axis, (source, flip) in enumerate(zip(order, flips, strict=True)):
+        value = float(index[axis])
+        out[source] = volume.shape[source] - 1 - value if flip else value
+    return out[0], out[1], out[2]
 
 
 def display_spacing(volume: Volume) -> tuple[float, float, float]:
