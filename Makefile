@@ -10,7 +10,7 @@ VIEWER := $(VENDOR)/niivue.js
 DATA ?= ../shared/data
 export CTLENS_DATA_DIR ?= $(abspath $(DATA))
 
-.PHONY: run test lint venv viewer bench clean
+.PHONY: run test lint venv viewer bench clean fuzz
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,14 @@ lint: $(STAMP)
 
 test: lint $(VIEWER)
 	$(BIN)/python -m pytest -n 2 src tests
+
+# Fuzz every reader FUZZ_SECONDS each (docs/fuzzing.md); corpus and findings go to CTLENS_FUZZ_DIR (/tmp/ctlens-fuzz).
+# FUZZ_ENGINE=atheris for coverage-guided mutation (installs atheris; hypothesis alone needs nothing more).
+FUZZ_SECONDS ?= 60
+FUZZ_ENGINE ?= hypothesis
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet --only-binary=atheris coverage $(if $(filter atheris,$(FUZZ_ENGINE)),atheris)
+	$(BIN)/python scripts/fuzz.py --seconds $(FUZZ_SECONDS) --engine $(FUZZ_ENGINE)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_io.py

@@ -13,6 +13,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 
 from ctlens.core.errors import CTLensError
@@ -31,6 +37,45 @@ def _imagecodecs():  # type: ignore[no-untyped-def]
 
 def _blosc2():  # type: ignore[no-untyped-def]
     return require("blosc2", extra="codec")
+
+
+_local = threading.local()
+_hook_lock = threading.Lock()
+_previous_hook: Any = None
+_previous_excepthook: Any = None
+
+
+def _unraisable_hook(unraisable: Any) -> None:
+    caught = getattr(_local, "caught", None)
+    if caught is not None:  # an error the codec could not raise (OpenJPH reports through a callback)
+        caught.append(unraisable.exc_value)
+        return
+    _previous_hook(unraisable)
+
+
+def _excepthook(kind: Any, value: Any, tb: Any) -> None:
+    caught = getattr(_local, "caught", None)
+    if caught is not None:  # the same error, printed by the extension before it reports it as unraisable
+        caught.append(value)
+        return
+    _previous_excepthook(kind, value, tb)
+
+
+@contextlib.contextmanager
+def _codec_errors(name: str) -> Iterator[None]:
+    """Turn errors a codec reports as "Exception ignored in ..." (printed tracebacks) into one CTLensError."""
+    global _previous_hook, _previous_excepthook
+    with _hook_lock:
+        if _previous_hook is None:
+            _previous_hook, sys.unraisablehook = sys.unraisablehook, _unraisable_hook
+            _previous_excepthook, sys.excepthook = sys.excepthook, _excepthook
+    _local.caught = []
+    try:
+        yield
+    finally:
+        caught, _local.caught = _local.caught, None
+    if caught:
+        raise CTLensError(f"{name} stream is damaged ({type(caught[0]).__name__}: {caught[0]})")
 
 
 def encode(name: str, image: np.ndarray, *, near: int = 0, level: int = 5) -> bytes:
@@ -72,18 +117,28 @@ def decode(name: str, data: bytes, shape: tuple[int, int]) -> np.ndarray:
         >>> decode("jpegls", encode("jpegls", img), (4, 5)).tolist() == img.tolist()
         True
     """
-    if name == "jpegls":
-        out = _imagecodecs().jpegls_decode(data)
-    elif name == "htj2k":
-        out = _imagecodecs().htj2k_decode(data)
-    elif name == "blosc2":
+    # Every stream is decoded into (or checked against) a buffer of the expected size: a stream whose own header
+    # declares another size is refused before the codec allocates anything for it.
+    if name in ("jpegls", "htj2k"):
+        out = np.empty(shape, np.uint16)
+        decoder = _imagecodecs().jpegls_decode if name == "jpegls" else _imagecodecs().htj2k_decode
+        try:
+            with _codec_errors(name):
+                return np.asarray(decoder(data, out=out))
+        except ValueError as exc:
+            if "out.shape" in str(exc) or "out.dtype" in str(exc):
+                raise CTLensError(f"{name} stream holds another image size or type than {shape} uint16") from None
+            raise
+    if name == "blosc2":
+        expected = shape[0] * shape[1] * 2
+        declared = int.from_bytes(data[4:8], "little") if len(data) >= 16 else -1
+        if declared != expected:
+            raise CTLensError(f"blosc2 stream declares {declared} bytes, expected {expected}")
         out = np.frombuffer(_blosc2().decompress2(data), dtype=np.uint16)
-    else:
-        raise ValueError(f"unknown backend {name!r}")
-    out = np.asarray(out)
-    if out.size != shape[0] * shape[1]:
-        raise CTLensError(f"{name} stream decoded to {out.size} samples, expected {shape[0] * shape[1]}")
-    return out.reshape(shape).astype(np.uint16, copy=False)
+        if out.size != shape[0] * shape[1]:
+            raise CTLensError(f"{name} stream decoded to {out.size} samples, expected {shape[0] * shape[1]}")
+        return out.reshape(shape)
+    raise ValueError(f"unknown backend {name!r}")
 
 
 def encode_bytes(data: np.ndarray, *, level: int = 5) -> bytes:
@@ -99,7 +154,7 @@ def encode_bytes(data: np.ndarray, *, level: int = 5) -> bytes:
 
 def decode_bytes(data: bytes, shape: tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`encode_bytes`: a ``uint8`` array of ``shape``."""
-    out = np.frombuffer(_imagecodecs().zstd_decode(data), dtype=np.uint8)
+    out = np.frombuffer(_imagecodecs().zstd_decode(data, out=shape[0] * shape[1]), dtype=np.uint8)
     if out.size != shape[0] * shape[1]:
         raise CTLensError(f"zstd stream decoded to {out.size} bytes, expected {shape[0] * shape[1]}")
     return out.reshape(shape)

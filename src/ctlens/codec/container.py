@@ -188,6 +188,7 @@ class CtzReader:
             raise self._fail("truncated or damaged: the footer is missing")
         self.file_crc = file_crc
         self.data_start = PREFIX.size + head_len
+        self.index_offset = index_off
         if not (self.data_start <= index_off <= trailer_off <= self.size - FOOTER.size):
             raise self._fail("footer offsets point outside the file")
         if index_off + n * RECORD.size != trailer_off or trailer_off + trailer_len != self.size - FOOTER.size:
@@ -206,8 +207,12 @@ class CtzReader:
         try:
             self.header: dict[str, Any] = json.loads(head)
             self.trailer: dict[str, Any] = json.loads(trailer)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except ValueError as exc:  # bad UTF-8, bad JSON, an integer of more digits than Python converts
             raise self._fail(f"header or trailer is not valid JSON ({exc})") from exc
+        except RecursionError:
+            raise self._fail("header or trailer JSON is nested too deeply") from None
+        if not isinstance(self.header, dict) or not isinstance(self.trailer, dict):
+            raise self._fail("header or trailer is not a JSON object")
         self.records = []
         for k in range(n):
             off, main_len, corr_len, crc, bias, backend, predictor, near = RECORD.unpack_from(index, k * RECORD.size)

@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import collections
 import concurrent.futures
 import contextlib
@@ -36,14 +35,16 @@ import numpy as np
 from ctlens import __version__
 from ctlens.codec import roi as roi_mod
 from ctlens.codec.container import FOOTER, RECORD, CtzReader, CtzWriter
+from ctlens.codec.ctz_json import JSON_FORMAT, as_ctz, export_json, import_json
+from ctlens.codec.header_rules import SeriesHeader, check_header, open_checked
 from ctlens.codec.slice_codec import INTRA, decode_signal, encode_slice, finish_slice
 from ctlens.core.errors import CorruptFileError, CTLensError, UnsupportedFormatError
 from ctlens.core.progress import ProgressCallback, announce
 from ctlens.core.volume import Volume
-from ctlens.io.files import atomic_output
 from ctlens.io.uid_hash import deidentify_meta
 
 __all__ = [
+    "JSON_FORMAT",
     "PROFILES",
     "CodecStats",
     "decode_slice",
@@ -64,7 +65,6 @@ PROFILES: dict[str, tuple[str, ...]] = {
 docs/codec.md): JPEG-LS gives the smallest files, HTJ2K decodes about 2-3x faster at about 5 % larger files."""
 DEFAULT_KEYFRAME_INTERVAL = 16
 """Every this many slices one is coded without the previous slice, so random access decodes at most this many."""
-JSON_FORMAT = "ctlens-ctz-json"
 
 
 @dataclasses.dataclass
@@ -202,6 +202,7 @@ def encode_slices(
     _check_dtype(dtype, path)
     shape = first.shape
     header = _geometry_header(geometry, shape, dtype)
+    check_header(header, path, n_slices=1, budget=2**63)  # what ctlens writes, ctlens reads back
     header["codec"] = {
         "mode": mode,
         "max_error": near,
@@ -299,23 +300,19 @@ def encode_volume(volume: Volume | np.ndarray, path: str | Path, **options: Any)
     return encode_slices((arr[k] for k in range(arr.shape[0])), path, geometry=vol, n_slices=arr.shape[0], **options)
 
 
-def _dtype(reader: CtzReader) -> np.dtype:
-    try:
-        return np.dtype(reader.header["dtype"])
-    except (KeyError, TypeError) as exc:
-        raise CorruptFileError("header has no valid dtype", path=reader.path) from exc
-
-
-def _decode_range(reader: CtzReader, start: int, stop: int, fh: Any, workers: int = 1) -> Iterator[np.ndarray]:
+def _decode_range(
+    reader: CtzReader, geometry: SeriesHeader, start: int, stop: int, fh: Any, workers: int = 1
+) -> Iterator[np.ndarray]:
     """Decoded slices start..stop-1 in order; entropy decoding runs in ``workers`` threads (GIL released)."""
-    shape = tuple(reader.header["shape_yx"])
-    dtype = _dtype(reader)
+    shape, dtype = geometry.shape_yx, geometry.dtype
 
     def signal(j: int, main: bytes, corr: bytes) -> np.ndarray:
         try:
             return decode_signal(reader.records[j].meta, main, corr, shape, dtype)
-        except (ValueError, RuntimeError, KeyError, CTLensError) as exc:  # codec errors on damaged streams
-            raise CorruptFileError(f"slice {j}: cannot decode ({exc})", path=reader.path) from exc
+        except CTLensError as exc:
+            raise CorruptFileError(f"slice {j}: cannot decode ({exc.reason})", path=reader.path) from exc
+        except Exception as exc:  # noqa: BLE001 - any codec failure on a damaged or crafted stream
+            raise CorruptFileError(f"slice {j}: cannot decode ({type(exc).__name__}: {exc})", path=reader.path) from exc
 
     prev: np.ndarray | None = None
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -342,16 +339,17 @@ def decode_slice(path: str | Path, k: int) -> np.ndarray:
         >>> decode_slice(path, 1).tolist() == vol[1].tolist()
         True
     """
-    reader = CtzReader(path)
-    if not 0 <= k < reader.n_slices:
-        raise IndexError(f"{path}: slice {k} out of range 0..{reader.n_slices - 1}")
-    start = k
-    while start > 0 and reader.records[start].meta.predictor != INTRA:
-        start -= 1
-    with reader.open() as fh:
-        out = None
-        for out in _decode_range(reader, start, k + 1, fh):  # noqa: B007
-            pass
+    with as_ctz(path) as ctz:
+        reader, geometry = open_checked(ctz)
+        if not 0 <= k < reader.n_slices:
+            raise IndexError(f"{path}: slice {k} out of range 0..{reader.n_slices - 1}")
+        start = k
+        while start > 0 and reader.records[start].meta.predictor != INTRA:
+            start -= 1
+        with reader.open() as fh:
+            out = None
+            for out in _decode_range(reader, geometry, start, k + 1, fh):  # noqa: B007
+                pass
     assert out is not None
     return out
 
@@ -359,7 +357,8 @@ def decode_slice(path: str | Path, k: int) -> np.ndarray:
 def decode_volume(
     path: str | Path, *, verify: bool = True, progress: bool | ProgressCallback = False, workers: int | None = None
 ) -> Volume:
-    """Decode a whole ``.ctz`` file into a :class:`Volume` (checks the whole-file checksum unless ``verify=False``).
+    """Decode a whole ``.ctz`` file (or its JSON export) into a :class:`Volume` (checks the whole-file checksum
+    unless ``verify=False``).
 
     Example:
         >>> import tempfile, pathlib
@@ -370,33 +369,39 @@ def decode_volume(
         (2, 3, 3)
     """
     start = time.perf_counter()
-    reader = CtzReader(path)
+    with as_ctz(path) as ctz:
+        return _decode_volume(ctz, Path(path).name, start, verify, progress, workers)
+
+
+def _decode_volume(
+    path: Path, name: str, start: float, verify: bool, progress: bool | ProgressCallback, workers: int | None
+) -> Volume:
+    reader, g = open_checked(path)
     if verify:
         reader.verify()
-    h = reader.header
     n = reader.n_slices
-    shape = tuple(h["shape_yx"])
-    out = np.empty((n, *shape), dtype=_dtype(reader))
-    with reader.open() as fh, _progress(progress, n, f"decompress {Path(path).name}") as prog:
+    out: np.ndarray | None = None  # allocated once slice 0 decoded to the declared shape (no bomb from a header)
+    with reader.open() as fh, _progress(progress, n, f"decompress {name}") as prog:
         task = prog.add_task("decode", total=n) if prog is not None else None
-        for k, sl in enumerate(_decode_range(reader, 0, n, fh, workers or min(2, os.cpu_count() or 1))):
+        for k, sl in enumerate(_decode_range(reader, g, 0, n, fh, workers or min(2, os.cpu_count() or 1))):
+            if out is None:
+                try:
+                    out = np.empty((n, *g.shape_yx), dtype=g.dtype)
+                except MemoryError:
+                    raise CorruptFileError(
+                        f"not enough memory for {n} slices of {g.shape_yx[0]}x{g.shape_yx[1]} {g.dtype}", path=path
+                    ) from None
             out[k] = sl
             if prog is not None:
                 prog.advance(task)
-    meta = dict(h.get("meta") or {})
+    assert out is not None  # n >= 1 (check_header)
+    meta = dict(g.meta)
     meta["ctz_decode_seconds"] = time.perf_counter() - start
-    return Volume(
-        out,
-        spacing=tuple(h["spacing"]),
-        origin=tuple(h["origin"]),
-        direction=np.asarray(h["direction"]),
-        modality=h.get("modality", "CT"),
-        meta=meta,
-    )
+    return Volume(out, spacing=g.spacing, origin=g.origin, direction=g.direction, modality=g.modality, meta=meta)
 
 
 def read_info(path: str | Path) -> dict[str, Any]:
-    """Header (geometry, meta, codec parameters) and stored statistics of a ``.ctz`` file, without decoding.
+    """Header (geometry, meta, codec parameters) and stored statistics of a ``.ctz`` (or JSON export), not decoded.
 
     Example:
         >>> import tempfile, pathlib
@@ -406,52 +411,10 @@ def read_info(path: str | Path) -> dict[str, Any]:
         >>> info = read_info(path); info["n_slices"], info["codec"]["mode"]
         (2, 'lossless')
     """
-    reader = CtzReader(path)
+    with as_ctz(path) as ctz:
+        reader, _ = open_checked(ctz)
     info = dict(reader.header)
     info["n_slices"] = reader.n_slices
     info["stats"] = reader.trailer.get("stats", {})
     info["format_version"] = list(reader.version)
     return info
-
-
-def export_json(ctz_path: str | Path, json_path: str | Path) -> None:
-    """Write a ``.ctz`` file as JSON (header for people + the exact file as base64) for the earlier API's users.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> import numpy as np
-        >>> d = pathlib.Path(tempfile.mkdtemp())
-        >>> _ = encode_volume(np.ones((1, 2, 2), np.int16), d / "a.ctz")
-        >>> export_json(d / "a.ctz", d / "a.json"); import_json(d / "a.json", d / "b.ctz")
-        >>> (d / "a.ctz").read_bytes() == (d / "b.ctz").read_bytes()
-        True
-    """
-    reader = CtzReader(ctz_path)
-    reader.verify()
-    doc = {
-        "format": JSON_FORMAT,
-        "version": 1,
-        "header": reader.header,
-        "stats": reader.trailer.get("stats", {}),
-        "encoding": "base64",
-        "ctz_base64": base64.b64encode(Path(ctz_path).read_bytes()).decode("ascii"),
-    }
-    with atomic_output(json_path) as tmp:
-        tmp.write_text(json.dumps(doc))
-
-
-def import_json(json_path: str | Path, ctz_path: str | Path) -> None:
-    """Turn a JSON export back into a ``.ctz`` file (checked before it is moved into place)."""
-    try:
-        doc = json.loads(Path(json_path).read_text())
-        data = base64.b64decode(doc["ctz_base64"], validate=True)
-        if doc.get("format") != JSON_FORMAT:
-            raise ValueError(f"format is {doc.get('format')!r}, expected {JSON_FORMAT!r}")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CorruptFileError(f"not a ctlens .ctz JSON export ({exc})", path=json_path) from exc
-    with atomic_output(ctz_path) as tmp:
-        tmp.write_bytes(data)
-        try:
-            CtzReader(tmp).verify()
-        except CorruptFileError as exc:
-            raise CorruptFileError(f"embedded .ctz is damaged: {exc.reason}", path=json_path) from exc

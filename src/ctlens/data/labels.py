@@ -34,6 +34,8 @@ __all__ = ["StudyLabels", "load_study_labels"]
 
 Task = Literal["binary", "multiclass", "multilabel"]
 _SEPARATORS = (";", "|")
+SMALL_LABELS_BYTES = 64 * 1024**2
+"""Memory the multilabel vectors of a labels file may take whatever its size (then 100x the file size)."""
 
 
 @dataclass
@@ -85,7 +87,11 @@ def _split(value: Any) -> list[str]:
 
 
 def _from_mapping(
-    raw: Mapping[str, Any], task: Task | None, where: str, classes: list[str] | None = None
+    raw: Mapping[str, Any],
+    task: Task | None,
+    where: str,
+    classes: list[str] | None = None,
+    budget: int | None = None,
 ) -> StudyLabels:
     items = {str(k): v for k, v in raw.items()}
     values = list(items.values())
@@ -110,12 +116,29 @@ def _from_mapping(
     if classes is None:
         declared = {str(c) for v in values if isinstance(v, Mapping) for c in v}
         classes = sorted({c for v in names.values() for c in v} | declared)
+    need = len(names) * len(classes) * 4
+    if budget is not None and need > budget:
+        raise CorruptFileError(
+            f"{len(names)} studies x {len(classes)} classes would take {need} bytes of labels, over {budget}",
+            path=where,
+            hint="a multilabel file names each class in a column or in the label cells; check the separators",
+        )
+    position = {c: i for i, c in enumerate(classes)}
     out = {}
     for k, v in names.items():
         vec = np.zeros(len(classes), np.float32)
-        vec[[classes.index(c) for c in v]] = 1.0
+        try:
+            vec[[position[c] for c in v]] = 1.0
+        except KeyError as exc:
+            raise CorruptFileError(f"study {k!r} names class {exc.args[0]!r}, not a column", path=where) from None
         out[k] = vec
     return StudyLabels("multilabel", classes, out)
+
+
+def _budget(path: Path) -> int:
+    from ctlens.core.settings import get_settings
+
+    return max(SMALL_LABELS_BYTES, int(get_settings().max_archive_ratio * path.stat().st_size))
 
 
 def _from_csv(path: Path, task: Task | None, study_column: str) -> StudyLabels:
@@ -124,12 +147,14 @@ def _from_csv(path: Path, task: Task | None, study_column: str) -> StudyLabels:
     if not rows or study_column not in rows[0]:
         raise CorruptFileError(f"a CSV with a {study_column!r} column and a header row is needed", path=path)
     columns = [c for c in rows[0] if c != study_column]
+    if None in rows[0] or any(None in r.values() for r in rows):
+        raise CorruptFileError("a row has more or fewer cells than the header row", path=path)
     if len(columns) == 1:
-        return _from_mapping({r[study_column]: r[columns[0]] for r in rows}, task, str(path))
+        return _from_mapping({r[study_column]: r[columns[0]] for r in rows}, task, str(path), budget=_budget(path))
     if not _is_binary([r[c] for r in rows for c in columns]):
         raise CorruptFileError("several label columns must hold 0/1 (one column per class)", path=path)
     wide = {r[study_column]: {c: r[c] for c in columns} for r in rows}
-    return _from_mapping(wide, task or "multilabel", str(path), classes=columns)
+    return _from_mapping(wide, task or "multilabel", str(path), classes=columns, budget=_budget(path))
 
 
 def load_study_labels(
@@ -156,9 +181,13 @@ def load_study_labels(
             doc = json.loads(path.read_text())
             if isinstance(doc, list):
                 doc = {str(r[study_column]): r["label"] for r in doc}
-            return _from_mapping(doc, task, str(path))
+            if not isinstance(doc, Mapping):
+                raise ValueError(f"a JSON {type(doc).__name__}, not an object or a list of rows")
+            return _from_mapping(doc, task, str(path), budget=_budget(path))
         return _from_csv(path, task, study_column)
     except OSError as exc:
         raise CorruptFileError(f"cannot read the labels ({exc.strerror or exc})", path=path) from exc
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptFileError(f"not a labels file ({exc})", path=path) from exc
+    except (ValueError, KeyError, TypeError, csv.Error) as exc:  # bad UTF-8, JSON, CSV; rows of the wrong shape
+        raise CorruptFileError(f"not a labels file ({str(exc)[:200]})", path=path) from None
+    except RecursionError:
+        raise CorruptFileError("not a labels file (JSON nested too deeply)", path=path) from None

@@ -20,7 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import struct
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +34,33 @@ from ctlens.core.volume import Volume
 from ctlens.io.files import check_readable
 from ctlens.io.suffixes import IMAGE2D_SUFFIXES
 
-__all__ = ["LUMA_WEIGHTS", "read_image2d", "to_grayscale"]
+__all__ = ["LUMA_WEIGHTS", "SMALL_IMAGE_BYTES", "decoded_bytes", "read_image2d", "to_grayscale"]
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 """ITU-R BT.601 luma weights for R, G, B."""
 
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
+SMALL_IMAGE_BYTES = 64 * 1024**2
+"""Decoded size any image may have whatever its file size (a 16-bit 4096 x 4096 X-ray is 32 MiB)."""
+_LUMA_ROWS = 256  # rows converted to grey at a time: the float32 copy stays small
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "I": 4, "F": 4, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}
+
+
+def decoded_bytes(mode: str, width: int, height: int) -> int:
+    """Bytes Pillow holds for a ``mode`` image of ``width`` x ``height`` (4 per pixel for modes not listed).
+
+    Example:
+        >>> decoded_bytes("RGB", 10, 2), decoded_bytes("I;16", 10, 2), decoded_bytes("CMYK", 10, 2)
+        (60, 40, 80)
+    """
+    per_pixel = 2 if mode in _SIXTEEN_BIT else _MODE_BYTES.get(mode, 4)
+    return int(width) * int(height) * per_pixel
+
+
+def _max_ratio() -> float:
+    from ctlens.core.settings import get_settings
+
+    return float(get_settings().max_archive_ratio)
 
 
 def to_grayscale(image: Image.Image, *, source_format: str | None = None) -> tuple[np.ndarray, str | None]:
@@ -69,9 +92,84 @@ def to_grayscale(image: Image.Image, *, source_format: str | None = None) -> tup
     if mode == "LA":
         return np.asarray(image.getchannel("L")), mode
     rgb = image if mode in ("RGB", "RGBA", "RGBX") else image.convert("RGBA" if "A" in mode else "RGB")
-    channels = np.asarray(rgb)[..., :3].astype(np.float32)
-    luma = channels @ np.asarray(LUMA_WEIGHTS, dtype=np.float32)
-    return np.clip(np.rint(luma), 0, 255).astype(np.uint8), mode
+    pixels = np.asarray(rgb)
+    weights = np.asarray(LUMA_WEIGHTS, dtype=np.float32)
+    out = np.empty(pixels.shape[:2], np.uint8)
+    for top in range(0, pixels.shape[0], _LUMA_ROWS):  # in blocks: no float copy of the whole image
+        luma = pixels[top : top + _LUMA_ROWS, :, :3].astype(np.float32) @ weights
+        out[top : top + _LUMA_ROWS] = np.clip(np.rint(luma), 0, 255)
+    return out, mode
+
+
+def _check_expansion(path: Path, mode: str, width: int, height: int) -> None:
+    """Refuse an image whose header declares far more pixels than its file could hold (decompression bomb).
+
+    The limit is ``CTLENS_MAX_ARCHIVE_RATIO`` (the decompressed/compressed ratio of every compressed input) times
+    the file size, and never less than :data:`SMALL_IMAGE_BYTES`.
+    """
+    size = path.stat().st_size
+    declared = decoded_bytes(mode, width, height)
+    limit = max(SMALL_IMAGE_BYTES, int(_max_ratio() * size))
+    if declared > limit:
+        raise CorruptFileError(
+            f"image header declares {width}x{height} {mode} ({declared} bytes decoded) from a {size}-byte file: "
+            f"over {limit} bytes (possible decompression bomb)",
+            path=path,
+            hint="set CTLENS_MAX_ARCHIVE_RATIO if this image is trusted",
+        )
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def png_data_bytes(width: int, height: int, depth: int, colour: int, interlaced: bool) -> int | None:
+    """Bytes of filtered scanlines a PNG's IDAT must inflate to (PNG spec 7.2, 8.2); None for an invalid IHDR.
+
+    Example:
+        >>> png_data_bytes(3, 2, 8, 2, False), png_data_bytes(1, 1, 16, 0, True)
+        (20, 3)
+    """
+    channels = _PNG_CHANNELS.get(colour)
+    if channels is None or depth not in (1, 2, 4, 8, 16):
+        return None
+    bits = depth * channels
+    passes = _ADAM7 if interlaced else ((0, 0, 1, 1),)
+    total = 0
+    for x0, y0, dx, dy in passes:
+        cols, rows = max(0, -(-(width - x0) // dx)), max(0, -(-(height - y0) // dy))
+        if cols and rows:
+            total += rows * (1 + -(-cols * bits // 8))
+    return total
+
+
+def _check_png_rows(path: Path) -> None:
+    """Refuse a PNG whose image data ends before its last row (Pillow would fill the missing rows with zeros)."""
+    data = path.read_bytes()
+    if data[12:16] != b"IHDR" or len(data) < 33:
+        return  # Pillow reports it
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    expected = png_data_bytes(width, height, depth, colour, interlace == 1)
+    if expected is None:
+        return
+    inflater, got, pos = zlib.decompressobj(), 0, 8
+    try:
+        while pos + 8 <= len(data) and got < expected:
+            length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+            if kind == b"IDAT":
+                chunk = data[pos + 8 : pos + 8 + length]
+                while chunk and got < expected:
+                    got += len(inflater.decompress(chunk, 1 << 20))
+                    chunk = inflater.unconsumed_tail
+            pos += 12 + length
+    except zlib.error:
+        return  # Pillow reports the damaged stream in its own words
+    if got < expected:
+        raise CorruptFileError(
+            f"truncated image: the data holds {got} of the {expected} bytes its {width}x{height} header declares",
+            path=path,
+            hint="re-export or re-download the image",
+        )
 
 
 def read_image2d(path: str | Path) -> Volume:
@@ -111,6 +209,9 @@ def read_image2d(path: str | Path) -> Volume:
                 width, height = opened.size
                 if limit is not None and width * height > limit:
                     raise Image.DecompressionBombError(f"{width * height} pixels")
+                _check_expansion(path, opened.mode, width, height)
+                if opened.format == "PNG":
+                    _check_png_rows(path)
                 frames = int(getattr(opened, "n_frames", 1) or 1)
                 if frames > 1:
                     raise UnsupportedFormatError(

@@ -1,0 +1,171 @@
+"""Crafted JSON exports, PNG / JPEG images and labels files: one ``ctlens: error:`` line (or one CTLensError).
+
+JSON exports and images are run through the real command line (``ctlens decompress x.json``, ``ctlens compress
+x.png``); labels files have no command of their own (``ctlens.data.labels`` serves the training API), so their
+errors are checked on :func:`ctlens.data.labels.load_study_labels`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from cli_run import assert_one_line_error, run_cli
+from ctz_craft import pack_ctz, unpack_ctz
+from gen_image import _pack_png, jpeg_seed, png_chunks, png_seed
+
+from ctlens.codec import encode_volume
+from ctlens.core.errors import CorruptFileError
+from ctlens.data.labels import load_study_labels
+
+
+@pytest.fixture(scope="module")
+def ctz(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("json") / "a.ctz"
+    encode_volume(np.arange(2 * 6 * 5, dtype=np.int16).reshape(2, 6, 5), path)
+    return path.read_bytes()
+
+
+def _export(path: Path, inner: bytes, **fields: Any) -> Path:
+    doc = {"format": "ctlens-ctz-json", "version": 1, "ctz_base64": base64.b64encode(inner).decode(), **fields}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_json_export_decompresses(ctz: bytes, tmp_path: Path) -> None:
+    res = run_cli("decompress", str(_export(tmp_path / "ok.json", ctz)), str(tmp_path / "ok.nii.gz"))
+    assert res.exit_code == 0, res.stderr
+    assert (tmp_path / "ok.nii.gz").exists()
+
+
+@pytest.mark.parametrize(
+    "change", [{"shape_yx": [200000, 200000]}, {"dtype": "O"}, {"direction": [[0, 0, 0]] * 3}, {"spacing": [0, 1, 1]}]
+)
+def test_json_export_with_a_crafted_ctz_names_the_json_file(ctz: bytes, change: dict, tmp_path: Path) -> None:
+    parts = unpack_ctz(ctz)
+    inner = pack_ctz({**parts["header"], **change}, parts["streams"], parts["trailer"])
+    path = _export(tmp_path / "crafted.json", inner)
+    line = assert_one_line_error(run_cli("decompress", str(path), str(tmp_path / "o.nii.gz")), "crafted.json")
+    assert "ctlens-ctz-" not in line and "export.ctz" not in line  # never the temporary file
+    assert not (tmp_path / "o.nii.gz").exists()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[1, 2, 3]",
+        '{"format": "ctlens-ctz-json", "ctz_base64": 5}',
+        '{"format": "ctlens-ctz-json", "ctz_base64": "not base64!"}',
+        '{"format": "other", "ctz_base64": ""}',
+        '{"format": "ctlens-ctz-json", "ctz_base64": ""}',
+        "{" + '"a":' * 1 + "[" * 100000 + "]" * 100000 + "}",
+        '{"format": "ctlens-ctz-json", "ctz_base64": "' + "9" * 5000,
+    ],
+)
+def test_malformed_json_exports(text: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    assert_one_line_error(run_cli("decompress", str(path), str(tmp_path / "o.nii.gz")), "bad.json")
+
+
+def _png(tmp_path: Path, chunks: list[tuple[bytes, bytes]], name: str = "crafted.png") -> Path:
+    path = tmp_path / name
+    path.write_bytes(_pack_png(chunks))
+    return path
+
+
+def _compress_fails(path: Path, *words: str) -> None:
+    out = path.parent / "o.ctz"
+    assert_one_line_error(run_cli("compress", str(path), str(out)), path.name, *words)
+    assert not out.exists()
+
+
+def test_png_control_compresses(tmp_path: Path) -> None:
+    path = tmp_path / "ok.png"
+    path.write_bytes(png_seed("RGB", 6, 5))
+    assert run_cli("compress", str(path), str(tmp_path / "ok.ctz")).exit_code == 0
+
+
+def test_png_decompression_bomb(tmp_path: Path) -> None:
+    """9000 x 9000 RGB (243 MB decoded) from a 236 kB file: refused from the header, before decoding."""
+    chunks = png_chunks(png_seed("RGB", 5, 4))
+    _, _, *rest = struct.unpack(">IIBBBBB", chunks[0][1])
+    chunks[0] = (b"IHDR", struct.pack(">IIBBBBB", 9000, 9000, *rest))
+    chunks = [c for c in chunks if c[0] != b"IDAT"]
+    chunks.insert(-1, (b"IDAT", zlib.compress(bytes(9000 * 27001), 9)))
+    _compress_fails(_png(tmp_path, chunks), "decompression bomb")
+
+
+@pytest.mark.parametrize("width,height", [(0, 4), (2**31, 1), (65535, 65535), (6, 5000)])
+def test_png_header_sizes(width: int, height: int, tmp_path: Path) -> None:
+    chunks = png_chunks(png_seed("L", 6, 5))
+    _, _, *rest = struct.unpack(">IIBBBBB", chunks[0][1])
+    chunks[0] = (b"IHDR", struct.pack(">IIBBBBB", width, height, *rest))
+    _compress_fails(_png(tmp_path, chunks))
+
+
+def test_png_truncated_and_bad_depth(tmp_path: Path) -> None:
+    data = png_seed("RGBA", 8, 8)
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    _compress_fails(tmp_path / "cut.png")
+    chunks = png_chunks(data)
+    width, height, _, *rest = struct.unpack(">IIBBBBB", chunks[0][1])
+    chunks[0] = (b"IHDR", struct.pack(">IIBBBBB", width, height, 7, *rest))
+    _compress_fails(_png(tmp_path, chunks, "depth.png"))
+
+
+def _sof(data: bytes, width: int, height: int) -> bytes:
+    buf = bytearray(data)
+    pos = buf.index(b"\xff\xc0")
+    buf[pos + 5 : pos + 9] = struct.pack(">HH", height, width)
+    return bytes(buf)
+
+
+def test_jpeg_crafted_frame_sizes(tmp_path: Path) -> None:
+    seed = jpeg_seed("RGB", 16, 16)
+    for k, (width, height) in enumerate([(65535, 65535), (9000, 9000), (0, 16)]):
+        path = tmp_path / f"frame{k}.jpg"
+        path.write_bytes(_sof(seed, width, height))
+        _compress_fails(path)
+    (tmp_path / "cut.jpg").write_bytes(seed[:200])
+    _compress_fails(tmp_path / "cut.jpg")
+
+
+def test_labels_class_explosion_is_refused_fast(tmp_path: Path) -> None:
+    """One study naming 5000 classes and 5000 studies: 100 MB of label vectors from a 70 kB file."""
+    lines = ["study,label", "s0," + ";".join(f"c{k}" for k in range(5000))] + [f"t{k},c1" for k in range(5000)]
+    path = tmp_path / "labels.csv"
+    path.write_text("\n".join(lines))
+    start = time.perf_counter()
+    with pytest.raises(CorruptFileError, match="labels.csv.*classes"):
+        load_study_labels(path)
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("big_field.csv", "study,label\ns1," + "x" * 200_000 + "\n"),
+        ("extra_cells.csv", "study,label\ns1,1,1\n"),
+        ("deep.json", "[" * 100_000 + "]" * 100_000),
+        ("scalar.json", "5"),
+        ("rows.json", '[{"study": "s1"}, 3]'),
+        ("bytes.csv", None),
+    ],
+)
+def test_labels_files_fail_with_one_line(name: str, text: str | None, tmp_path: Path) -> None:
+    path = tmp_path / name
+    if text is None:
+        path.write_bytes(b"study,label\ns1,\xff\xfe\n")
+    else:
+        path.write_text(text)
+    with pytest.raises(CorruptFileError) as info:
+        load_study_labels(path)
+    assert name in str(info.value) and "\n" not in str(info.value)
