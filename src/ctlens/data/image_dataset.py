@@ -7,7 +7,7 @@ NeuroVFM's data loader yields:
 ``img``      float32 in [0, 1]: tokens ``[N, pz*py*px]`` (``tokenize=True``) or the volume ``[1, D, H, W]``
 ``coords``   int64 ``[N, 3]`` token-grid positions ``(z, y, x)`` of the tokens
 ``filtered`` bool ``[N]``: True = background token (NeuroVFM's flag, from the foreground mask)
-``size``     int64 ``[3]``: the sample's ``(D, H, W)`` in voxels (after cropping)
+``size``     int64 ``[3]``: the sample's ``(D, H, W)`` in voxels (after cropping and padding)
 ``path``     source of the image, relative to the data folder
 ``label``    the study's label (see :mod:`ctlens.data.labels`), or ``-1`` when no labels were given
 ``study``    study name; ``mode``: ``'ct'`` or ``'mri'``; ``window``: the window that was drawn
@@ -18,6 +18,9 @@ CT images draw one of the cached windows per sample with ``ct_window_probs`` (de
 seeds per worker (``torch.manual_seed`` makes a run repeatable).
 
 ``random_crop=(D, H, W)`` (multiples of the patch) takes a random crop, clipped to the volume;
+``pad_to=(D, H, W)`` (multiples of the patch) pads each sample, after cropping, at the far end of each axis
+up to that size with background (intensity 0, mask 0, so the added tokens are ``filtered``); an axis already
+that long or longer is left as is. Samples of one size stack with torch's default collate.
 ``augment=True`` flips left-right (array axis 2) with probability 0.5. ``use_cache=False`` prepares
 each image on the fly with the same function the cache uses (1-5 s per image instead of ~1 ms).
 
@@ -74,6 +77,7 @@ class ImageDataset(Dataset):
         patch: Sequence[int] = (4, 16, 16),
         ct_windows: Sequence[str] = ("brain", "blood", "bone"),
         mode_mapping: Mapping[str, str] | None = None,
+        pad_to: Sequence[int] | None = None,
     ) -> None:
         self.cache = CacheManager(data_dir, spacing, patch, ct_windows=ct_windows, mode_mapping=mode_mapping)
         self.use_cache = use_cache
@@ -86,6 +90,7 @@ class ImageDataset(Dataset):
         self.random_crop = tuple(int(c) for c in random_crop) if random_crop is not None else None
         if self.random_crop is not None and any(c % p for c, p in zip(self.random_crop, self.patch, strict=True)):
             raise ValueError(f"random_crop {self.random_crop} must be a multiple of the patch {self.patch}")
+        self.pad_to = self._multiple_of_patch("pad_to", pad_to)
         self.augment = augment
         self.tokenize = tokenize
         self.labels = load_study_labels(study_labels) if study_labels is not None else None
@@ -120,6 +125,19 @@ class ImageDataset(Dataset):
         arrs, mask, _ = prepare_arrays(volume, mode, self.cache.settings)
         return {**arrs, "mask": mask}, mode
 
+    def _multiple_of_patch(self, name: str, size: Sequence[int] | None) -> tuple[int, int, int] | None:
+        if size is None:
+            return None
+        out = tuple(int(c) for c in size)
+        if len(out) != 3 or min(out) < 1 or any(c % p for c, p in zip(out, self.patch, strict=True)):
+            raise ValueError(f"{name} {tuple(size)} must be three positive multiples of the patch {self.patch}")
+        return out  # type: ignore[return-value]
+
+    def _pad(self, arr: np.ndarray) -> np.ndarray:
+        if self.pad_to is None or all(n >= t for n, t in zip(arr.shape, self.pad_to, strict=True)):
+            return arr
+        return np.pad(arr, [(0, max(0, t - n)) for n, t in zip(arr.shape, self.pad_to, strict=True)])
+
     def _crop(self, shape: tuple[int, ...]) -> tuple[slice, ...]:
         if self.random_crop is None:
             return tuple(slice(0, n) for n in shape)
@@ -144,8 +162,8 @@ class ImageDataset(Dataset):
         else:
             window = "mri"
         box = self._crop(arrays["mask"].shape)
-        img = np.asarray(arrays[window][box])
-        mask = np.asarray(arrays["mask"][box])
+        img = self._pad(np.asarray(arrays[window][box]))
+        mask = self._pad(np.asarray(arrays["mask"][box]))
         if self.augment and bool(torch.rand(()) < 0.5):
             img, mask = img[:, :, ::-1], mask[:, :, ::-1]
         tokens, coords = tokenize_array(np.ascontiguousarray(img), self.patch)
