@@ -94,3 +94,40 @@ def test_cli_analyze(tmp_path):
     assert list((tmp_path / "ov").glob("*.png"))
     bad = CliRunner().invoke(app, ["analyze", str(tmp_path / "nope.nii.gz"), "--out", str(tmp_path / "g.json")])
     assert bad.exit_code == 2 and not (tmp_path / "g.json").exists()
+
+
+def _many_regions(n_slices: int = 3) -> np.ndarray:
+    """Slices with 16 separate squares of different contrast and size on a flat background (MR-like scale)."""
+    rng = np.random.default_rng(0)
+    img = np.full((n_slices, 128, 128), 100, np.int16)
+    for z in range(n_slices):
+        for i in range(4):
+            for j in range(4):
+                size = 6 + 2 * ((i + j + z) % 4)
+                y, x = 8 + 30 * i, 8 + 30 * j
+                img[z, y : y + size, x : x + size] = 100 + 40 * (1 + (3 * i + j + z) % 7) + rng.integers(0, 30)
+    return img
+
+
+def test_texture_regions_are_sorted_by_score_and_capped():
+    from ctlens.analysis.image2d import MAX_TEXTURE_REGIONS
+
+    mr = Volume(_many_regions(), spacing=(3.0, 1.0, 1.0), modality="MR")
+    full = analyze_image2d(mr, max_regions=1000)
+    scores = [c.score for c in full.candidates]
+    assert len(scores) > MAX_TEXTURE_REGIONS and scores == sorted(scores, reverse=True)
+    assert full.measurements["texture_regions"] == len(scores)
+    f = analyze(mr)  # MR goes to the 2-D path
+    assert f.region == "image2d" and len(f.candidates) == MAX_TEXTURE_REGIONS
+    assert [c.score for c in f.candidates] == scores[:MAX_TEXTURE_REGIONS]
+    assert {c.kind for c in f.candidates} == {"texture"} and "texture" in f.method
+    assert f.measurements["texture_regions"] == len(scores) and f.measurements["texture_regions_listed"] == 5
+    assert any(f"{len(scores)} texture regions" in w and "not lesions" in w for w in f.warnings)
+    assert f.parameters["max_texture_regions"] == MAX_TEXTURE_REGIONS
+    assert len(analyze_image2d(mr, max_regions=2).candidates) == 2
+
+
+def test_one_region_has_no_cap_warning(tmp_path):
+    f = analyze(_png(tmp_path))
+    assert len(f.candidates) == f.measurements["texture_regions"] <= 5
+    assert not any("texture regions" in w for w in f.warnings)

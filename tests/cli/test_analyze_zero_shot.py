@@ -88,3 +88,16 @@ print("torch" in sys.modules)
     assert torch_imported("--out", tmp_path / "a.json") == "False"
     assert "zero_shot_note" not in json.loads((tmp_path / "a.json").read_text())
     assert torch_imported("--out", tmp_path / "b.json", "--clip-checkpoint", checkpoint) == "True"  # the control
+
+
+def test_head_ct_through_the_chest_checkpoint_warns_and_writes_no_scores(checkpoint, tmp_path):
+    from ctlens.analysis.phantoms import head_phantom
+
+    save(head_phantom()[0], tmp_path / "head.nii.gz")
+    result = _analyze(tmp_path / "head.nii.gz", "--out", tmp_path / "h.json", "--clip-checkpoint", checkpoint)
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "h.json").read_text())
+    assert data["region"] == "head" and data["zero_shot"] == {} and "zero_shot_note" not in data
+    assert data["parameters"]["zero_shot"]["trained_on"] == {"body_regions": ["chest"], "modality": "CT"}
+    assert "zero-shot probabilities" not in result.output
+    assert "zero-shot skipped" in " ".join(result.output.split()) and "body region head" in result.output

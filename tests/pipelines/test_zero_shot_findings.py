@@ -23,7 +23,7 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chest() -> Volume:
-    return chest_phantom(shape=(24, 64, 64), spacing=(5.0, 4.0, 4.0), nodule_radius_mm=8.0)[0]
+    return chest_phantom(nodule_radius_mm=8.0)[0]  # region chest (a 24x64x64 one at 4 mm reads as abdomen)
 
 
 def test_findings_json_round_trip_keeps_zero_shot():

@@ -3,15 +3,17 @@
 The image is mapped to a pseudo-HU scale first (its 1st..99th percentile onto -1000..1000) so the codec's
 :func:`~ctlens.codec.roi.roi_score` (gradient + local standard deviation, saturating at 100 HU) sees the
 same contrast on an 8-bit PNG as on a CT slice. The ROI is :func:`~ctlens.codec.roi.detect_roi`; each
-connected ROI region becomes a ``kind="roi"`` candidate with its box and the mean detail score as its score;
-the heatmap is the detail score smoothed (Gaussian, sigma 2 pixels) and rescaled to [0, 1].
+connected ROI region (per slice) is a *texture region*: image detail, not a lesion. The ``MAX_TEXTURE_REGIONS``
+regions with the highest mean detail score become ``kind="texture"`` candidates (best first, ties: larger
+first), with their box; ``measurements["texture_regions"]`` counts all of them and a warning says how many were
+left out. The heatmap is the detail score smoothed (Gaussian, sigma 2 pixels) and rescaled to [0, 1].
 
 Example:
     >>> import numpy as np
     >>> img = np.zeros((64, 64), np.uint8); img[20:40, 24:44] = 200
     >>> f = analyze_image2d(img)
-    >>> f.region, len(f.candidates), f.heatmap.shape
-    ('image2d', 1, (1, 64, 64))
+    >>> f.region, len(f.candidates), f.candidates[0].kind, f.heatmap.shape
+    ('image2d', 1, 'texture', (1, 64, 64))
 """
 
 from __future__ import annotations
@@ -27,9 +29,14 @@ from ctlens.codec.roi import detect_roi, roi_score
 from ctlens.core.errors import UnsupportedFormatError
 from ctlens.core.volume import Volume
 
-__all__ = ["analyze_image2d", "pseudo_hu"]
+__all__ = ["MAX_TEXTURE_REGIONS", "analyze_image2d", "pseudo_hu"]
 
-METHOD = "detail-based ROI (codec.roi: Sobel gradient + local std), per slice"
+METHOD = (
+    "detail-based ROI (codec.roi: Sobel gradient + local std), per slice; candidates are texture regions "
+    "(image detail, not lesions), best detail score first"
+)
+MAX_TEXTURE_REGIONS = 5
+"""Texture-region candidates listed at most (the highest mean detail scores)."""
 
 
 def pseudo_hu(image: np.ndarray) -> np.ndarray:
@@ -63,8 +70,13 @@ def _as_stack(data: Volume | np.ndarray | str | Path) -> tuple[np.ndarray, tuple
     return arr, (1.0, 1.0, 1.0), None
 
 
-def analyze_image2d(data: Volume | np.ndarray | str | Path, *, percentile: float = 75.0) -> Findings:
-    """ROI mask, heatmap and ROI boxes of a 2-D image (path, array ``[y, x]`` or a Volume of 2-D slices)."""
+def analyze_image2d(
+    data: Volume | np.ndarray | str | Path, *, percentile: float = 75.0, max_regions: int = MAX_TEXTURE_REGIONS
+) -> Findings:
+    """ROI mask, heatmap and texture-region boxes of a 2-D image (path, array ``[y, x]`` or a Volume of 2-D slices).
+
+    At most ``max_regions`` candidates, sorted by score (module doc).
+    """
     t0 = time.perf_counter()
     arr, spacing, volume = _as_stack(data)
     if not np.isfinite(arr).all():
@@ -95,17 +107,35 @@ def analyze_image2d(data: Volume | np.ndarray | str | Path, *, percentile: float
                 slice_range=(int(lo[0]), int(hi[0])),
                 bbox=(*(int(v) for v in lo), *(int(v) for v in hi)),  # type: ignore[arg-type]
                 score=round(float(score[sl][comp].mean()), 4),
-                kind="roi",
+                kind="texture",
                 slice_boxes={int(lo[0]): (int(lo[1]), int(lo[2]), int(hi[1]), int(hi[2]))} if lo[0] == hi[0] else {},
             )
         )
-    candidates.sort(key=lambda c: -c.score * (c.bbox[4] - c.bbox[1] + 1) * (c.bbox[5] - c.bbox[2] + 1))
+    candidates.sort(key=lambda c: (-c.score, -(c.bbox[4] - c.bbox[1] + 1) * (c.bbox[5] - c.bbox[2] + 1)))
+    total = len(candidates)
+    warnings = []
+    if total > max_regions:
+        warnings.append(
+            f"{total} texture regions (image detail, not lesions): the {max_regions} with the highest detail score "
+            "are listed"
+        )
     return Findings(
         region="image2d",
         method=METHOD,
-        measurements={"roi_fraction": round(float(roi.mean()), 4), "roi_regions": len(candidates)},
-        candidates=candidates,
-        parameters={"percentile": percentile, "intensity": "1st..99th percentile -> -1000..1000 pseudo-HU"},
+        measurements={
+            "roi_fraction": round(float(roi.mean()), 4),
+            "roi_regions": total,
+            "texture_regions": total,
+            "texture_regions_listed": min(total, max_regions),
+        },
+        candidates=candidates[:max_regions],
+        warnings=warnings,
+        parameters={
+            "percentile": percentile,
+            "intensity": "1st..99th percentile -> -1000..1000 pseudo-HU",
+            "max_texture_regions": max_regions,
+            "candidates": "texture regions sorted by mean detail score",
+        },
         timings={"total_s": time.perf_counter() - t0},
         heatmap=heat,
         roi_mask=roi,

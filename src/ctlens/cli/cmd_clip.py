@@ -115,6 +115,7 @@ def train_cmd(
         warmup_steps=warmup_steps,
         accumulate=accumulate,
         amp=amp,
+        allow_random_init=allow_random_init,
         freeze_backbone=freeze_backbone,
         grad_checkpointing=grad_checkpointing,
         validate_every=validate_every,
@@ -185,7 +186,9 @@ def zero_shot_cmd(
 
     model = load_clip(checkpoint)  # a bad checkpoint fails before the scan is read
     volume = load_study(scan, series)
-    probs = zero_shot(volume, findings=finding or list(CT_RATE_FINDINGS), model=model, ensemble=ensemble)
+    probs = zero_shot(
+        volume, findings=finding or list(CT_RATE_FINDINGS), model=model, ensemble=ensemble, check_domain=True
+    )
     if as_json:
         typer.echo(json.dumps(probs, indent=1))
         return

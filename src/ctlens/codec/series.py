@@ -26,7 +26,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -165,10 +165,12 @@ def encode_slices(
     predict: str = "estimate",
     workers: int | None = None,
     progress: bool | ProgressCallback = False,
+    roi_fn: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> CodecStats:
     """Encode 2-D slices (in z order) into ``path``; ``geometry`` gives spacing/origin/direction/meta.
 
-    ``n_slices`` only sizes the progress bar. Returns the :class:`CodecStats` also stored in the file.
+    ``n_slices`` only sizes the progress bar. ``roi_fn(slice) -> bool mask`` replaces the built-in ROI detector
+    in ``mode="roi"`` (pixels in the mask are kept exactly). Returns the :class:`CodecStats` also stored in the file.
 
     Example:
         >>> import tempfile, pathlib
@@ -218,7 +220,11 @@ def encode_slices(
         if x.shape != shape or x.dtype != dtype:
             raise ValueError(f"{path}: slice {k} has shape {x.shape} {x.dtype}, expected {shape} {dtype}")
         mask = None
-        if near > 0:
+        if near > 0 and roi_fn is not None:
+            mask = np.asarray(roi_fn(x), dtype=bool)
+            if mask.shape != x.shape:
+                raise ValueError(f"{path}: roi_fn gave a mask of shape {mask.shape} for slice {k} of shape {x.shape}")
+        elif near > 0:
             mask = roi_mod.detect_roi(x, roi_percentile, dilation_mm, spacing, min_size)
         use_prev = prev if (near == 0 and keyframe_interval > 0 and k % keyframe_interval != 0) else None
         return encode_slice(x, use_prev, candidates=candidates, level=level, near=near, roi=mask, predict=predict)

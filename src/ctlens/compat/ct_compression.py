@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import base64
-import inspect
 import json
 import sys
 import tempfile
@@ -167,19 +166,12 @@ class CTScanCompressor:
             "level": self.compression_level,
             "progress": self.progress,
         }
-        note = None
         roi_coverage = None
         if self._overridden():
             masks = [self._user_roi(volume.array[k]) for k in range(volume.shape[0])]
             roi_coverage = float(np.mean([m.mean() for m in masks])) if masks else 0.0
             if self.mode == "roi":
-                from ctlens.codec.series import encode_slices
-
-                if "roi_fn" in inspect.signature(encode_slices).parameters:
-                    options["roi_fn"] = self._user_roi
-                else:  # this codec cannot take outside masks: keep everything exact (a superset of the ROI)
-                    options["mode"] = "lossless"
-                    note = "custom detect_roi: this codec takes no outside ROI, so the series was encoded losslessly"
+                options["roi_fn"] = self._user_roi
         with tempfile.TemporaryDirectory(prefix="ctlens-ctz-") as tmp:
             path = Path(tmp) / "series.ctz"
             stats = encode_volume(volume, path, **options)
@@ -189,7 +181,7 @@ class CTScanCompressor:
         codec_stats = stats.as_dict()
         if roi_coverage is not None:
             codec_stats["roi_coverage"] = roi_coverage
-        self._record(codec_stats, note)
+        self._record(codec_stats)
         return {
             "format": JSON_FORMAT,
             "version": 1,
@@ -200,7 +192,7 @@ class CTScanCompressor:
             "slice_metadata": json.loads(json.dumps(meta_list, default=_json_default)),
         }
 
-    def _record(self, codec: dict[str, Any], note: str | None) -> None:
+    def _record(self, codec: dict[str, Any]) -> None:
         raw, enc = codec["raw_bytes"], codec["encoded_bytes"]
         self.stats = CompressionStats(
             num_slices=codec["n_slices"],
@@ -213,7 +205,6 @@ class CTScanCompressor:
             encode_time=codec["encode_seconds"],
             mode=codec["mode"],
             profile=self.profile,
-            **({"note": note} if note else {}),
             codec=codec,
         )
 

@@ -105,6 +105,7 @@ def _main(argv: Sequence[str] | None) -> int:
         lr=a.lr,
         warmup_steps=a.warmup_steps,
         freeze_backbone=a.freeze_dinov2,
+        allow_random_init=a.allow_random_init,
         validate_every=a.valid_interval if a.do_validate else 0,
         num_workers=a.num_workers,
         seed=a.seed,

@@ -9,6 +9,8 @@ Example:
     >>> cfg = CLIP3DConfig.from_dict({"embed_dim": 32, "vision": {"hidden_size": 48}})
     >>> cfg.vision.hidden_size, cfg.text.model, CLIP3DConfig.from_json(cfg.to_json()) == cfg
     (48, 'minilm', True)
+    >>> cfg.input.body_regions, cfg.input.modality     # not recorded: chest CT (all older checkpoints)
+    (('chest',), 'CT')
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ from typing import Any
 
 from ctlens.core.errors import CorruptFileError, InputNotFoundError
 
-__all__ = ["CLIP3DConfig", "FusionConfig", "InputConfig", "TextConfig", "VisionConfig", "config_dir", "load_config"]
+__all__ = [
+    "TRAINED_REGIONS_DEFAULT",
+    "CLIP3DConfig",
+    "FusionConfig",
+    "InputConfig",
+    "TextConfig",
+    "VisionConfig",
+    "config_dir",
+    "load_config",
+]
 
 
 @dataclass
@@ -77,13 +88,33 @@ class TextConfig:
     freeze: bool = False
 
 
+TRAINED_REGIONS_DEFAULT = ("chest",)
+"""Trained body regions of a config that does not say (every checkpoint before the field existed: chest CT)."""
+
+
 @dataclass
 class InputConfig:
-    """The volume the model expects: ``[D, H, W]`` voxels, HU window ``hu_range`` mapped to [0, 1]."""
+    """The volume the model expects: ``[D, H, W]`` voxels, HU window ``hu_range`` mapped to [0, 1].
+
+    ``body_regions`` and ``modality`` record the domain the model was trained on (region names of
+    :mod:`ctlens.analysis.body_region`: head, neck, chest, abdomen, pelvis; ``"any"`` switches the check off;
+    modality ``"CT"`` or ``"MR"``). Zero-shot scores are given only for scans of that domain
+    (:mod:`ctlens.pipelines.zero_shot`). Configs and checkpoints without the fields are chest CT.
+    """
 
     shape: tuple[int, int, int] = (160, 224, 224)
     hu_range: tuple[float, float] = (-1000.0, 1000.0)
     spacing: tuple[float, float, float] | None = None  # mm (z, y, x); None: resize to ``shape`` only
+    body_regions: tuple[str, ...] = TRAINED_REGIONS_DEFAULT
+    modality: str = "CT"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.body_regions, str):  # "chest" in a hand-written JSON means ["chest"]
+            self.body_regions = (self.body_regions,)
+        self.body_regions = tuple(str(r).strip().lower() for r in self.body_regions)
+        if not self.body_regions:
+            raise ValueError("input.body_regions is empty (name the trained regions, or 'any')")
+        self.modality = str(self.modality).strip().upper()
 
 
 @dataclass

@@ -13,7 +13,11 @@ so N processes with batch ``b`` compute the loss of one global batch of ``N * b`
 * every ``validate_every`` steps (rank 0): validation loss, zero-shot mean AUROC when labels exist,
   retrieval recall@k; all logged to ``metrics.csv`` and ``metrics.jsonl`` in the run folder;
 * checkpoints ``step-<n>/`` every ``save_every`` steps and at the end (safetensors + JSON,
-  :mod:`ctlens.training.checkpoints`), the last two kept; the final model also in ``model/``.
+  :mod:`ctlens.training.checkpoints`), the last two kept; the final model also in ``model/``;
+* the model config records the trained body regions and modality (``body_regions`` / ``modality``, default
+  chest CT; :func:`record_domain`), so zero-shot scoring can refuse scans outside them;
+* a fresh run (not ``resume``) refuses a config whose named DINOv2 weights are missing unless
+  ``allow_random_init`` (:func:`ctlens.models.clip3d.visual.require_backbone_weights`).
 
 Example:
     >>> ClipTrainConfig(batch_size=8).global_batch(world_size=2)
@@ -51,7 +55,15 @@ from ctlens.training.checkpoints import (
 from ctlens.training.clip.distributed import DistContext, init_distributed, reduce_mean
 from ctlens.training.clip.schedule import cosine_with_warmup, parameter_groups
 
-__all__ = ["ClipTrainConfig", "TrainResult", "contrastive_loss", "epoch_batches", "sample_sentences", "train_clip"]
+__all__ = [
+    "ClipTrainConfig",
+    "TrainResult",
+    "contrastive_loss",
+    "epoch_batches",
+    "record_domain",
+    "sample_sentences",
+    "train_clip",
+]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +116,9 @@ class ClipTrainConfig:
     progress: bool = True
     findings: Sequence[str] | None = None  # zero-shot findings for validation (default: the labels' columns)
     sentences: int = 0  # >0: each step pairs a volume with 1..sentences random sentences of its report
+    body_regions: Sequence[str] | None = None  # trained body regions recorded in the checkpoint (None: the config's)
+    modality: str | None = None  # trained modality recorded in the checkpoint (None: the config's, "CT")
+    allow_random_init: bool = False  # train even when the config names DINOv2 weights that are not found
     extra: dict[str, Any] = field(default_factory=dict)
 
     def global_batch(self, world_size: int = 1) -> int:
@@ -201,7 +216,31 @@ def _build(cfg: ClipTrainConfig) -> CTCLIP:
         mcfg.vision.freeze = True
     if cfg.grad_checkpointing is not None:
         mcfg.vision.grad_checkpointing = cfg.grad_checkpointing
+    if not cfg.resume:  # a resumed run loads its own weights
+        from ctlens.models.clip3d.visual import require_backbone_weights
+
+        log.info("visual backbone: %s", require_backbone_weights(mcfg.vision, cfg.allow_random_init))
     return build_model(mcfg)
+
+
+def record_domain(model: CTCLIP, cfg: ClipTrainConfig) -> tuple[tuple[str, ...], str]:
+    """Write the trained body regions and modality into the model config (saved with every checkpoint).
+
+    ``cfg.body_regions`` / ``cfg.modality`` override the model config's (default: chest CT); zero-shot scoring
+    refuses scans outside this domain (:mod:`ctlens.pipelines.zero_shot`).
+
+    Example:
+        >>> from ctlens.models.clip3d import build_model, load_config
+        >>> record_domain(build_model(load_config("ctclip-tiny")), ClipTrainConfig(body_regions=["Head"]))
+        (('head',), 'CT')
+    """
+    core = getattr(model, "module", model)
+    if cfg.body_regions is not None:
+        regions = (cfg.body_regions,) if isinstance(cfg.body_regions, str) else tuple(cfg.body_regions)
+        core.cfg.input.body_regions = tuple(str(r).strip().lower() for r in regions)
+    if cfg.modality is not None:
+        core.cfg.input.modality = str(cfg.modality).strip().upper()
+    return core.cfg.input.body_regions, core.cfg.input.modality
 
 
 @torch.no_grad()
@@ -309,6 +348,7 @@ def train_clip(
         train_set, val_set = _datasets(cfg)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model = (model if model is not None else _build(cfg)).to(device)
+    record_domain(model, cfg)
     model.train()
     run_dir = Path(cfg.out_dir)
     if ctx.is_main:
