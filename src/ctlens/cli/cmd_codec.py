@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @one_line_errors
     def decompress(
-        path: Annotated[Path, typer.Argument(help="input .ctz file")],
+        path: Annotated[Path, typer.Argument(help="input .ctz file or its JSON export")],
         out: Annotated[Path, typer.Argument(help="output image (.nii.gz, .nii, .nrrd, .mha)")],
     ) -> None:
         """Decompress a .ctz file (checksums verified) and write it as NIfTI / NRRD / MHA."""
