@@ -1,7 +1,6 @@
-"""A study's stored artifacts as the routes serve them: slice PNGs and files made on demand (:data:`EXPORTS`).
+"""A study's stored artifacts as the routes serve them: files made on demand (:data:`EXPORTS`).
 
-A slice is rendered once per content, window and overlay and kept in the process's PNG cache (a cached slice is
-answered without leaving the event loop). A file (the NIfTI volume, the ``.ctz`` container, the viewer's overlay
+(Slice PNGs: :mod:`ctlens.api.slice_png`.) A file (the NIfTI volume, the ``.ctz`` container, the viewer's overlay
 NIfTIs, see :mod:`ctlens.api.overlays`) is written once per content into its folder under a temporary name and
 renamed, so a reader never sees half of it; every download is audited.
 
@@ -15,47 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from ctlens.api import services
 from ctlens.api.artifacts import Artifacts
 from ctlens.api.overlays import heatmap_volume, label_volume
-from ctlens.api.slice_png import render_slice
 from ctlens.api.store import new_id
-from ctlens.api.studies import ready_study
 from ctlens.core.errors import ServiceError
 
 if TYPE_CHECKING:
     from ctlens.api.context import ServiceContext
-
-
-async def study_slice(
-    ctx: ServiceContext, owner: str, study: dict[str, Any], k: int, window: str, overlay: str
-) -> bytes:
-    """Slice ``k`` of an owned study as PNG (viewing is audited once per key, study and ten minutes)."""
-    ctx.audit_view(owner, study["id"])
-    key = (study["sha256"], k, window, overlay)
-    png = ctx.pngs.get(key)
-    if png is None:  # render in a worker thread; a cached slice is answered straight from the event loop
-
-        def render() -> bytes:
-            art = ready_study(ctx, owner, study["id"])
-            return render_slice(
-                art.volume.array,
-                k,
-                window=window,
-                modality=art.volume.modality,
-                overlay=overlay,
-                heatmap=art.heatmap,
-                roi=art.roi,
-            )
-
-        png = await run_in_threadpool(render)
-        ctx.pngs.put(key, png)
-    return png
 
 
 def _write_volume(art: Artifacts, path: Path) -> None:

@@ -17,6 +17,12 @@ Pieces, each usable alone:
 * :func:`render_plane`: all of the above in one call; :func:`png_bytes` encodes without text chunks;
 * :func:`label_font`, :func:`place_label`, :func:`draw_label`, :func:`text_size`: readable, non-overlapping labels.
 
+Speed (the service draws a slice per request): 8- and 16-bit integer volumes (CT is int16) are windowed by a
+65,536-entry table made by :func:`~ctlens.preprocess.windows.to_display_uint8` itself, and a uint8 heatmap is
+blended by a table of every (grey, heat) pair made by the float32 rule itself, so both give the rule's bytes exactly
+(tests/preprocess/test_slice_fast_paths.py) at a fraction of its cost; the service encodes with
+:func:`ctlens.preprocess.png_writer.encode_png`.
+
 Example:
     >>> import numpy as np
     >>> from ctlens.core.volume import Volume
@@ -30,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
 
@@ -120,13 +127,13 @@ def window_pixels(values: np.ndarray, window: str | tuple[float, float] = "auto"
         ([[0, 128, 255]], (2, 2, 3))
     """
     if isinstance(window, tuple):
-        return to_display_uint8(values, float(window[0]), float(window[1]))
+        return _windowed(values, float(window[0]), float(window[1]))
     if window == "rgb":
         return np.stack([window_pixels(values, w) for w in RGB_WINDOWS], axis=-1)
     if window == "auto":
         window = "soft_tissue" if modality == "CT" else "percentile"
     if window in WINDOWS:
-        return to_display_uint8(values, *window_limits(window))
+        return _windowed(values, *window_limits(window))
     a = np.asarray(values)
     finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a.reshape(-1)
     if window == "percentile":
@@ -158,6 +165,16 @@ def compose(
     """
     if heatmap is None and roi is None:
         return grey
+    heat = None if heatmap is None else np.asarray(heatmap)
+    if grey.dtype == np.uint8 and (heat is None or heat.dtype == np.uint8):
+        return _compose_uint8(grey, heat, None if roi is None else np.asarray(roi) > 0, roi_width)
+    return _compose_float(grey, heatmap, roi, roi_width)
+
+
+def _compose_float(
+    grey: np.ndarray, heatmap: np.ndarray | None, roi: np.ndarray | None, roi_width: int = 1
+) -> np.ndarray:
+    """:func:`compose` in float32: the rule itself (and the way for float heatmaps)."""
     rgb = grey.astype(np.float32) if grey.ndim == 3 else np.repeat(grey[..., None].astype(np.float32), 3, axis=2)
     if heatmap is not None:
         h = np.asarray(heatmap)
@@ -169,6 +186,82 @@ def compose(
         mask = np.asarray(roi) > 0
         rgb[mask & ~ndimage.binary_erosion(mask, iterations=max(1, roi_width))] = ROI_COLOUR
     return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=1)
+def _heat_table() -> np.ndarray:
+    """``[grey * 256 + heat, channel]``: :func:`_compose_float` of every (grey, heat) pair of uint8 values.
+
+    Each output byte depends only on its pixel's grey value and heat value, so looking it up here gives the float
+    rule's bytes exactly (the table is made by the rule itself) at a fraction of its cost.
+    """
+    grey, heat = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8), indexing="ij")
+    return _compose_float(grey, heat, None).reshape(256 * 256, 3)
+
+
+@functools.lru_cache(maxsize=1)
+def _first_visible_heat() -> int:
+    """The smallest uint8 heat value that changes a pixel (the rule draws nothing under 5 %); 256 if none does."""
+    table = _heat_table().reshape(256, 256, 3)
+    invisible = (table == np.arange(256, dtype=np.uint8)[:, None, None]).all(axis=(0, 2))
+    return 256 if invisible.all() else int(np.argmin(invisible))
+
+
+def _roi_edge(mask: np.ndarray, width: int) -> np.ndarray:
+    """The pixels of ``mask`` within ``width`` steps of its outside (4-neighbours; outside the image counts as
+    outside): ``mask & ~binary_erosion(mask, iterations=width)`` done with shifted views."""
+    inner = mask
+    for _ in range(max(1, width)):
+        if not inner.any():
+            break
+        shrunk = inner.copy()
+        shrunk[0, :] = shrunk[-1, :] = False
+        shrunk[:, 0] = shrunk[:, -1] = False
+        shrunk[1:, :] &= inner[:-1, :]
+        shrunk[:-1, :] &= inner[1:, :]
+        shrunk[:, 1:] &= inner[:, :-1]
+        shrunk[:, :-1] &= inner[:, 1:]
+        inner = shrunk
+    return mask & ~inner
+
+
+def _compose_uint8(grey: np.ndarray, heat: np.ndarray | None, mask: np.ndarray | None, roi_width: int) -> np.ndarray:
+    """:func:`compose` for uint8 grey (and uint8 heat) by table look-up: the same bytes as the float rule."""
+    if heat is not None and int(heat.max(initial=0)) < _first_visible_heat():
+        heat = None  # nothing of the heatmap shows on this slice (most slices): grey as RGB
+    if heat is None:
+        rgb = np.stack((grey, grey, grey), axis=-1) if grey.ndim == 2 else grey.copy()
+    elif grey.ndim == 2:
+        index = np.left_shift(grey, 8, dtype=np.uint16)
+        index |= heat
+        rgb = np.take(_heat_table(), index, axis=0)
+    else:  # one table column per channel: channel c of a pixel depends on its grey[c] and its heat only
+        index = np.left_shift(grey, 8, dtype=np.uint32)
+        index |= heat[..., None]
+        index *= 3
+        index += np.arange(3, dtype=np.uint32)
+        rgb = np.take(_heat_table().reshape(-1), index)
+    if mask is not None and mask.any():
+        rgb[_roi_edge(mask, roi_width)] = ROI_COLOUR
+    return rgb
+
+
+@functools.lru_cache(maxsize=64)
+def _window_table(dtype: str, lo: float, hi: float) -> np.ndarray:
+    """:func:`~ctlens.preprocess.windows.to_display_uint8` of every value of a <= 16-bit integer ``dtype``,
+    indexed by the value's bit pattern read as unsigned."""
+    width = np.dtype(dtype).itemsize
+    patterns = np.arange(1 << (8 * width), dtype=np.uint16 if width == 2 else np.uint8)
+    return to_display_uint8(patterns.view(dtype), lo, hi)
+
+
+def _windowed(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``to_display_uint8(values, lo, hi)``; for 8- and 16-bit integers (CT is int16) by table look-up."""
+    a = np.asarray(values)
+    if a.dtype.kind in "iu" and a.dtype.itemsize <= 2 and a.dtype.isnative and a.size >= 4096:
+        table = _window_table(a.dtype.str, float(lo), float(hi))
+        return np.take(table, a.view(np.uint16 if a.dtype.itemsize == 2 else np.uint8))
+    return to_display_uint8(a, lo, hi)
 
 
 def square_size(shape_hw: Sequence[int], spacing_rc: Sequence[float], longest: int | None = None) -> tuple[int, int]:

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 
 from ctlens.api.deps import Caller, Ctx, OwnedStudy, ReadyStudy
-from ctlens.api.exports import export_file, study_slice
+from ctlens.api.exports import export_file
 from ctlens.api.problems import ERRORS, PROBLEM
-from ctlens.api.slice_png import OVERLAYS, WINDOW_NAMES
+from ctlens.api.slice_png import OVERLAYS, WINDOW_NAMES, study_png
 
 router = APIRouter()
 
@@ -33,7 +33,7 @@ async def slice_png(
     window: str = Query("auto", description=f"one of {', '.join(WINDOW_NAMES)}"),
     overlay: str = Query("none", description=f"one of {', '.join(OVERLAYS)}"),
 ):
-    png = await study_slice(ctx, caller.id, study, k, window, overlay)
+    png = await study_png(ctx, caller.id, study, k, window, overlay)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
