@@ -12,6 +12,7 @@ a fresh upload gets them from :func:`process_upload`, a cache hit through :func:
 the stored volume with the configured checkpoint when the stored scores are missing or came from another one.
 User classifiers (setting ``user_models_dir``) run after the analysis (:func:`user_model_entries`); their outputs
 are ``result["user_models"]``, each labelled "model output, not a diagnosis"; a broken model is a warning there.
+A cache hit brings them up to date with the folder's models through :func:`refresh_user_models`.
 
 Example:
     >>> sorted(series_rows([]))
@@ -142,9 +143,11 @@ def user_model_entries(
         >>> user_model_entries(Volume(__import__("numpy").zeros((2, 4, 4))), "dicom", None, None)
         []
     """
+    if folder is None:
+        return []
     from ctlens.analysis.user_models import find_model_files, run_user_models
 
-    if folder is None or not find_model_files(folder):
+    if not find_model_files(folder):
         return []
     candidates = (findings or {}).get("candidates") or []
     centre = candidates[0].get("centre_voxel") if candidates and isinstance(candidates[0], dict) else None
@@ -158,6 +161,38 @@ def user_model_entries(
         return [
             {"warning": f"user models could not run ({type(exc).__name__})", "note": "model output, not a diagnosis"}
         ]
+
+
+def refresh_user_models(result: dict[str, Any], folder: Path, models_dir: Path | None) -> dict[str, Any] | None:
+    """A cached result brought up to date with the models now in ``models_dir``, or None when it already is.
+
+    Compares the folder's :func:`~ctlens.analysis.user_models.models_fingerprint` with the one stored; when models
+    were added, removed or rewritten they run on the stored volume in ``folder`` and ``result.json`` is rewritten.
+    ``result`` itself is not changed; a study whose stored data are gone is left as it is.
+
+    Example:
+        >>> refresh_user_models({"kind": "png"}, Path("."), None) is None
+        True
+    """
+    from ctlens.analysis.user_models import models_fingerprint
+
+    fingerprint = models_fingerprint(models_dir)
+    if fingerprint == result.get("user_models_fingerprint"):
+        return None
+    try:
+        volume = load_artifacts(folder).volume
+    except (CTLensError, OSError, ValueError):  # deleted or damaged meanwhile: answer what is stored
+        return None
+    updated = {k: v for k, v in result.items() if k not in ("user_models", "user_models_fingerprint")}
+    entries = user_model_entries(volume, result.get("kind"), result.get("findings"), models_dir)
+    if entries:
+        updated["user_models"], updated["user_models_fingerprint"] = entries, fingerprint
+    try:
+        with atomic_output(folder / "result.json") as tmp:
+            tmp.write_text(json.dumps(updated, default=str))
+    except CTLensError:  # the study was deleted meanwhile: the outputs are still answered, not kept
+        pass
+    return updated
 
 
 def zero_shot_applies(kind: str | None, modality: str | None, shape: Any) -> bool:
@@ -290,7 +325,8 @@ def process_upload(
         report(0.8, "zero-shot findings")
         zero_shot = services.zero_shot_findings(volume, checkpoint)
     t_zero_shot = time.perf_counter() - t0 - t_load - t_analysis
-    user_models = user_model_entries(volume, staged.kind, findings, _user_models_dir(user_models_dir))
+    models_dir = _user_models_dir(user_models_dir)
+    user_models = user_model_entries(volume, staged.kind, findings, models_dir)
     report(0.9, "saving")
     result = {
         "kind": staged.kind,
@@ -313,7 +349,10 @@ def process_upload(
         result["zero_shot"] = zero_shot
         result["timings_s"]["zero_shot"] = round(t_zero_shot, 3)
     if user_models:
+        from ctlens.analysis.user_models import models_fingerprint
+
         result["user_models"] = user_models
+        result["user_models_fingerprint"] = models_fingerprint(models_dir)
     write_artifacts(folder, volume, result, heat, roi, labels)
     report(1.0, "done")
     logger.info("content %s analysed: %s voxels in %.2f s", staged.sha256[:12], volume.shape, time.perf_counter() - t0)

@@ -23,8 +23,10 @@ import ipaddress
 import os
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ctlens.core.errors import CTLensError
 
 ENV_FILE_VARIABLE = "CTLENS_ENV_FILE"
 """Environment variable naming the dotenv file to read (default ``.env`` in the working directory; empty: none)."""
@@ -163,8 +165,28 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    """Read the settings from the environment (and the dotenv file) now."""
-    return Settings()
+    """Read the settings from the environment (and the dotenv file) now; a bad value is one ``CTLensError`` line.
+
+    Example:
+        >>> import os
+        >>> os.environ["CTLENS_WORKERS"] = "many"
+        >>> try:
+        ...     get_settings()
+        ... except CTLensError as exc:
+        ...     print(exc.reason.split(":")[0])
+        invalid setting CTLENS_WORKERS
+        >>> del os.environ["CTLENS_WORKERS"]
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first.get("loc") else "?"
+        name = field if field.isupper() else "CTLENS_" + field.upper()  # an alias (GENAI_API_KEY) stays as is
+        raise CTLensError(
+            f"invalid setting {name}: {first.get('msg', 'invalid value')}",
+            hint="set in the environment or a .env file in the working directory",
+        ) from None
 
 
 def is_loopback_host(host: str) -> bool:

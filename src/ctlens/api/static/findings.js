@@ -1,5 +1,5 @@
-// The findings panel (measurements, candidates to jump to, analysis warnings, zero-shot scores) and the reader's
-// warnings shown beside the image (tilt corrected, spacing resampled, series split).
+// The findings panel (measurements, candidates to jump to, analysis warnings, zero-shot scores, the outputs of the
+// user's own models) and the reader's warnings shown beside the image (tilt corrected, spacing resampled, series split).
 // Slice numbers shown to people are 1-based everywhere, as on the slider.
 
 import { $, cell } from "./api.js";
@@ -23,6 +23,7 @@ export function renderFindings(study, onCandidate) {
   box.appendChild(head);
   if (!f) {
     renderZeroShot(box, study.zero_shot);
+    renderUserModels(box, study.user_models);
     return;
   }
   const table = document.createElement("table");
@@ -61,6 +62,57 @@ export function renderFindings(study, onCandidate) {
     box.appendChild(p);
   }
   renderZeroShot(box, study.zero_shot);
+  renderUserModels(box, study.user_models);
+}
+
+function shortValues(values) {
+  const shown = (values || []).slice(0, 8).map((v) => (typeof v === "number" ? v.toFixed(3) : String(v)));
+  return shown.join(", ") + ((values || []).length > 8 ? ", …" : "");
+}
+
+/** The user's own models (models/*.h5, *.onnx): one labelled block per file, outputs or the warning. */
+export function renderUserModels(box, entries) {
+  if (!Array.isArray(entries) || !entries.length) return;
+  const section = document.createElement("section");
+  section.id = "user-models";
+  const title = document.createElement("h4");
+  title.textContent = "Your models";
+  section.appendChild(title);
+  for (const m of entries) {
+    const div = document.createElement("div");
+    div.className = "user-model";
+    const name = document.createElement("strong");
+    name.textContent = m.file || "user models";
+    div.appendChild(name);
+    const note = document.createElement("span");
+    note.className = "muted";
+    note.textContent = " · " + (m.note || "model output, not a diagnosis");
+    div.appendChild(note);
+    if (m.warning) {
+      const w = document.createElement("p");
+      w.className = "muted";
+      w.textContent = "⚠ " + m.warning;
+      div.appendChild(w);
+    }
+    const table = document.createElement("table");
+    const rows = m.labels ? Object.entries(m.labels).map(([k, v]) => [k, shortValues([v])]) : [];
+    if (!rows.length) for (const o of m.outputs || []) rows.push([o.name, shortValues(o.values)]);
+    for (const [k, v] of rows) {
+      const tr = document.createElement("tr");
+      cell(tr, k);
+      cell(tr, v);
+      table.appendChild(tr);
+    }
+    if (rows.length) div.appendChild(table);
+    if (m.input && m.input.source) {
+      const src = document.createElement("p");
+      src.className = "muted";
+      src.textContent = "input: " + m.input.source + (m.input.shape ? " → " + m.input.shape.join("×") : "");
+      div.appendChild(src);
+    }
+    section.appendChild(div);
+  }
+  box.appendChild(section);
 }
 
 /** Zero-shot CLIP scores (present when the service has a checkpoint): sorted, folded, labelled as model output. */

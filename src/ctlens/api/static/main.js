@@ -11,10 +11,11 @@ import { filesFromDrop, initUpload, pickSeries, renderSeriesPicker, setJobProgre
 const state = { study: null, viewer: null, opening: 0 };
 
 // ---------------------------------------------------------------- login
-async function login(key) {
+// `quiet`: the keyless probe at start (a service run with --no-auth answers it; others refuse it silently).
+async function login(key, quiet = false) {
   const res = await fetch("/api/me", { headers: { Authorization: "Bearer " + key } });
   if (!res.ok) {
-    $("login-error").textContent = "Key refused (" + res.status + ").";
+    if (!quiet) $("login-error").textContent = "Key refused (" + res.status + ").";
     return false;
   }
   const me = await res.json();
@@ -203,7 +204,9 @@ function wire() {
       ask(text, state.study && state.study.id);
     }
   });
-  if (session.key) login(session.key).then((ok) => ok || logout());
+  const keyless = () => login("", true);
+  if (session.key) login(session.key).then((ok) => ok || (logout(), keyless()));
+  else keyless();
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", wire);
