@@ -12,8 +12,10 @@ from ctlens.core.errors import CorruptFileError, InputNotFoundError
 from ctlens.data.ct_report import (
     CT_RATE_FINDINGS,
     CTReportDataset,
+    PatientIdError,
     collate_ct_report,
     patient_id,
+    patient_ids,
     patient_split,
     read_labels,
     read_reports,
@@ -90,3 +92,53 @@ def test_patient_split_keeps_patients_together_and_is_seeded():
     assert sorted(train + val) == sorted(names)
     assert patient_split(names, 100, 42) == (train, val)
     assert patient_split(names, 100, 7)[1] != val
+
+
+def test_unparseable_names_are_an_error_naming_the_file_not_one_patient_each(tmp_path):
+    # issue 22 point 3: "case-7" used to become its own patient silently
+    with h5py.File(tmp_path / "v.h5", "w") as h5:
+        for name in ("case-7", "case-8"):
+            h5.create_dataset(name, data=np.zeros((2, 4, 4), np.uint8))
+    with open(tmp_path / "reports.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["VolumeName", "Findings_EN"], ["case-7", "a."], ["case-8", "b."]])
+    ds = CTReportDataset(tmp_path / "v.h5", tmp_path / "reports.csv")
+    with pytest.raises(PatientIdError, match=r"v\.h5: 2 of 2 volume names do not name their patient: 'case-7'"):
+        _ = ds.patients
+    with pytest.raises(PatientIdError, match="case-7"):
+        patient_split(ds.names, target_val_size=1)
+    with pytest.raises(PatientIdError):
+        patient_id("scan.nii.gz")
+    with pytest.raises(PatientIdError) as info:
+        _ = ds.patients
+    assert str(tmp_path) not in str(info.value)  # the file's name, not a server path
+
+
+@pytest.mark.parametrize("column", [None, "Subject"])
+def test_explicit_patient_column_decides(tmp_path, column):
+    names = ["scanA", "scanB", "scanC", "scanD"]
+    owner = {"scanA": "P1", "scanB": "P1", "scanC": "P2", "scanD": "P3"}
+    with h5py.File(tmp_path / "v.h5", "w") as h5:
+        for name in names:
+            h5.create_dataset(name, data=np.zeros((2, 4, 4), np.uint8))
+    col = column or "PatientID"
+    with open(tmp_path / "reports.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["VolumeName", col, "Findings_EN"], *[[n, owner[n], "x."] for n in names]])
+    ds = CTReportDataset(tmp_path / "v.h5", tmp_path / "reports.csv", patient_column=column)
+    assert ds.patients == ["P1", "P1", "P2", "P3"]
+    for seed in range(6):
+        train, val = patient_split(ds.names, target_val_size=1, seed=seed, patients=ds.patient_map)
+        assert {owner[n] for n in train}.isdisjoint({owner[n] for n in val})
+    with pytest.raises(PatientIdError, match="no patient column 'Nope'"):
+        CTReportDataset(tmp_path / "v.h5", tmp_path / "reports.csv", patient_column="Nope")
+
+
+@pytest.mark.parametrize("prefix", ["held_", "heldout_x_", "held", ""])
+def test_prefixed_ct_rate_names_keep_rescans_of_a_patient_together(prefix):
+    # `clip synthetic --prefix held_` names: held_train_0_a_1, held_train_0_a_2 are one patient
+    names = [f"{prefix}train_{p}_a_{r}" for p in range(20) for r in (1, 2)]
+    assert patient_id(names[0]) == f"{prefix}train_0" and patient_id(names[1]) == f"{prefix}train_0"
+    for seed in range(5):
+        train, val = patient_split(names, target_val_size=9, seed=seed)
+        assert {patient_id(n) for n in train}.isdisjoint({patient_id(n) for n in val})
+        assert len(val) % 2 == 0  # whole patients (two scans each)
+    assert patient_ids(["x/valid_3_b_2.nii.gz", "ts__train_9_a"]) == ["valid_3", "train_9"]

@@ -74,3 +74,75 @@ def test_reports_handle_inf_and_nan_and_baselines_rank_sensibly(tmp_path: Path) 
     assert "| inf |" in text and "boom" in text
     gains = {r["method"]: r["gain_over_cubic"] for r in summarise(rows)}
     assert gains["cubic"] == 0.0 and gains["nearest"] < 0
+
+
+def _row(case: str, method: str, psnr_value: float, axis: str = "x", group: str | None = None, **extra) -> dict:
+    row = dict(
+        case=case,
+        group=group or case,
+        axis=axis,
+        simulation="slab",
+        factor=4,
+        method=method,
+        psnr=psnr_value,
+        psnr_body=psnr_value,
+        ssim=0.9,
+        seconds=1.0,
+        scored_slices=3,
+        known_slices=2,
+        nonfinite=0,
+        error=None,
+    )
+    return {**row, **extra}
+
+
+def test_a_method_failing_on_one_case_is_reported_failing_not_as_a_higher_mean(tmp_path: Path) -> None:
+    # issue 22 point 11: "flow" fails on the hard case c; it used to average a, b only and show +12 dB
+    rows = [_row(c, "cubic", p) for c, p in (("a", 40.0), ("b", 40.0), ("c", 20.0))]
+    rows += [_row("a", "flow", 41.0), _row("b", "flow", 41.0)]
+    rows.append(_row("c", "flow", math.nan, error="RuntimeError: diverged"))
+    rows += [_row(c, "linear", p) for c, p in (("a", 39.0), ("b", 39.0))]  # no row at all for c
+    by = {r["method"]: r for r in summarise(rows)}
+    assert by["flow"]["cases"] == 3 and by["flow"]["failed"] == 1
+    assert math.isnan(by["flow"]["psnr"]) and math.isnan(by["flow"]["gain_over_cubic"])
+    assert by["linear"]["failed"] == 1 and math.isnan(by["linear"]["psnr"])  # a missing case counts as failed
+    assert by["cubic"]["psnr"] == pytest.approx(100 / 3) and by["cubic"]["failed"] == 0
+    text = write_reports(rows, tmp_path)["md"].read_text()
+    assert "failed on 1 of 3" in text
+    summary = json.loads((tmp_path / "results.json").read_text())["summary"]
+    assert {r["method"]: r["failed"] for r in summary}["flow"] == 1
+
+
+def test_gain_is_paired_with_a_study_bootstrap_and_through_plane_cases_stand_alone() -> None:
+    gains = {"a": 3.0, "b": 1.0, "b2": 1.2, "c": 0.5, "z1": -0.2}
+    rows = []
+    for case, gain in gains.items():
+        axis = "z" if case.startswith("z") else "x"
+        group = "B" if case.startswith("b") else case  # b and b2: two series of one study
+        rows += [_row(case, "cubic", 30.0, axis, group), _row(case, "smart", 30.0 + gain, axis, group)]
+    summary = summarise(rows)
+    by = {(r["scope"], r["method"]): r for r in summary}
+    assert by[("all", "smart")]["gain_over_cubic"] == pytest.approx(np.mean(list(gains.values())))
+    assert by[("through-plane", "smart")]["cases"] == 1
+    assert by[("through-plane", "smart")]["gain_over_cubic"] == pytest.approx(-0.2)
+    assert by[("in-plane", "smart")]["gain_over_cubic"] == pytest.approx(np.mean([3.0, 1.0, 1.2, 0.5]))
+    low, high = by[("all", "smart")]["gain_ci"]
+    assert low < by[("all", "smart")]["gain_over_cubic"] < high and by[("all", "smart")]["units"] == 4
+    assert math.isnan(by[("through-plane", "smart")]["gain_ci"][0])  # one unit: no interval, not a fake one
+
+
+def test_self_supervised_is_scored_told_the_matched_and_the_mismatched_profile() -> None:
+    z, y, x = np.mgrid[:9, :24, :24]
+    thin = (300 * np.sin(z / 2.0 + y / 5.0) * np.cos(x / 4.0)).astype(np.float32)
+    rows = evaluate_array(
+        thin,
+        4,
+        "slab",
+        ["cubic", "self_supervised"],
+        progress=False,
+        options={"self_supervised": {"steps": 1}},
+        smore_profiles=("matched", "mismatched"),
+    )
+    told = {r["method"]: r.get("told_profile") for r in rows}
+    assert told == {"cubic": None, "self_supervised": "slab", "self_supervised_mismatched": "drop"}
+    assert all(r["error"] is None for r in rows)

@@ -11,6 +11,8 @@ from ctlens.training.clip.metrics import (
     auroc,
     binary_metrics,
     bootstrap_ci,
+    bootstrap_mean_ci,
+    macro_mean,
     peer_protocol,
     recall_at_k,
     roc_curve_png,
@@ -109,3 +111,57 @@ def test_recall_at_k_and_roc_png(tmp_path):
     from PIL import Image
 
     assert Image.open(png).size[0] == 480
+
+
+@pytest.mark.parametrize("n", [5, 20, 64])
+def test_recall_ties_never_flatter_a_collapsed_model(n):
+    # issue 22 point 5: all-equal embeddings used to give R@1 = 1.0
+    same = np.tile(np.array([[0.6, 0.8]]), (n, 1))
+    r = recall_at_k(same, same, ks=(1, 5))
+    assert r["image_to_text_R@1"] == pytest.approx(1 / n) and r["text_to_image_R@1"] == pytest.approx(1 / n)
+    assert r["image_to_text_R@5"] == pytest.approx(min(5, n) / n)
+    # image 0 ties with one other text (1/2 a hit at k=1), image 1 with two (1/3), image 2 is alone (1)
+    img = np.eye(3)
+    txt = np.array([[1.0, 0, 0], [1.0, 0, 0], [0, 0, 1.0]])  # texts 0 and 1 identical
+    pair = recall_at_k(img, txt, ks=(1, 2))
+    assert pair["image_to_text_R@1"] == pytest.approx((1 / 2 + 1 / 3 + 1) / 3)
+    assert pair["image_to_text_R@2"] == pytest.approx((1 + 2 / 3 + 1) / 3)
+    assert pair["text_to_image_R@1"] == pytest.approx((1 + 0 + 1) / 3)
+
+
+def test_macro_means_say_what_they_cover_and_bootstrap_counts_discards():
+    rng = np.random.default_rng(7)
+    n = 40
+    yt = rng.integers(0, 2, (n, 4)).astype(float)
+    yt[:, 2] = 0  # finding c: no positives in test
+    yt[:4, 3], yt[4:, 3] = 1, 0  # finding d: 4 positives -> many draws have none
+    st = yt + rng.normal(0, 0.7, yt.shape)
+    st[3, 1] = np.nan  # finding b: a non-finite score
+    yv = rng.integers(0, 2, (n, 4)).astype(float)
+    yv[:, 0] = 1  # finding a: validation has one class -> no threshold
+    sv = yv + rng.normal(0, 0.7, yv.shape)
+    r = evaluate_scores(["a", "b", "c", "d"], yv, sv, yt, st, [str(i // 2) for i in range(n)], n_boot=300)
+    covers = r["mean_auroc_covers"]
+    assert (covers["covers"], covers["of"]) == (2, 4)
+    assert covers["skipped"] == {"b": "non-finite test scores", "c": "test has no positives"}
+    assert r["mean_auroc"] == pytest.approx(np.mean([r["per_finding"]["auroc"][0], r["per_finding"]["auroc"][3]]))
+    f1 = r["macro_covers"]["f1"]
+    assert f1["covers"] == 1 and f1["skipped"]["a"] == "validation has no negatives (no threshold)"
+    assert set(f1["skipped"]) == {"a", "b", "c"}  # the test-side reasons hold for every metric's mean
+    boot = r["bootstrap"]
+    d_discarded = boot["discarded_per_finding"]["auroc"]["d"]
+    assert 0 < d_discarded < 300  # draws without a positive for d are counted, not silently dropped
+    # the mean's CI uses only draws where every covered finding is defined: a fixed finding set
+    assert boot["mean_auroc_draws_discarded"] == d_discarded
+    assert boot["mean_auroc_draws_used"] + boot["mean_auroc_draws_discarded"] == 300
+    assert "(2 of 4)" in r["table_markdown"]
+
+
+def test_mean_ci_uses_a_fixed_finding_set():
+    # one finding near 1.0 always defined, one near 0.5 undefined in most draws: a varying set would pull
+    # the draws' means up towards 1.0 whenever the weak finding drops out
+    draws = np.array([[1.0, 0.5]] * 10 + [[1.0, np.nan]] * 90)
+    ci = bootstrap_mean_ci(draws, [0, 1])
+    assert ci["used"] == 10 and ci["discarded"] == 90
+    assert ci["low"] == pytest.approx(0.75) and ci["high"] == pytest.approx(0.75)
+    assert macro_mean(["a", "b"], np.array([np.nan, np.nan]))["covers"] == 0

@@ -75,12 +75,23 @@ def eval_command(
         int | None, typer.Option(help="self_supervised training steps (default: the method's own)")
     ] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="LDM checkpoint when methods include ldm")] = None,
+    smore_profile: Annotated[
+        str, typer.Option(help="self_supervised told the simulation's profile: matched | mismatched | both")
+    ] = "both",
 ) -> None:
-    """Score interpolation methods on simulated thick slices; only synthesised slices count."""
+    """Score interpolation methods on simulated thick slices; only synthesised slices count.
+
+    Every method is averaged over the same cases (a failure shows as failing); through-plane and in-plane
+    cases are also summarised on their own; the gain over cubic has a bootstrap CI over studies.
+    """
     from rich.console import Console
 
+    from ctlens.core.errors import InterpolationError
     from ctlens.pipelines.interp.evaluation import run_eval
 
+    profiles = {"matched": ("matched",), "mismatched": ("mismatched",), "both": ("matched", "mismatched")}
+    if smore_profile not in profiles:
+        raise InterpolationError(f"--smore-profile must be matched, mismatched or both, got {smore_profile!r}")
     smore = {} if smore_steps is None else {"steps": smore_steps}
     options = {"self_supervised": smore, "ldm": {"checkpoint": checkpoint}}
     result = run_eval(
@@ -91,6 +102,7 @@ def eval_command(
         methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
         axis=axis,
         options=options,
+        smore_profiles=profiles[smore_profile],
     )
     console = Console()
     console.print(result["paths"]["md"].read_text().split("## Per case")[0])

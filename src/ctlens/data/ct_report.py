@@ -11,12 +11,18 @@ Inputs:
   :data:`CT_RATE_FINDINGS`, 0/1).
 
 Names are matched without file suffix (``train_1_a_1.nii.gz`` == ``train_1_a_1``); an HDF5 name made from a
-nested path (``train__train_1__train_1_a_1``) also matches by its last part. The patient of a CT-RATE name
-``train_17_b_2`` is ``train_17`` (:func:`patient_id`).
+nested path (``train__train_1__train_1_a_1``) also matches by its last part.
+
+Patients are never guessed. The patient of a CT-RATE name ``train_17_b_2`` is ``train_17``
+(:func:`patient_id`, also with a prefix: ``held_train_17_b_2`` -> ``held_train_17``); a name that does not
+follow ``<split>_<patient>_<scan>[_<recon>]`` is a :class:`PatientIdError` naming the file, unless the
+reports (or labels) CSV has a patient column (``patient_column=``, or a column named ``PatientID``), which
+then decides. A silent "one patient per volume" fallback would put re-scans of one patient on both sides
+of a split and make the bootstrap resample volumes.
 
 Example:
-    >>> patient_id("train_17_b_2.nii.gz"), volume_key("a/b/valid_3_a_1.nii.gz")
-    ('train_17', 'valid_3_a_1')
+    >>> patient_id("train_17_b_2.nii.gz"), patient_id("held_train_3_a_1"), volume_key("a/b/valid_3_a_1.nii.gz")
+    ('train_17', 'held_train_3', 'valid_3_a_1')
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import os
 import random
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +45,13 @@ from ctlens.core.errors import CorruptFileError, InputNotFoundError
 __all__ = [
     "CT_RATE_FINDINGS",
     "CTReportDataset",
+    "PatientIdError",
     "collate_ct_report",
     "patient_id",
+    "patient_ids",
     "patient_split",
     "read_labels",
+    "read_patients",
     "read_reports",
     "volume_key",
 ]
@@ -73,6 +82,9 @@ CT_RATE_FINDINGS = (
 
 DEFAULT_TEXT_COLUMNS = ("Findings_EN", "Impressions_EN")
 _NAME_COLUMNS = ("VolumeName", "volume_name", "name", "AccessionNo")
+PATIENT_COLUMN = "PatientID"
+"""A reports / labels CSV column of this name gives the patients when no ``patient_column`` is named."""
+_CT_RATE_NAME = re.compile(r"^([A-Za-z][A-Za-z0-9-]*(?:_[A-Za-z][A-Za-z0-9-]*)*_\d+)_[A-Za-z]+(?:_\d+)?$")
 _MISSING = {"", "nan", "none", "null", "na", "n/a"}
 _SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".npz", ".npy", ".zip")
 
@@ -86,16 +98,70 @@ def volume_key(name: str) -> str:
     return base
 
 
+class PatientIdError(CorruptFileError):
+    """A volume's patient cannot be told from its name and no patient column was given."""
+
+
 def patient_id(name: str) -> str:
-    """The patient of a volume: CT-RATE ``<split>_<n>_<scan>_<recon>`` -> ``<split>_<n>``; else the name.
+    """The patient of a CT-RATE name ``[<prefix>_]<split>_<n>_<scan>[_<recon>]`` -> ``[<prefix>_]<split>_<n>``.
+
+    Any other name raises :class:`PatientIdError` (never a silent one-patient-per-volume guess).
 
     Example:
-        >>> patient_id("valid_9_a_2"), patient_id("case-7")
-        ('valid_9', 'case-7')
+        >>> patient_id("valid_9_a_2"), patient_id("x/held_train_0_a_1.nii.gz")
+        ('valid_9', 'held_train_0')
+        >>> patient_id("case-7")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ctlens.data.ct_report.PatientIdError: volume name 'case-7' does not name its patient (CT-RATE names are ...)
     """
     key = volume_key(name).rsplit("__", 1)[-1]
-    match = re.match(r"^([A-Za-z]+_\d+)_[A-Za-z]+(_\d+)?$", key)
-    return match.group(1) if match else key
+    match = _CT_RATE_NAME.match(key)
+    if match is None:
+        raise PatientIdError(f"volume name {key!r} does not name its patient", hint=_PATIENT_HINT)
+    return match.group(1)
+
+
+_PATIENT_HINT = (
+    "CT-RATE names are <split>_<patient>_<scan>_<recon>, e.g. train_17_a_1; or give a patient column, e.g. PatientID"
+)
+
+
+def patient_ids(
+    names: Sequence[str], patients: Mapping[str, str] | None = None, *, source: str | os.PathLike[str] | None = None
+) -> list[str]:
+    """The patient of each name: from ``patients`` (volume key -> patient) when given, else :func:`patient_id`.
+
+    One :class:`PatientIdError` lists how many names fail and the first three; ``source`` names the file.
+
+    Example:
+        >>> patient_ids(["train_1_a_1", "scan9"], {"scan9": "p4"})
+        ['train_1', 'p4']
+        >>> patient_ids(["a", "b"], source="reports.csv")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ctlens.data.ct_report.PatientIdError: reports.csv: 2 of 2 volume names do not name their patient: 'a', 'b' (...)
+    """
+    out, bad = [], []
+    for name in names:
+        key = volume_key(name).rsplit("__", 1)[-1]
+        if patients is not None and (volume_key(name) in patients or key in patients):
+            out.append(str(patients.get(volume_key(name), patients.get(key))))
+            continue
+        match = _CT_RATE_NAME.match(key)
+        if match is None:
+            bad.append(key)
+            out.append("")
+        else:
+            out.append(match.group(1))
+    if bad:
+        shown = ", ".join(repr(b) for b in bad[:3]) + (", ..." if len(bad) > 3 else "")
+        raise PatientIdError(
+            f"{len(bad)} of {len(names)} volume names do not name their patient: {shown}",
+            path=source,
+            hint=_PATIENT_HINT,
+        )
+    return out
 
 
 def is_missing_text(value: Any) -> bool:
@@ -186,9 +252,45 @@ def read_labels(
     return names, labels
 
 
-def patient_split(names: Sequence[str], target_val_size: int = 500, seed: int = 42) -> tuple[list[str], list[str]]:
+def read_patients(path: str | os.PathLike[str], column: str | None = None) -> dict[str, str] | None:
+    """``{volume key: patient}`` from ``column`` of a CSV; ``column=None`` uses a ``PatientID`` column if present.
+
+    Returns None when no column is named and none is present; a named column that is absent, or an empty
+    patient cell, is a :class:`PatientIdError` naming the file.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "r.csv"
+        >>> _ = f.write_text("VolumeName,PatientID\\nscan_a.nii.gz,P1\\nscan_b,P1\\n")
+        >>> read_patients(f)
+        {'scan_a': 'P1', 'scan_b': 'P1'}
+    """
+    columns, rows = read_csv_rows(path)
+    if column is None:
+        if PATIENT_COLUMN not in columns:
+            return None
+        column = PATIENT_COLUMN
+    if column not in columns:
+        raise PatientIdError(f"no patient column {column!r} (columns: {list(columns)[:8]})", path=Path(path).name)
+    name_col = _name_column(columns, path)
+    out = {}
+    for row in rows:
+        if is_missing_text(row.get(column)):
+            raise PatientIdError(f"volume {row[name_col]!r} has no patient in column {column!r}", path=Path(path).name)
+        out[volume_key(row[name_col])] = str(row[column]).strip()
+    return out
+
+
+def patient_split(
+    names: Sequence[str],
+    target_val_size: int = 500,
+    seed: int = 42,
+    patients: Mapping[str, str] | None = None,
+) -> tuple[list[str], list[str]]:
     """``(train, val)`` volume names, whole patients only, val reaching ``target_val_size`` volumes.
 
+    Patients come from ``patients`` (volume key -> patient, e.g. :attr:`CTReportDataset.patient_map`) or
+    the CT-RATE names (:func:`patient_ids`; an unparseable name is an error, never its own patient).
     Patients are shuffled with ``seed`` and moved to validation until it holds at least
     ``target_val_size`` volumes (or every patient but one is used).
 
@@ -198,19 +300,20 @@ def patient_split(names: Sequence[str], target_val_size: int = 500, seed: int = 
         >>> len(val), {patient_id(n) for n in train} & {patient_id(n) for n in val}
         (4, set())
     """
+    ids = patient_ids(names, patients)
     groups: dict[str, list[str]] = defaultdict(list)
-    for name in names:
-        groups[patient_id(name)].append(name)
-    patients = sorted(groups)
-    random.Random(seed).shuffle(patients)
+    for name, pid in zip(names, ids, strict=True):
+        groups[pid].append(name)
+    patients_sorted = sorted(groups)
+    random.Random(seed).shuffle(patients_sorted)
     val: list[str] = []
     val_patients = set()
-    for pid in patients[:-1] if len(patients) > 1 else []:
+    for pid in patients_sorted[:-1] if len(patients_sorted) > 1 else []:
         if len(val) >= target_val_size:
             break
         val.extend(groups[pid])
         val_patients.add(pid)
-    train = [n for n in names if patient_id(n) not in val_patients]
+    train = [n for n, pid in zip(names, ids, strict=True) if pid not in val_patients]
     return train, sorted(val)
 
 
@@ -219,7 +322,9 @@ class CTReportDataset:
 
     ``names`` restricts to a subset (e.g. one side of :func:`patient_split`). Volumes without report text
     are dropped (count in :attr:`dropped`), unless ``require_text=False``. The HDF5 file is opened lazily
-    in each DataLoader worker.
+    in each DataLoader worker. Patients (:attr:`patients`) come from ``patient_column`` of the reports CSV
+    (else of the labels CSV), from a ``PatientID`` column, or from CT-RATE names; otherwise asking for them
+    is a :class:`PatientIdError` naming the HDF5 file.
     """
 
     def __init__(
@@ -232,6 +337,7 @@ class CTReportDataset:
         findings: Sequence[str] | None = None,
         *,
         require_text: bool = True,
+        patient_column: str | None = None,
     ) -> None:
         import h5py
 
@@ -249,6 +355,17 @@ class CTReportDataset:
         labels: dict[str, np.ndarray] = {}
         if labels_csv is not None:
             self.findings, labels = read_labels(labels_csv, findings)
+        self.patient_map: dict[str, str] | None = None
+        """volume key -> patient from a patient column (None: patients come from CT-RATE names)."""
+        for table in (reports_csv, labels_csv):
+            if table is not None and self.patient_map is None:
+                try:
+                    self.patient_map = read_patients(table, patient_column)
+                except PatientIdError:
+                    if table is labels_csv or labels_csv is None:
+                        raise
+        if patient_column is not None and self.patient_map is None:
+            raise PatientIdError(f"patient column {patient_column!r} needs a reports or labels CSV", path=h5_path)
         wanted = {volume_key(n) for n in names} if names is not None else None
         self.items: list[tuple[str, str, str, np.ndarray | None]] = []
         self.dropped = 0
@@ -280,6 +397,11 @@ class CTReportDataset:
     def names(self) -> list[str]:
         """Volume keys in dataset order."""
         return [key for _, key, _, _ in self.items]
+
+    @property
+    def patients(self) -> list[str]:
+        """The patient of each volume, in dataset order (class doc); a :class:`PatientIdError` if unknown."""
+        return patient_ids(self.names, self.patient_map, source=self.h5_path.name)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         import h5py

@@ -5,6 +5,13 @@ several template pairs are given, then re-normalised, as in CLIP's prompt ensemb
 2021), and ``p = softmax(scale * [v . t_pos, v . t_neg])[0]`` for each volume embedding ``v``
 (CT-CLIP's zero-shot protocol, Hamamci et al. 2024).
 
+Zero-shot means the prompts are not sentences the model was trained on. :func:`prompt_leaks` checks that
+(the evaluation calls it with the training reports): a prompt leaks when, with its finding filled in (final
+full stop dropped), it occurs in a training report, or when the template's fixed words frame a whole
+training sentence (the finding slot standing for any words: ``"There is {finding}."`` leaks on
+``"There is pleural fluid."``).
+:data:`PROMPT_ENSEMBLE` avoids the synthetic benchmark's report templates (tested on every generated report).
+
 Example:
     >>> import torch
     >>> from ctlens.models.clip3d import build_model, load_config
@@ -17,23 +24,67 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DEFAULT_PROMPTS", "PROMPT_ENSEMBLE", "finding_probabilities", "prompt_embeddings"]
+__all__ = ["DEFAULT_PROMPTS", "PROMPT_ENSEMBLE", "finding_probabilities", "prompt_embeddings", "prompt_leaks"]
 
 DEFAULT_PROMPTS: tuple[tuple[str, str], ...] = (("{finding} is present.", "{finding} is not present."),)
 """CT-CLIP's template pair."""
 
 PROMPT_ENSEMBLE: tuple[tuple[str, str], ...] = (
     ("{finding} is present.", "{finding} is not present."),
-    ("There is {finding}.", "There is no {finding}."),
-    ("{finding} is seen.", "No {finding} is seen."),
-    ("Findings consistent with {finding}.", "No evidence of {finding}."),
+    ("Presence of {finding}.", "Absence of {finding}."),
+    ("The scan shows {finding}.", "The scan shows no {finding}."),
+    ("Positive for {finding}.", "Negative for {finding}."),
 )
-"""An optional ensemble of (positive, negative) template pairs."""
+"""An optional ensemble of (positive, negative) template pairs; none of them is a synthetic report template."""
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _norm(text: str) -> str:
+    return " ".join(str(text).lower().split())
+
+
+def _frame(template: str) -> re.Pattern[str]:
+    head, _, tail = _norm(template).partition("{finding}")
+    return re.compile(re.escape(head) + r"[a-z0-9 ,'/()-]{1,60}?" + re.escape(tail) + "$")
+
+
+def prompt_leaks(
+    templates: Sequence[tuple[str, str]], findings: Sequence[str], reports: Iterable[str]
+) -> list[dict[str, object]]:
+    """Prompts that are not zero-shot for these training ``reports`` (module doc); ``[]`` when none leaks.
+
+    Each leak: ``{"prompt", "kind" ("prompt text" | "template frame"), "reports" (how many), "example"}``.
+    Case and spacing are ignored.
+
+    Example:
+        >>> leaks = prompt_leaks([("There is {finding}.", "No {finding}.")], ["Emphysema"],
+        ...                      ["There is pleural fluid. Bones are normal.", "Normal."])
+        >>> [(x["prompt"], x["kind"], x["reports"]) for x in leaks]
+        [('There is {finding}.', 'template frame', 1)]
+        >>> prompt_leaks([("{finding} is present.", "{finding} is not present.")], ["Emphysema"], ["No emphysema."])
+        []
+    """
+    texts = [_norm(r) for r in reports if r]
+    sentences = [[s for s in _SENTENCE_END.split(t) if s] for t in texts]
+    leaks: list[dict[str, object]] = []
+    for template in dict.fromkeys(t for pair in templates for t in pair):
+        filled = [_norm(template.format(finding=f)).rstrip(".!?") for f in findings]  # also mid-sentence
+        hits = [t for t in texts if any(f in t for f in filled)]
+        if hits:
+            leaks.append({"prompt": template, "kind": "prompt text", "reports": len(hits), "example": hits[0][:120]})
+            continue
+        frame = _frame(template)
+        framed = [next(s for s in sent if frame.match(s)) for sent in sentences if any(frame.match(s) for s in sent)]
+        if framed:
+            leaks.append({"prompt": template, "kind": "template frame", "reports": len(framed), "example": framed[0]})
+    return leaks
 
 
 def prompt_embeddings(

@@ -11,7 +11,17 @@ For each CT and each (simulation, factor):
 4. **only synthesised slices are scored** -- thin positions that are not the centre of a thick slice;
    the known positions are never part of any number;
 5. PSNR on [-1024, 3071] HU -> [0, 1], the same within a body mask, SSIM
-   (:mod:`ctlens.pipelines.interp.metrics`), seconds per method.
+   (:mod:`ctlens.pipelines.interp.metrics`), seconds per method;
+6. ``self_supervised`` models the acquisition: it is run told the simulation's own profile (``matched``)
+   and, as ``self_supervised_mismatched``, told the other one (``smore_profiles``), since on real data
+   nobody knows the exact profile.
+
+:func:`summarise` averages every method over the **same** cases: a method that failed (error or no finite
+PSNR) on any case of a group is reported as failing (``failed`` k of n, no mean), never as a mean of the
+cases it survived. Groups: all cases, through-plane cases (ground truth along z) and in-plane cases (a
+thick scan on its side, the self-supervised method's favourite) on their own. The gain over cubic is the
+mean of per-case gains with a 95 % bootstrap CI that resamples studies (two series of one study, e.g. two
+kernels, are one unit).
 
 Results: ``results.json``, ``results.md`` (per case and averaged, with the gain over cubic) and a PNG
 grid of one synthesised slice per method for each case (``grid_<case>_<sim>_x<factor>.png``).
@@ -26,7 +36,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +51,7 @@ from ctlens.data.slice_profiles import SIMULATIONS, simulate_thick, thick_count
 from ctlens.pipelines.interp.grid import output_positions
 from ctlens.pipelines.interp.interpolate import interpolate_array
 from ctlens.pipelines.interp.metrics import nonfinite_count, psnr, ssim
+from ctlens.pipelines.interp.summary import summarise, write_reports
 from ctlens.preprocess.windows import to_display_uint8
 
 __all__ = [
@@ -70,6 +80,8 @@ class EvalCase:
     thin: np.ndarray
     axis: str
     spacing: tuple[float, float, float]
+    group: str = ""
+    """The bootstrap unit (the DICOM study; the name when unknown): series of one study are not independent."""
 
 
 def scored_indices(n_thin: int, factor: int) -> np.ndarray:
@@ -134,6 +146,7 @@ def discover_cases(path: str | Path, axis: str = "auto") -> list[EvalCase]:
         if str(volume.modality).upper() != "CT":
             continue
         case = ground_truth(volume, axis, name=label)
+        case.group = str((volume.meta or {}).get("study_uid") or label)
         if case.thin.shape[0] >= MIN_THIN_SLICES:
             cases.append(case)
     return cases
@@ -150,15 +163,20 @@ def evaluate_array(
     options: dict[str, dict[str, Any]] | None = None,
     keep_predictions: bool = False,
     spacing: tuple[float, float, float] | None = None,
+    smore_profiles: Sequence[str] = ("matched",),
+    axis: str = "z",
+    group: str | None = None,
 ) -> list[dict[str, Any]]:
     """Score ``methods`` on one ground-truth array ``thin`` [z, a, b] (HU) at ``factor`` / ``simulation``.
 
     A method is a name for :func:`~ctlens.pipelines.interp.interpolate.interpolate_array` or a callable
     ``fn(thick, positions, factor=...) -> array`` (scored under its ``__name__``). Each row: case,
     simulation, factor, method, psnr, psnr_body, ssim, seconds, scored_slices,
-    known_slices, nonfinite, error (the message if the method failed). ``options[method]`` is passed to
-    the method; ``self_supervised`` is told the simulation's slice profile (it models acquisition) and
-    ``spacing`` (thin-axis, a, b mm: which in-plane axes are fine enough to learn from).
+    known_slices, nonfinite, error (the message if the method failed), axis, group. ``options[method]`` is
+    passed to the method; ``self_supervised`` gets ``spacing`` (thin-axis, a, b mm: which in-plane axes are
+    fine enough to learn from) and a slice profile per entry of ``smore_profiles``: ``"matched"`` (the
+    simulation's own, row ``self_supervised``) and/or ``"mismatched"`` (the other simulation's, row
+    ``self_supervised_mismatched``).
 
     Example:
         >>> import numpy as np
@@ -180,17 +198,30 @@ def evaluate_array(
     positions = output_positions(keep, factor)
     scored = scored_indices(gt.shape[0], factor)
     body = foreground_mask(gt, "ct")[scored]
-    rows = []
+    runs: list[tuple[str | Callable[..., np.ndarray], str, dict[str, Any]]] = []
     for method_or_fn in methods:
         fn = method_or_fn if callable(method_or_fn) else None
         method = getattr(fn, "__name__", "custom") if fn is not None else str(method_or_fn)
         method_options = dict((options or {}).get(method, {}))
-        if method == "self_supervised":
-            method_options.setdefault("profile", simulation)
-            if spacing is not None:
-                method_options.setdefault("spacing", (spacing[0] * factor, spacing[1], spacing[2]))
+        if method != "self_supervised":
+            runs.append((method_or_fn, method, method_options))
+            continue
+        if spacing is not None:
+            method_options.setdefault("spacing", (spacing[0] * factor, spacing[1], spacing[2]))
+        for told in smore_profiles:
+            if told not in ("matched", "mismatched"):
+                raise InterpolationError(f"smore profile must be matched or mismatched, got {told!r}", path=case)
+            other = next(sim for sim in SIMULATIONS if sim != simulation)
+            profile = simulation if told == "matched" else other
+            name = method if told == "matched" else f"{method}_mismatched"
+            runs.append((method_or_fn, name, {"profile": profile, **method_options}))
+    rows = []
+    for method_or_fn, method, method_options in runs:
+        fn = method_or_fn if callable(method_or_fn) else None
         row: dict[str, Any] = {
             "case": case,
+            "group": group or case,
+            "axis": axis,
             "simulation": simulation,
             "factor": factor,
             "method": method,
@@ -203,7 +234,10 @@ def evaluate_array(
             if fn is not None:
                 pred = np.asarray(fn(thick, positions, factor=factor), np.float32)
             else:
-                pred = interpolate_array(thick, positions, method, factor=factor, progress=progress, **method_options)
+                base = "self_supervised" if method.startswith("self_supervised") else method
+                pred = interpolate_array(thick, positions, base, factor=factor, progress=progress, **method_options)
+            if "profile" in method_options:
+                row["told_profile"] = method_options["profile"]
         except (CTLensError, ValueError, RuntimeError) as exc:
             row.update(psnr=math.nan, psnr_body=math.nan, ssim=math.nan, seconds=time.perf_counter() - start)
             row.update(nonfinite=0, error=f"{type(exc).__name__}: {exc}")
@@ -222,128 +256,6 @@ def evaluate_array(
             row["_truth"] = gt
         rows.append(row)
     return rows
-
-
-def _mean(values: list[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    if any(math.isinf(v) and v > 0 for v in values):
-        return math.inf
-    return float(np.mean(finite)) if finite else math.nan
-
-
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Averages over cases per (simulation, factor, method), with ``gain_over_cubic`` (dB).
-
-    Example:
-        >>> rows = [dict(case="a", simulation="drop", factor=2, method=m, psnr=p, psnr_body=p, ssim=0.9, seconds=1.0)
-        ...         for m, p in (("cubic", 30.0), ("flow", 32.0))]
-        >>> [(r["method"], r["gain_over_cubic"]) for r in summarise(rows)]
-        [('cubic', 0.0), ('flow', 2.0)]
-    """
-    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault((row["simulation"], row["factor"], row["method"]), []).append(row)
-    out = []
-    for (sim, factor, method), items in groups.items():
-        out.append(
-            {
-                "simulation": sim,
-                "factor": factor,
-                "method": method,
-                "cases": len(items),
-                "psnr": _mean([r["psnr"] for r in items]),
-                "psnr_body": _mean([r["psnr_body"] for r in items]),
-                "ssim": _mean([r["ssim"] for r in items]),
-                "seconds": _mean([r["seconds"] for r in items]),
-            }
-        )
-    for row in out:
-        cubic = next(
-            (
-                r
-                for r in out
-                if (r["simulation"], r["factor"], r["method"]) == (row["simulation"], row["factor"], "cubic")
-            ),
-            None,
-        )
-        row["gain_over_cubic"] = row["psnr"] - cubic["psnr"] if cubic else math.nan
-    return out
-
-
-def _fmt(value: Any, digits: int = 2) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "n/a"
-        if math.isinf(value):
-            return "inf"
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
-def _markdown(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str:
-    lines = [
-        "## Averaged over cases",
-        "",
-        "| simulation | factor | method | cases | PSNR dB | PSNR body dB | SSIM | gain over cubic dB | seconds |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in summary:
-        lines.append(
-            f"| {r['simulation']} | x{r['factor']} | {r['method']} | {r['cases']} | {_fmt(r['psnr'])} | "
-            f"{_fmt(r['psnr_body'])} | {_fmt(r['ssim'], 4)} | {_fmt(r['gain_over_cubic'])} | {_fmt(r['seconds'], 1)} |"
-        )
-    lines += [
-        "",
-        "## Per case",
-        "",
-        "| case | simulation | factor | method | PSNR dB | PSNR body dB | SSIM | scored / known slices "
-        "| seconds | note |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for r in rows:
-        note = r.get("error") or (f"{r['nonfinite']} non-finite voxels" if r.get("nonfinite") else "")
-        lines.append(
-            f"| {r['case']} | {r['simulation']} | x{r['factor']} | {r['method']} | {_fmt(r['psnr'])} | "
-            f"{_fmt(r['psnr_body'])} | {_fmt(r['ssim'], 4)} | {r['scored_slices']} / {r['known_slices']} | "
-            f"{_fmt(r['seconds'], 1)} | {note} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def write_reports(rows: list[dict[str, Any]], out_dir: str | Path) -> dict[str, Path]:
-    """Write ``results.json`` and ``results.md`` (atomically) into ``out_dir``; return their paths.
-
-    Example:
-        >>> import tempfile
-        >>> rows = [dict(case="a", simulation="drop", factor=2, method="cubic", psnr=math.inf, psnr_body=40.0,
-        ...              ssim=1.0, seconds=0.1, scored_slices=3, known_slices=4, nonfinite=0, error=None)]
-        >>> paths = write_reports(rows, tempfile.mkdtemp())
-        >>> json.loads(paths["json"].read_text())["rows"][0]["psnr"]
-        'inf'
-    """
-    from ctlens.io.files import atomic_output
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    public = [{k: _json_value(v) for k, v in r.items() if not k.startswith("_")} for r in rows]
-    summary = summarise(rows)
-    payload = {
-        "convention": "PSNR on HU clipped to [-1024, 3071] mapped to [0, 1]; only synthesised slices scored",
-        "summary": [{k: _json_value(v) for k, v in r.items()} for r in summary],
-        "rows": public,
-    }
-    paths = {"json": out / "results.json", "md": out / "results.md"}
-    with atomic_output(paths["json"]) as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=2, allow_nan=False))
-    with atomic_output(paths["md"]) as tmp:
-        Path(tmp).write_text(_markdown(rows, summary))
-    return paths
 
 
 def _slug(text: str) -> str:
@@ -416,6 +328,7 @@ def run_eval(
     axis: str = "auto",
     options: dict[str, dict[str, Any]] | None = None,
     progress: bool = True,
+    smore_profiles: Sequence[str] = ("matched", "mismatched"),
 ) -> dict[str, Any]:
     """Run the harness on every CT under ``data``; write JSON, markdown and PNG grids to ``out_dir``.
 
@@ -448,6 +361,9 @@ def run_eval(
                     options=options,
                     keep_predictions=True,
                     spacing=case.spacing,
+                    smore_profiles=smore_profiles,
+                    axis=case.axis,
+                    group=case.group or case.name,
                 )
                 grid_name = f"grid_{_slug(case.name)}_{simulation}_x{factor}.png"
                 aspect = case.spacing[1] / case.spacing[2]

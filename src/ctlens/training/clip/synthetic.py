@@ -12,7 +12,9 @@ findings are planted independently (probability ``prevalence``):
 Reports mention each finding with a paraphrase (positive) or a negation ("No ...", "... is not seen"),
 or omit an absent finding; sentence order is shuffled and neutral sentences are added. The templates
 deliberately exclude the zero-shot prompts ("... is present." / "... is not present."), so a model must
-generalise to them. Values are stored as the HDF5 export does: uint8 of the HU window [-1000, 1000].
+generalise to them. Every one of these findings changes the grey-level histogram (a supervised histogram
+classifier reaches mean AUROC 0.98, docs/clip3d.md); :mod:`ctlens.training.clip.synthetic_spatial` is the
+harder benchmark. Values are stored as the HDF5 export does: uint8 of the HU window [-1000, 1000].
 
 Example:
     >>> vols, labels, reports, names = make_synthetic_chest(4, seed=0)
@@ -166,12 +168,20 @@ def make_synthetic_chest(
 
 
 def write_synthetic_ct_rate(
-    folder: str | os.PathLike[str], n: int, seed: int = 0, shape: Sequence[int] = (32, 64, 64), prefix: str = ""
+    folder: str | os.PathLike[str],
+    n: int,
+    seed: int = 0,
+    shape: Sequence[int] = (32, 64, 64),
+    prefix: str = "",
+    kind: str = "planted",
 ) -> dict[str, Path]:
     """Write ``volumes.h5`` (HDF5-export layout), ``reports.csv`` and ``labels.csv`` (18 CT-RATE columns).
 
+    ``kind="planted"``: this module's benchmark; ``"spatial"``: the harder one of
+    :mod:`ctlens.training.clip.synthetic_spatial` (its findings outside CT-RATE's 18 get their own columns).
     Unplanted CT-RATE findings are left empty (NaN) in the labels CSV; about 10 % of impressions are
-    ``NaN``, as in real exports.
+    ``NaN``, as in real exports. ``prefix`` goes before every name (``held_`` -> ``held_train_0_a_1``,
+    patient ``held_train_0``), keeping the patients of differently seeded sets apart.
 
     Example:
         >>> import tempfile
@@ -185,7 +195,16 @@ def write_synthetic_ct_rate(
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    volumes, labels, reports, names = make_synthetic_chest(n, seed=seed, shape=shape)
+    if kind == "planted":
+        volumes, labels, reports, names = make_synthetic_chest(n, seed=seed, shape=shape)
+        planted: Sequence[str] = SYNTHETIC_FINDINGS
+    elif kind == "spatial":
+        from ctlens.training.clip.synthetic_spatial import SPATIAL_FINDINGS, make_spatial_chest
+
+        volumes, labels, reports, names = make_spatial_chest(n, seed=seed, shape=shape)
+        planted = SPATIAL_FINDINGS
+    else:
+        raise ValueError(f"kind must be 'planted' or 'spatial', got {kind!r}")
     names = [f"{prefix}{name}" for name in names]
     rng = np.random.default_rng(seed + 1)
     paths = {"h5": out / "volumes.h5", "reports": out / "reports.csv", "labels": out / "labels.csv"}
@@ -199,10 +218,11 @@ def write_synthetic_ct_rate(
         writer.writerow(["VolumeName", "Findings_EN", "Impressions_EN"])
         for name, (findings, impression) in zip(names, reports, strict=True):
             writer.writerow([f"{name}.nii.gz", findings, "NaN" if rng.random() < 0.1 else impression])
-    column = {f: i for i, f in enumerate(SYNTHETIC_FINDINGS)}
+    column = {f: i for i, f in enumerate(planted)}
+    header = [*CT_RATE_FINDINGS, *[f for f in planted if f not in CT_RATE_FINDINGS]]
     with open(paths["labels"], "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["VolumeName", *CT_RATE_FINDINGS])
+        writer.writerow(["VolumeName", *header])
         for name, lab in zip(names, labels, strict=True):
-            writer.writerow([f"{name}.nii.gz", *[int(lab[column[f]]) if f in column else "" for f in CT_RATE_FINDINGS]])
+            writer.writerow([f"{name}.nii.gz", *[int(lab[column[f]]) if f in column else "" for f in header]])
     return paths
