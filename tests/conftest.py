@@ -2,12 +2,18 @@
 
 ``--import-mode=importlib`` does not put test folders on ``sys.path``, so helper modules that tests
 import by name (``tests/io/dicom_factory.py``) are made importable here, once, for every test.
+No ``.env`` file is read (``CTLENS_ENV_FILE`` is empty) unless a test asks for one.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+# A .env in the working directory (ctlens reads one, like ScanSage did) must not change the tests; tests that
+# exercise .env set CTLENS_ENV_FILE themselves.
+os.environ["CTLENS_ENV_FILE"] = ""
 
 for _folder in (Path(__file__).resolve().parent, *(Path(__file__).resolve().parent / d for d in ("io", "connect"))):
     if str(_folder) not in sys.path:

@@ -326,3 +326,21 @@ def test_the_page_logs_in_without_a_key_and_shows_the_user_models(scansage, seri
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_python_m_ctlens_api_refuses_no_auth_on_a_public_host(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, CTLENS_SERVICE_DIR=str(tmp_path / "svc"), CTLENS_NO_AUTH="1", CTLENS_ENV_FILE="")
+    done = subprocess.run(
+        [sys.executable, "-m", "ctlens.api", "serve", "--host", "0.0.0.0", "--port", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "--no-auth is for local use only" in done.stderr
+    assert "Traceback" not in done.stderr

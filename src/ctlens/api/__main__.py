@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; errors print one line and return 2."""
     from ctlens.api.context import ServiceContext
     from ctlens.core.errors import CTLensError
-    from ctlens.core.settings import get_settings
+    from ctlens.core.settings import get_settings, no_auth_refusal
 
     args = parser().parse_args(argv)
     try:
@@ -55,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "create-key":
             print(ctx.create_key(args.name))
             return 0
-        first = ctx.store.count_keys() == 0
+        no_auth = bool(ctx.settings.no_auth)
+        if no_auth and (refusal := no_auth_refusal(args.host)):
+            print(f"ctlens: error: {refusal}", file=sys.stderr)
+            return 2
+        first = ctx.store.count_keys() == 0 and not no_auth
         key = (
             ctx.create_key("serve --create-key" if args.create_key else "first key")
             if args.create_key or first
@@ -64,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     except (CTLensError, OSError) as exc:
         print(f"ctlens: error: {exc}", file=sys.stderr)
         return 2
+    if no_auth:
+        print("no-auth: requests from this machine need no key (local use only)", flush=True)
     for line in login_lines(key, args.host, args.port, str(ctx.root)):
         print(line, flush=True)
     import uvicorn

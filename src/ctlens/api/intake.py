@@ -24,7 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from ctlens.api.jobs import queue_job
-from ctlens.api.processing import analyse_now, refresh_zero_shot
+from ctlens.api.processing import analyse_now, refresh_user_models, refresh_zero_shot
 from ctlens.api.schemas import Study
 from ctlens.api.store import new_id
 from ctlens.api.studies import study_body
@@ -64,7 +64,7 @@ class Intake:
 
 
 def answer_cached(ctx: ServiceContext, intake: Intake, sha: str, result: dict[str, Any]) -> Study:
-    """The study of a content analysed before, with zero-shot scores brought up to date.
+    """The study of a content analysed before, with zero-shot scores and user-model outputs brought up to date.
 
     ``cached`` is true only when the same key had sent these bytes before: another key's upload is not revealed.
     """
@@ -72,6 +72,10 @@ def answer_cached(ctx: ServiceContext, intake: Intake, sha: str, result: dict[st
     updated = refresh_zero_shot(result, ctx.content_dir(sha), ctx.settings.clip_checkpoint)
     if updated is not None:
         ctx.remember_result(sha, updated)
+        result = updated
+    refreshed = refresh_user_models(result, ctx.content_dir(sha), ctx.settings.user_models_dir)
+    if refreshed is not None:  # models added, removed or rewritten since: their outputs, not stale ones
+        ctx.remember_result(sha, refreshed)
     asked = time.time()
     study = intake.study(ctx, sha)
     intake.audit(ctx, study, "cached")
