@@ -106,15 +106,15 @@ def test_reader_errors_name_the_file(tmp_path: Path) -> None:
         load_ct_rate(tmp_path / "valid_1_a_1.nii.gz", tmp_path / "bad.csv")
 
 
-def _training_folder(volume: Volume, root: Path) -> None:
+def _training_folder(volume: Volume, root: Path, split: str = "train", first_patient: int = 1) -> None:
     """Eight CT-RATE volumes of four patients (slabs of the real series), reports and labels."""
-    data = root / "ct_volumes"
+    data = root / ("ct_volumes" if split == "train" else f"{split}_volumes")
     data.mkdir()
     meta, reports, labels = [], [], []
     nz = volume.shape[0]
     for k in range(8):
-        patient, scan = k // 2 + 1, "ab"[k % 2]
-        name = f"train_{patient}_{scan}_1.nii.gz"
+        patient, scan = k // 2 + first_patient, "ab"[k % 2]
+        name = f"{split}_{patient}_{scan}_1.nii.gz"
         start = (k * 3) % max(1, nz - 12)
         slab = Volume(volume.array[start : start + 12], volume.spacing, tuple(volume.world((start, 0, 0))),
                       volume.direction)  # fmt: skip
@@ -123,9 +123,9 @@ def _training_folder(volume: Volume, root: Path) -> None:
         text = "Emphysema is seen in both lungs." if present else "The lungs are clear."
         reports.append({"VolumeName": name, "Findings_EN": text, "Impressions_EN": text})
         labels.append({"VolumeName": name, "Emphysema": int(present), "Lung nodule": int(k % 3 == 0)})
-    write_csv(root / "train_metadata.csv", META_COLUMNS, meta)
-    write_csv(root / "train_reports.csv", ["VolumeName", "Findings_EN", "Impressions_EN"], reports)
-    write_csv(root / "train_predicted_labels.csv", ["VolumeName", "Emphysema", "Lung nodule"], labels)
+    write_csv(root / f"{split}_metadata.csv", META_COLUMNS, meta)
+    write_csv(root / f"{split}_reports.csv", ["VolumeName", "Findings_EN", "Impressions_EN"], reports)
+    write_csv(root / f"{split}_predicted_labels.csv", ["VolumeName", "Emphysema", "Lung nodule"], labels)
 
 
 @pytest.mark.shared_data
@@ -153,9 +153,21 @@ def test_seed_scripts_train_and_evaluate(source, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr + done.stdout
     assert "random init (allowed)" in done.stdout and "trained 2 steps" in done.stdout
     assert json.loads((tmp_path / "run" / "model_config.json").read_text())["text"]["max_length"] == 64
-    done = _run(
+    leaked = _run(
         "eval", "--model_path", "run/model", "--test_data", "ct_volumes.h5", "--test_labels",
-        "train_predicted_labels.csv", "--n_boot", "20", "--val_fraction", "0.5", "--out_dir", "eval", cwd=tmp_path,
+        "train_predicted_labels.csv", "--n_boot", "20", "--val_fraction", "0.5", "--out_dir", "leak", cwd=tmp_path,
+    )  # fmt: skip
+    assert leaked.returncode == 2 and "Traceback" not in leaked.stderr, leaked.stderr + leaked.stdout  # #22
+    assert " share " in leaked.stderr and "patient" in leaked.stderr, leaked.stderr
+    _training_folder(volume, tmp_path, split="valid", first_patient=11)  # held-out patients
+    done = _run(
+        "run_preprocess", "--ct_data_path", "valid_volumes", "--ct_out_path", "valid_volumes.h5",
+        "--metadata_path", "valid_metadata.csv", "--target_shape", *SHAPE, "--num_workers", "0", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    done = _run(
+        "eval", "--model_path", "run/model", "--test_data", "valid_volumes.h5", "--test_labels",
+        "valid_predicted_labels.csv", "--n_boot", "20", "--val_fraction", "0.5", "--out_dir", "eval", cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr + done.stdout
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())

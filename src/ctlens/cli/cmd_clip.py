@@ -29,11 +29,16 @@ def synthetic_cmd(
     n: Annotated[int, typer.Option("--n", help="volumes (two re-scans per patient)")] = 1024,
     seed: Annotated[int, typer.Option(help="generator seed (use another seed for held-out data)")] = 1,
     prefix: Annotated[str, typer.Option(help="prefix of the volume names (keeps held-out patients apart)")] = "",
+    kind: Annotated[
+        str, typer.Option(help="planted (intensity findings) | spatial (a grey-level histogram cannot solve it)")
+    ] = "planted",
 ) -> None:
     """Write the synthetic chest-CT benchmark (planted findings, templated reports) in CT-RATE layout."""
     from ctlens.training.clip.synthetic import write_synthetic_ct_rate
 
-    paths = write_synthetic_ct_rate(out, n, seed=seed, prefix=prefix)
+    if kind not in ("planted", "spatial"):
+        raise typer.BadParameter(f"--kind must be planted or spatial, got {kind!r}")
+    paths = write_synthetic_ct_rate(out, n, seed=seed, prefix=prefix, kind=kind)
     typer.echo("wrote " + ", ".join(str(paths[k]) for k in ("h5", "reports", "labels")))
 
 
@@ -45,16 +50,19 @@ def split_cmd(
     out: Annotated[Path, typer.Option(help="output JSON {train: [...], val: [...]}")] = Path("split.json"),
     target_val_size: Annotated[int, typer.Option(help="validation volumes (whole patients)")] = 500,
     seed: Annotated[int, typer.Option(help="shuffle seed")] = 42,
+    patient_column: Annotated[
+        str | None, typer.Option(help="reports CSV column naming each volume's patient (else parsed from names)")
+    ] = None,
 ) -> None:
     """Patient-wise train/validation split of the volumes in --ct."""
-    from ctlens.data.ct_report import CTReportDataset, patient_id, patient_split
+    from ctlens.data.ct_report import CTReportDataset, patient_ids, patient_split
+    from ctlens.io.files import atomic_output
 
-    names = CTReportDataset(ct, reports).names
-    train, val = patient_split(names, target_val_size, seed)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps({"seed": seed, "train": train, "val": val}, indent=1))
-    tmp.replace(out)
-    n_pat = len({patient_id(n) for n in val})
+    ds = CTReportDataset(ct, reports, patient_column=patient_column)
+    train, val = patient_split(ds.names, target_val_size, seed, patients=ds.patient_map)
+    with atomic_output(out) as tmp:
+        tmp.write_text(json.dumps({"seed": seed, "train": train, "val": val}, indent=1))
+    n_pat = len(set(patient_ids(val, ds.patient_map)))
     typer.echo(f"wrote {out}: {len(train)} train, {len(val)} validation volumes ({n_pat} patients)")
 
 
@@ -143,8 +151,11 @@ def evaluate_cmd(
     ct: Annotated[Path, typer.Option("--ct", help="HDF5 volumes")],
     reports: Annotated[Path, typer.Option(help="reports CSV")],
     labels: Annotated[Path, typer.Option(help="labels CSV")],
-    split: Annotated[Path, typer.Option(help="JSON with 'val' (thresholds) and 'test' (or 'train'...) lists")],
+    split: Annotated[Path, typer.Option(help="JSON with 'val' (thresholds) and 'test' lists, disjoint patients")],
     test_key: Annotated[str, typer.Option(help="key of the test list in --split")] = "test",
+    patient_column: Annotated[
+        str | None, typer.Option(help="reports CSV column naming each volume's patient (else parsed from names)")
+    ] = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("clip_eval"),
     n_boot: Annotated[int, typer.Option(help="bootstrap draws")] = 1000,
     ensemble: Annotated[bool, typer.Option("--ensemble", help="prompt ensemble")] = False,
@@ -157,10 +168,12 @@ def evaluate_cmd(
 
     names = json.loads(split.read_text())
     model = load_clip(checkpoint)
-    test = CTReportDataset(ct, reports, labels, names=names[test_key])
-    val = CTReportDataset(ct, reports, labels, names=names["val"])
+    test = CTReportDataset(ct, reports, labels, names=names[test_key], patient_column=patient_column)
+    val = CTReportDataset(ct, reports, labels, names=names["val"], patient_column=patient_column)
     templates = PROMPT_ENSEMBLE if ensemble else DEFAULT_PROMPTS
-    result = evaluate_zero_shot(model, test, val, templates=templates, n_boot=n_boot, out_dir=out)
+    result = evaluate_zero_shot(  # refuses test volumes the checkpoint was trained or validated on
+        model, test, val, templates=templates, n_boot=n_boot, out_dir=out, checkpoint=checkpoint
+    )
     typer.echo(result["table_markdown"])
     lo, hi = result["mean_auroc_ci"]
     typer.echo(f"mean AUROC {result['mean_auroc']:.3f} [{lo:.3f}, {hi:.3f}] (thresholds from validation)")

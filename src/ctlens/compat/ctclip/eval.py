@@ -58,7 +58,9 @@ def _main(argv: Sequence[str] | None) -> int:
         test = CTReportDataset(a.test_data, None, a.test_labels, names=rest)
         val = CTReportDataset(a.test_data, None, a.test_labels, names=held)
     templates = PROMPT_ENSEMBLE if a.ensemble else DEFAULT_PROMPTS
-    result = evaluate_zero_shot(model, test, val, templates=templates, n_boot=a.n_boot, out_dir=a.out_dir)
+    result = evaluate_zero_shot(  # refuses test volumes the checkpoint was trained or validated on
+        model, test, val, templates=templates, n_boot=a.n_boot, out_dir=a.out_dir, checkpoint=a.model_path
+    )
     print(result["table_markdown"])
     lo, hi = result["mean_auroc_ci"]
     where = "--val_data" if a.val_data is not None else f"{len(val)} held-out test volumes (no --val_data given)"

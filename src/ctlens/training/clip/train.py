@@ -53,6 +53,7 @@ from ctlens.training.checkpoints import (
     save_training_checkpoint,
 )
 from ctlens.training.clip.distributed import DistContext, init_distributed, reduce_mean
+from ctlens.training.clip.protocol import SPLIT_FILE
 from ctlens.training.clip.schedule import cosine_with_warmup, parameter_groups
 
 __all__ = [
@@ -204,7 +205,7 @@ def _datasets(cfg: ClipTrainConfig) -> tuple[Any, Any]:
         split = json.loads(Path(cfg.split).read_text())
         train_names, val_names = split["train"], split["val"]
     else:
-        train_names, val_names = patient_split(full.names, cfg.val_size, cfg.seed)
+        train_names, val_names = patient_split(full.names, cfg.val_size, cfg.seed, patients=full.patient_map)
     train = CTReportDataset(cfg.ct, cfg.reports, cfg.labels, names=train_names)
     val = CTReportDataset(cfg.ct, cfg.reports, cfg.labels, names=val_names) if val_names else None
     return train, val
@@ -354,6 +355,10 @@ def train_clip(
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1, default=str))
+        train_names = getattr(train_set, "names", None)
+        if train_names is not None:  # clip evaluate refuses test volumes listed here
+            val_names = list(getattr(val_set, "names", None) or [])
+            (run_dir / SPLIT_FILE).write_text(json.dumps({"train": list(train_names), "val": val_names}))
     batches_per_epoch = len(epoch_batches(len(train_set), cfg.batch_size, 0, cfg.seed, ctx)) // cfg.accumulate
     if batches_per_epoch == 0:
         raise CTLensError(
