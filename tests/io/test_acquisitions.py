@@ -196,8 +196,11 @@ def test_ambiguous_part_selector_lists_the_parts(tmp_path: Path) -> None:
     assert "series=" in str(err.value)
 
 
-def test_enhanced_multiframe_time_points_are_entries(tmp_path: Path) -> None:
-    """One enhanced file, two time points at the same positions (FrameContentSequence.TemporalPositionIndex)."""
+def test_enhanced_multiframe_time_points_are_volumes(tmp_path: Path) -> None:
+    """One enhanced file, two time points at the same positions (FrameContentSequence.TemporalPositionIndex).
+
+    Since #23 time points are the volumes of one entry (``n_volumes``, ``volume=k``), no longer entries of their own.
+    """
     import pydicom
 
     uid = "1.2.826.0.1.3680043.8.498.30"
@@ -217,6 +220,8 @@ def test_enhanced_multiframe_time_points_are_entries(tmp_path: Path) -> None:
     (tmp_path / "t2.dcm").unlink()
     first.save_as(tmp_path / "both.dcm", enforce_file_format=True)
     infos = list_series(tmp_path)
-    assert [i.part for i in infos] == ["time point 1", "time point 2"]
-    for info, truth in zip(infos, phases, strict=True):
-        assert_truth(ctlens.load(tmp_path, series=info.series_id), truth)
+    assert len(infos) == 1 and infos[0].n_volumes == 2 and infos[0].volume_labels == ["time point 1", "time point 2"]
+    for k, truth in enumerate(phases):
+        vol = ctlens.load(tmp_path, series=infos[0].series_id, volume=k)
+        assert_truth(vol, truth)
+        assert vol.meta["volume_index"] == k and vol.meta["n_volumes"] == 2

@@ -11,6 +11,9 @@ acquisitions (echoes, time points) at the same positions is listed once per part
 A file that holds a single volume (NIfTI, NRRD/MHA, a 2-D image) has no series to pick: ``--series`` with one
 is an error rather than silently ignored.
 
+``--volume`` (:data:`VolumeOption`) picks one volume (0-based) of a series holding several time points or
+diffusion directions (``ctlens info`` shows how many); without it volume 0 is read and a warning says so.
+
 Example:
     >>> import tempfile, pathlib, numpy as np
     >>> from ctlens.core.volume import Volume
@@ -30,7 +33,7 @@ import typer
 
 from ctlens.core.volume import Volume
 
-__all__ = ["SERIES_HELP", "SeriesOption", "check_series_input", "load_study"]
+__all__ = ["SERIES_HELP", "VOLUME_HELP", "SeriesOption", "VolumeOption", "check_series_input", "load_study"]
 
 SERIES_HELP = (
     "DICOM series to read: SeriesInstanceUID or key, index as `ctlens info` numbers them, part of the description, "
@@ -39,6 +42,14 @@ SERIES_HELP = (
 
 SeriesOption = Annotated[str | None, typer.Option("--series", "-s", help=SERIES_HELP)]
 """The ``--series`` / ``-s`` option, the same on every command."""
+
+VOLUME_HELP = (
+    "volume (0-based) of a DICOM series holding several time points or diffusion directions "
+    "(default: 0, with a warning)"
+)
+
+VolumeOption = Annotated[int | None, typer.Option("--volume", min=0, help=VOLUME_HELP)]
+"""The ``--volume`` option: one volume of a 4-D series (``ctlens.load(..., volume=k)``)."""
 
 
 def check_series_input(path: Path, series: str | None) -> None:

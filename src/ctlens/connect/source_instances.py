@@ -362,6 +362,7 @@ def match_source_instances(volume: Volume, sources: SourceInput) -> SourceSeries
     positions, tol = _slice_positions(volume)
     placed: list[SourceInstance] = []
     skipped: dict[str, int] = defaultdict(int)
+    read_from = set(volume.meta.get("source_sop_uids") or [])
     for ds in members:
         if int(ds.get("NumberOfFrames", 1) or 1) > 1 or "PerFrameFunctionalGroupsSequence" in ds:
             raise PacsError(
@@ -369,6 +370,9 @@ def match_source_instances(volume: Volume, sources: SourceInput) -> SourceSeries
                 path=name,
                 hint="results as DICOM support single-frame source series only",
             )
+        if read_from and hash_uid(str(ds.get("SOPInstanceUID", ""))) not in read_from:
+            skipped["another part of the series (acquisition, echo or volume) than the one analysed"] += 1
+            continue
         image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
         if any(word in t for t in image_type for word in _SCOUT_WORDS):
             skipped["localizer"] += 1

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from ctlens.io.annotations import slice_index_for_sop, voc_annotations_for_volume
 from ctlens.io.dicom_reader import list_series, read_dicom
-from ctlens.io.loader import file_kind, load, save
+from ctlens.io.loader import file_kind, load, load_volumes, save
 
 __all__ = [
     "DicomWebClient",
     "file_kind",
     "list_series",
     "load",
+    "load_volumes",
     "pull_series",
     "read_dicom",
     "save",

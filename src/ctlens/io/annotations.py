@@ -15,6 +15,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ctlens.core.errors import CorruptFileError, SeriesSelectionError
 from ctlens.core.volume import Volume
 from ctlens.io.uid_hash import hash_uid
@@ -23,18 +25,31 @@ from ctlens.io.uid_hash import hash_uid
 def slice_index_for_sop(volume: Volume, sop_instance_uid: str) -> int:
     """Slice index ``z`` of the image whose (original) SOPInstanceUID is given.
 
-    The volume stores only hashed UIDs; the given UID is hashed the same way.
-    Raises :class:`SeriesSelectionError` when the image is not part of the volume.
+    The volume stores only hashed UIDs; the given UID is hashed the same way. A volume resampled onto an even grid
+    (``meta["sop_uids"]`` empty) maps the image through ``source_sop_uids`` and ``source_slice_positions_mm`` to the
+    grid slice nearest its position. Raises :class:`SeriesSelectionError` when the image is not part of the volume.
+
+    Example:
+        >>> import numpy as np
+        >>> vol = Volume(np.zeros((3, 2, 2), np.int16), spacing=(2.0, 1.0, 1.0),
+        ...              meta={"sop_uids": [], "source_sop_uids": [hash_uid("1.2"), hash_uid("1.3")],
+        ...                    "source_slice_positions_mm": [0.0, 3.1]})
+        >>> slice_index_for_sop(vol, "1.3")
+        2
     """
     uids = volume.meta.get("sop_uids") or []
     target = hash_uid(sop_instance_uid)
-    try:
+    if target in uids:
         return uids.index(target)
-    except ValueError:
-        raise SeriesSelectionError(
-            f"SOPInstanceUID {sop_instance_uid} is not a slice of this volume",
-            hint="the annotation may belong to another series (or the volume was resampled)",
-        ) from None
+    source = volume.meta.get("source_sop_uids") or []
+    positions = volume.meta.get("source_slice_positions_mm") or []
+    if not uids and target in source and len(positions) == len(source):
+        z = float(positions[source.index(target)])
+        return int(np.clip(round(z / float(volume.spacing[0])), 0, volume.shape[0] - 1))
+    raise SeriesSelectionError(
+        f"SOPInstanceUID {sop_instance_uid} is not a slice of this volume",
+        hint="the annotation may belong to another series (or the volume was resampled)",
+    )
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Read DICOM headers (no pixels) into one :class:`SliceRef` per image plane.
 
 Single-frame files give one ref each; enhanced multi-frame files give one per
-frame, with geometry from the functional groups. Files that are not DICOM, or
+frame, with geometry from the functional groups; Siemens mosaics give one per
+tile (:mod:`ctlens.io.mosaic`). MR planes carry their diffusion b-value and
+direction in ``extra`` (:mod:`ctlens.io.diffusion`). Files that are not DICOM, or
 whose header cannot be parsed, are returned as skipped with the reason.
 
 Example:
@@ -24,8 +26,12 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from ctlens.core.errors import CorruptFileError
+from ctlens.io.dicom_deflate import check_deflated
 from ctlens.io.dicom_magic import is_raw_dataset, read_head
 from ctlens.io.dicom_source import CandidateFile
+from ctlens.io.diffusion import diffusion_facts, diffusion_key
+from ctlens.io.mosaic import MosaicLayout, csa_image_header, mosaic_layout
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 DEFER_BYTES = 64 * 1024
@@ -51,6 +57,14 @@ class SliceRef:
     instance_number: int = 0
     acquisition: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    mosaic: MosaicLayout | None = None
+    """The file's mosaic layout when this plane is one tile of a Siemens mosaic (``tile`` says which)."""
+    tile: int | None = None
+
+    @property
+    def modality(self) -> str:
+        """The header's Modality ("" if absent)."""
+        return str(self.header.get("Modality", "") or "").strip().upper()
 
 
 def _group(ds: Dataset, frame_group: Dataset | None, seq: str) -> Dataset | None:
@@ -63,6 +77,10 @@ def _group(ds: Dataset, frame_group: Dataset | None, seq: str) -> Dataset | None
 
 
 def _read_header(candidate: CandidateFile) -> Dataset | str:
+    try:  # a deflated data set is measured within the decompression budget before pydicom inflates it
+        check_deflated(candidate.path, candidate.display)  # a bomb raises BudgetExceeded: the input is refused
+    except CorruptFileError:
+        return "unreadable DICOM header (corrupt deflated data set)"
     try:
         return pydicom.dcmread(candidate.path, defer_size=DEFER_BYTES)
     except InvalidDicomError:
@@ -148,6 +166,16 @@ def _plane_ref(
     )
 
 
+def _with_diffusion(ref: SliceRef, ds: Dataset, item: Dataset | None, csa: dict[str, Any] | None) -> SliceRef:
+    """Add the plane's diffusion facts (MR only) and the key that tells diffusion volumes apart."""
+    if ref.modality == "MR":
+        facts = diffusion_facts(ds, item, csa)
+        ref.extra.update(facts)
+        if facts:
+            ref.extra["DiffusionKey"] = diffusion_key(facts)
+    return ref
+
+
 def _single_frame_refs(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] | str:
     pos = _floats(ds.get("ImagePositionPatient"), 3)
     iop = _floats(ds.get("ImageOrientationPatient"), 6)
@@ -155,7 +183,21 @@ def _single_frame_refs(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] 
         return "no image (Rows/Columns missing)"
     if pos is None or iop is None:
         return "no ImagePositionPatient/ImageOrientationPatient (not a cross-sectional image)"
-    return [_plane_ref(candidate, ds, None, pos, iop, _floats(ds.get("PixelSpacing"), 2), ds)]
+    spacing = _floats(ds.get("PixelSpacing"), 2)
+    csa = csa_image_header(ds) if str(ds.get("Modality", "")).upper() == "MR" else None
+    layout = mosaic_layout(ds, csa, pos, iop)
+    if isinstance(layout, str):
+        return layout
+    if layout is None:
+        return [_with_diffusion(_plane_ref(candidate, ds, None, pos, iop, spacing, ds), ds, None, csa)]
+    refs = []
+    sop = str(ds.get("SOPInstanceUID", ""))
+    for k in range(layout.n):
+        ref = _plane_ref(candidate, ds, None, layout.positions[k], iop, spacing, ds)
+        ref.rows, ref.columns, ref.mosaic, ref.tile = layout.rows, layout.columns, layout, k
+        ref.sop_uid = f"{sop}#{k + 1}"
+        refs.append(_with_diffusion(ref, ds, None, csa))
+    return refs
 
 
 def _multi_frame_refs(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] | str:
@@ -173,14 +215,20 @@ def _multi_frame_refs(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] |
         transform = _group(ds, group, "PixelValueTransformationSequence")
         ref = _plane_ref(candidate, ds, k, pos, iop, spacing, transform if transform is not None else ds)
         ref.extra.update(_frame_facts(ds, group))
-        refs.append(ref)
+        refs.append(_with_diffusion(ref, ds, _group(ds, group, "MRDiffusionSequence"), None))
     return refs
 
 
 _FRAME_FACTS = (
     (
         "FrameContentSequence",
-        ("FrameAcquisitionNumber", "TemporalPositionIndex", "FrameAcquisitionDateTime", "StackID"),
+        (
+            "FrameAcquisitionNumber",
+            "TemporalPositionIndex",
+            "FrameAcquisitionDateTime",
+            "StackID",
+            "DimensionIndexValues",
+        ),
     ),
     ("MREchoSequence", ("EffectiveEchoTime",)),
     ("MRImageFrameTypeSequence", ("FrameType",)),

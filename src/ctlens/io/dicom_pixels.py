@@ -3,8 +3,10 @@
 Compressed syntaxes (JPEG 2000, JPEG lossless, JPEG-LS, RLE) are decoded by
 pydicom 3's pixel-data plugins backed by the pylibjpeg / pyjpegls decoders,
 one slice per task. Stored values become HU as ``raw * RescaleSlope +
-RescaleIntercept``; pixels equal to PixelPaddingValue (or inside the padding
-range) become air (-1024 HU).
+RescaleIntercept``. In CT, pixels equal to PixelPaddingValue (or inside the padding
+range) become air (-1024 HU); other modalities keep their values (padding means "outside
+the field of view" there too, but its value is no tissue value: nothing is rewritten).
+Siemens mosaics are decoded once per file and cut into their tiles (:mod:`ctlens.io.mosaic`).
 
 Example:
     >>> import numpy as np
@@ -26,6 +28,7 @@ import pydicom
 from pydicom.pixels import pixel_array
 from pydicom.uid import (
     JPEG2000,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -36,6 +39,7 @@ from ctlens.core.errors import CorruptFileError, UnsupportedFormatError
 from ctlens.io.dicom_headers import SliceRef
 from ctlens.io.j2k_plugin import PLUGIN_LABEL
 from ctlens.io.j2k_plugin import register as register_j2k_plugin
+from ctlens.io.mosaic import tile
 
 AIR_HU = -1024
 NATIVE_SYNTAXES = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian})
@@ -68,13 +72,14 @@ def _native_plane(ref: SliceRef) -> np.ndarray:
         data = ds.PixelData
     except Exception as exc:  # noqa: BLE001 - a deferred read of a damaged file fails in many ways
         raise CorruptFileError(f"cannot read pixel data ({exc})", path=ref.file.display) from None
-    needed = ref.rows * ref.columns * dtype.itemsize
+    rows, columns = int(ds.Rows), int(ds.Columns)  # a mosaic's whole stored image, not one tile
+    needed = rows * columns * dtype.itemsize
     if data is None or len(data) < needed:
         got = 0 if data is None else len(data)
         raise CorruptFileError(
             f"pixel data is truncated ({got} of {needed} bytes)", path=ref.file.display, hint="re-export the file"
         )
-    plane = np.frombuffer(data, dtype=dtype, count=ref.rows * ref.columns).reshape(ref.rows, ref.columns)
+    plane = np.frombuffer(data, dtype=dtype, count=rows * columns).reshape(rows, columns)
     bits_stored = int(ds.get("BitsStored", bits))
     if bits_stored < bits:  # mask unused high bits, sign-extending signed data as pydicom does
         shift = bits - bits_stored
@@ -107,8 +112,9 @@ def _decode_file(path: Path, display: str, frames: list[int] | None, plugin: str
 
 
 def _padding_mask(ref: SliceRef, raw: np.ndarray) -> np.ndarray | None:
+    """Pixels to set to air: PixelPaddingValue (or the padding range) in CT only (module docstring)."""
     pad = ref.header.get("PixelPaddingValue")
-    if pad is None:
+    if pad is None or ref.modality != "CT":
         return None
     limit = ref.header.get("PixelPaddingRangeLimit")
     if limit is None:
@@ -174,9 +180,15 @@ def decode_hu(refs: list[SliceRef], workers: int | None = None) -> np.ndarray:
         syntax = str(first.header.file_meta.get("TransferSyntaxUID", ""))
         plugin = _plugin_for(syntax)
         if first.frame is None and syntax in NATIVE_SYNTAXES:
-            return [_native_plane(first)]
+            plane = _native_plane(first)
+        elif first.frame is None and syntax == DeflatedExplicitVRLittleEndian:  # pixel_array(path) cannot inflate
+            plane = _decode_file(path, first.file.display, [0], plugin)[0]
+        elif first.frame is None:
+            plane = _decode_file(path, first.file.display, None, plugin)
+        if first.frame is None and first.mosaic is not None:
+            return [tile(plane, first.mosaic, refs[i].tile or 0) for i in idx]
         if first.frame is None:
-            return [_decode_file(path, first.file.display, None, plugin)]
+            return [plane]
         stack = _decode_file(path, first.file.display, [refs[i].frame for i in idx], plugin)
         return list(stack)
 

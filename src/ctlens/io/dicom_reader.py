@@ -15,9 +15,17 @@ decode pixels to HU in parallel, then fix geometry:
   former name of ``"keep"``); ``"error"`` raises
   :class:`~ctlens.core.errors.UnevenSpacingError`. Positions that only jitter (less
   than 1 % of the step) are even: nothing is resampled.
-* several acquisitions (echoes, time points) at the same positions in one series:
+* several acquisitions (echoes, image types) at the same positions in one series:
   each is its own entry of :func:`list_series`; the default is the largest (first)
   one, and a warning says which others there are (:mod:`ctlens.io.series_split`).
+* several volumes of one image (time points, diffusion directions; outside CT also
+  numbered acquisitions): one entry with ``n_volumes``; ``volume=k`` (0-based) reads
+  volume ``k``, the default is volume 0 with a warning; :func:`read_dicom_volumes`
+  reads them all (``ctlens.io.load_volumes``). ``meta`` holds ``n_volumes``,
+  ``volume_index`` and, for diffusion, ``diffusion_bvalue`` / ``diffusion_gradient``
+  (LPS) of the volume read and ``bvals`` / ``bvecs`` of every volume.
+* padding: ``PixelPaddingValue`` pixels become air in CT only; ``meta["pixel_padding_value"]``
+  names the value in every modality.
 
 ``meta`` is de-identified here, once (:func:`ctlens.io.uid_hash.deidentify_meta`: UIDs hashed, no identifying
 keys, no free-text descriptions); nothing downstream re-runs it.
@@ -36,7 +44,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ctlens.core.errors import CorruptFileError, CTLensError, GantryTiltError, InputNotFoundError, UnevenSpacingError
+from ctlens.core.errors import (
+    CorruptFileError,
+    CTLensError,
+    GantryTiltError,
+    InputNotFoundError,
+    SeriesSelectionError,
+    UnevenSpacingError,
+)
 from ctlens.core.volume import Volume
 from ctlens.io.dicom_geometry import StackGeometry, even_grid_step, stack_geometry
 from ctlens.io.dicom_headers import SliceRef, read_slice_refs
@@ -107,6 +122,25 @@ def list_series(source: PathInput, workers: int | None = None) -> list[SeriesInf
     for note in notes:
         log.debug(note)
     return infos
+
+
+def _volume_meta(info: SeriesInfo, k: int, refs: list[SliceRef]) -> dict[str, Any]:
+    """``n_volumes``, ``volume_index`` (and label), padding and diffusion facts of volume ``k`` of ``info``."""
+    meta: dict[str, Any] = {"n_volumes": info.n_volumes, "volume_index": k}
+    if info.volume_labels and info.volume_labels[k]:
+        meta["volume_label"] = info.volume_labels[k]
+    pad = refs[0].header.get("PixelPaddingValue")
+    if pad is not None:
+        meta["pixel_padding_value"] = int(pad)
+        meta["padding_as_air"] = refs[0].modality == "CT"
+    bvals = [r[0].extra.get("DiffusionBValue") for r in (info.volumes or [info.refs])]
+    if any(b is not None for b in bvals):
+        vectors = [r[0].extra.get("DiffusionGradientOrientation") for r in (info.volumes or [info.refs])]
+        meta["bvals"] = [float(b) if b is not None else 0.0 for b in bvals]
+        meta["bvecs"] = [[float(x) for x in v] if v is not None else [0.0, 0.0, 0.0] for v in vectors]
+        meta["diffusion_bvalue"] = meta["bvals"][k]
+        meta["diffusion_gradient"] = meta["bvecs"][k]
+    return meta
 
 
 def _meta(info: SeriesInfo, refs: list[SliceRef], geom: StackGeometry, n_files: int) -> dict:
@@ -272,8 +306,9 @@ def plan_series(
     tilt: TiltPolicy = "correct",
     uneven: UnevenPolicy = "resample",
     workers: int | None = None,
+    volume: int | None = None,
 ) -> SeriesPlan:
-    """Scan headers, choose and order the series, apply the tilt / uneven policies' checks, build the meta.
+    """Scan headers, choose and order the series (and volume), apply the tilt / uneven checks, build the meta.
 
     Example:
         >>> with DicomSource("series_folder/") as src:  # doctest: +SKIP
@@ -287,27 +322,65 @@ def plan_series(
         )
     infos, notes = _scan(src, workers or default_workers())
     info, why = select_series(infos, series, src.name)
+    return plan_entry(src.name, infos, info, why, notes, tilt=tilt, uneven=uneven, volume=volume)
+
+
+def _volume_index(name: str, info: SeriesInfo, volume: int | None, notes: list[str]) -> int:
+    """The 0-based volume to read (``volume``, else 0 with a note when the entry holds several)."""
+    if volume is None:
+        if info.n_volumes > 1:
+            notes.append(
+                f"series {info.label()} holds {info.n_volumes} volumes at the same positions (time points, "
+                "diffusion directions...): read volume 0; pass volume=k (0-based) for another, or use "
+                "ctlens.io.load_volumes for all"
+            )
+        return 0
+    if isinstance(volume, bool) or not isinstance(volume, int) or not 0 <= volume < info.n_volumes:
+        raise SeriesSelectionError(
+            f"volume={volume!r} is not a volume of series {info.label()}, which holds {info.n_volumes}",
+            path=name,
+            hint=f"pass volume=0 .. {info.n_volumes - 1}",
+        )
+    return volume
+
+
+def plan_entry(
+    name: str,
+    infos: list[SeriesInfo],
+    info: SeriesInfo,
+    why: str,
+    notes: list[str],
+    *,
+    tilt: TiltPolicy = "correct",
+    uneven: UnevenPolicy = "resample",
+    volume: int | None = None,
+) -> SeriesPlan:
+    """:func:`plan_series` for an entry already chosen (``why``: the reason) among ``infos`` of input ``name``."""
+    notes = list(notes)
     if len(infos) > 1:
-        log.info("%s: %s", src.name, why)
+        log.info("%s: %s", name, why)
     if IMPLICIT_PART in why:  # a part of a split series chosen for the caller: say which, and how to pick another
         notes.append(f"several acquisitions (or echoes, time points) at the same positions in one series: {why}")
-    geom = stack_geometry([r.position for r in info.refs], info.refs[0].orientation, src.name)
-    refs = [info.refs[i] for i in geom.order]
+    k = _volume_index(name, info, volume, notes)
+    chosen = info.volume_refs(k)
+    geom = stack_geometry([r.position for r in chosen], chosen[0].orientation, name)
+    refs = [chosen[i] for i in geom.order]
     if geom.tilted and tilt == "refuse":
         raise GantryTiltError(
             f"series {info.label()} was acquired with a gantry tilt of {geom.tilt_deg:.2f} degrees: "
             "its slices are sheared and cannot be stacked on an orthogonal grid without resampling",
-            path=src.name,
+            path=name,
             hint="load with tilt='correct' to resample onto an orthogonal grid",
         )
     if geom.uneven and uneven == "error":
         raise UnevenSpacingError(
             f"series {info.label()}: {geom.warnings[0]}",
-            path=src.name,
+            path=name,
             hint="load with uneven='resample' for an equidistant grid",
         )
     dy, dx = (float(v) for v in refs[0].pixel_spacing)
     meta = _meta(info, refs, geom, info.n_files)
+    meta.update(_volume_meta(info, k, refs))
     meta["series_selection"] = why
     meta["source_sop_uids"] = list(meta["sop_uids"])  # every plane read, in order (also after resampling)
     if info.part:
@@ -340,10 +413,19 @@ def plan_series(
             f"the true {geom.offsets[-1]:.4g} mm; true positions in meta['slice_positions_mm']"
         )
     for warning in meta["warnings"]:
-        log.warning("%s, series %s: %s", src.name, info.index, warning)
+        log.warning("%s, series %s: %s", name, info.index, warning)
     direction = np.stack([geom.normal, geom.column_cosine, geom.row_cosine], axis=1)
     meta = deidentify_meta(meta)  # the one place: what the reader returns is de-identified, nobody re-runs it
     return SeriesPlan(info, refs, geom, meta, resample, n_slices, (step, dy, dx), direction)
+
+
+def _decode_plan(plan: SeriesPlan, workers: int) -> Volume:
+    hu = decode_hu(plan.refs, workers=workers)
+    if plan.geom.tilted:
+        hu = _correct_tilt(hu, plan.geom, plan.spacing[1], plan.spacing[2])
+    if plan.resample:
+        hu, _ = _resample_even(hu, plan.geom.offsets, plan.spacing[0])
+    return plan.volume(hu)
 
 
 def read_dicom(
@@ -353,18 +435,48 @@ def read_dicom(
     tilt: TiltPolicy = "correct",
     uneven: UnevenPolicy = "resample",
     workers: int | None = None,
+    volume: int | None = None,
 ) -> Volume:
     """Read one DICOM series (see the module docstring for the policies) into a HU Volume.
+
+    ``volume``: which volume (0-based) of a series holding several (time points, diffusion directions); default 0.
 
     Example:
         >>> vol = read_dicom("series_folder/", series="B70f", uneven="keep")  # doctest: +SKIP
     """
     workers = workers or default_workers()
     with DicomSource(source) as src:
-        plan = plan_series(src, series, tilt=tilt, uneven=uneven, workers=workers)
-        hu = decode_hu(plan.refs, workers=workers)
-    if plan.geom.tilted:
-        hu = _correct_tilt(hu, plan.geom, plan.spacing[1], plan.spacing[2])
-    if plan.resample:
-        hu, _ = _resample_even(hu, plan.geom.offsets, plan.spacing[0])
-    return plan.volume(hu)
+        plan = plan_series(src, series, tilt=tilt, uneven=uneven, workers=workers, volume=volume)
+        return _decode_plan(plan, workers)
+
+
+def read_dicom_volumes(
+    source: PathInput,
+    series: int | str | None = None,
+    *,
+    tilt: TiltPolicy = "correct",
+    uneven: UnevenPolicy = "resample",
+    workers: int | None = None,
+) -> list[Volume]:
+    """Every volume of one DICOM series, in acquisition order (one for a 3-D series); headers are read once.
+
+    Each volume is what ``read_dicom(source, series, volume=k)`` returns (``meta["volume_index"] == k``).
+
+    Example:
+        >>> volumes = read_dicom_volumes("fmri_folder/")  # doctest: +SKIP
+        >>> len(volumes) == volumes[0].meta["n_volumes"]  # doctest: +SKIP
+        True
+    """
+    workers = workers or default_workers()
+    if uneven not in UNEVEN_POLICIES:
+        raise CTLensError(
+            f"uneven={uneven!r} is not a policy for uneven slice spacing",
+            hint="use " + ", ".join(repr(p) for p in UNEVEN_POLICIES),
+        )
+    with DicomSource(source) as src:
+        infos, notes = _scan(src, workers)
+        info, why = select_series(infos, series, src.name)
+        return [
+            _decode_plan(plan_entry(src.name, infos, info, why, notes, tilt=tilt, uneven=uneven, volume=k), workers)
+            for k in range(info.n_volumes)
+        ]

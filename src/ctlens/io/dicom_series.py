@@ -4,8 +4,14 @@ Planes are grouped by SeriesInstanceUID and SeriesNumber, then within a series b
 matrix size and pixel spacing (a series mixing them is split, as dcm2niix does). Where positions
 repeat within such a block, it is split further into acquisitions, echoes, image types or time
 points (:mod:`ctlens.io.series_split`): each part is its own entry, labelled (``acq 2``) and
-selectable by index or by its key (``<series id>-acq2``). Localizers and scouts are dropped, and
-so are files repeating another file's SOPInstanceUID (with a note).
+selectable by index or by its key (``<series id>-acq2``), except stacks of one image repeated over
+time or diffusion direction, which are the volumes of one entry (:mod:`ctlens.io.series_volumes`,
+``SeriesInfo.n_volumes``). Files repeating another file's SOPInstanceUID are dropped (with a note).
+
+Localizers and scouts are dropped (:func:`is_localizer`): ImageType ``LOCALIZER`` (and the like), a
+description naming one, a lone plane orthogonal to a real stack, and a series whose few planes lie in
+three orthogonal orientations (GE's 3-plane localizer, ImageType ``ORIGINAL\\PRIMARY\\OTHER``). A folder
+holding nothing but localizers still lists them.
 
 Example:
     >>> orientation_name(np.array([1, 0, 0, 0, 1, 0.0]))
@@ -21,11 +27,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ctlens.core.errors import SeriesSelectionError
+from ctlens.io.clean_descriptor import clean_descriptor
 from ctlens.io.dicom_headers import SliceRef
 from ctlens.io.series_split import drop_duplicates, split_repeats
+from ctlens.io.series_volumes import group_volumes, volume_fields
 from ctlens.io.uid_hash import hash_uid
 
 _SCOUT_WORDS = ("LOCALIZER", "SCOUT", "TOPOGRAM", "SURVIEW")
+"""ImageType values (parts of) that mark a localizer."""
+_SCOUT_DESCRIPTION = re.compile(
+    r"(?<![A-Z0-9])(LOCALI[SZ]ER|LOCALI[SZ]ERS|SCOUT|SCOUTS|TOPOGRAM|SURVIEW|SURVEY|3[ -]?PLANE|TRI[ -]?PILOT"
+    r"|AAHEAD[ _]?SCOUT|PILOT|LOC|3PL[ _-]?LOC|PLAN[ _-]?SCAN)(?![A-Z0-9])"
+)
+"""Series description words that name a localizer (any case)."""
+_FEW_PLANES = 16
+"""A 3-plane localizer holds at most this many planes per orientation."""
 
 
 @dataclass
@@ -45,10 +61,30 @@ class SeriesInfo:
     n_files: int
     transfer_syntax: str
     refs: list[SliceRef] = field(default_factory=list, repr=False)
+    """The planes of the entry's first volume (the one read by default)."""
     part: str = ""
     """What tells this entry apart from others of its series (``acq 2``, ``echo 1``, ``series 3``); "" if whole."""
     part_key: str = ""
     """The same as a stable short key (``acq2``); "" if whole."""
+    volumes: list[list[SliceRef]] = field(default_factory=list, repr=False)
+    """The planes of each volume of a 4-D entry (time points, diffusion directions), in acquisition order; empty
+    for a 3-D entry (whose one volume is ``refs``)."""
+    volume_labels: list[str] = field(default_factory=list, repr=False)
+    """What tells each volume apart (``time point 3``), as ``volumes``."""
+
+    @property
+    def n_volumes(self) -> int:
+        """Volumes in this entry (1 for a 3-D series).
+
+        Example:
+            >>> SeriesInfo(0, "1.2.3", "s", "fMRI", "MR", "", 30, 64, 64, "axial", 30, "").n_volumes
+            1
+        """
+        return max(1, len(self.volumes))
+
+    def volume_refs(self, k: int) -> list[SliceRef]:
+        """The planes of volume ``k`` (0-based)."""
+        return self.volumes[k] if self.volumes else self.refs
 
     @property
     def series_id(self) -> str:
@@ -67,11 +103,20 @@ class SeriesInfo:
         return self.n_slices * self.rows * self.columns
 
     def label(self) -> str:
-        """One line naming the series for messages."""
+        """One line naming the series for messages (its description cleaned of anything not allow-listed).
+
+        Selection still matches the raw description in memory (:func:`select_series`).
+
+        Example:
+            >>> SeriesInfo(0, "1.2.3", "s", "Doe^Jane Thorax", "CT", "B40f", 3, 8, 8, "axial", 3, "").label()
+            "#0 'Thorax' (CT, axial, 3 slices 8x8, kernel B40f)"
+        """
         part = f" {self.part}" if self.part else ""
+        description = clean_descriptor(self.description, extra_words=[self.kernel])
+        volumes = f", {self.n_volumes} volumes" if self.n_volumes > 1 else ""
         return (
-            f"#{self.index} '{self.description}'{part} ({self.modality}, {self.orientation}, {self.n_slices} slices "
-            f"{self.rows}x{self.columns}, kernel {self.kernel or '-'})"
+            f"#{self.index} '{description}'{part} ({self.modality}, {self.orientation}, {self.n_slices} slices "
+            f"{self.rows}x{self.columns}, kernel {self.kernel or '-'}){volumes}"
         )
 
 
@@ -90,9 +135,32 @@ def orientation_name(iop: np.ndarray) -> str:
     return ("sagittal", "coronal", "axial")[axis]
 
 
-def _is_scout(ref: SliceRef) -> bool:
+def is_localizer(ref: SliceRef) -> bool:
+    """Whether the plane's ImageType or SeriesDescription marks it as a localizer (scout, survey, 3-plane...).
+
+    Example:
+        >>> from pydicom.dataset import Dataset
+        >>> ds = Dataset(); ds.SeriesDescription = "3-Plane Loc"
+        >>> is_localizer(SliceRef(None, None, ds, np.zeros(3), np.array([1, 0, 0, 0, 1, 0.0]), (1, 1), 2, 2, 1, 0, ""))
+        True
+    """
     image_type = [str(v).upper() for v in (ref.header.get("ImageType") or [])]
-    return any(word in t for t in image_type for word in _SCOUT_WORDS)
+    if any(word in t for t in image_type for word in _SCOUT_WORDS):
+        return True
+    return bool(_SCOUT_DESCRIPTION.search(str(ref.header.get("SeriesDescription", "") or "").upper()))
+
+
+def _three_plane(blocks: list[list[SliceRef]]) -> bool:
+    """Whether the blocks of one series are a 3-plane localizer: few planes each, three orthogonal orientations."""
+    if len(blocks) < 3 or any(len(b) > _FEW_PLANES for b in blocks):
+        return False
+    normals = [slice_normal(b[0].orientation) for b in blocks]
+    return any(
+        abs(float(a @ b)) < 0.5 and abs(float(a @ c)) < 0.5 and abs(float(b @ c)) < 0.5
+        for i, a in enumerate(normals)
+        for j, b in enumerate(normals[i + 1 :], i + 1)
+        for c in normals[j + 1 :]
+    )
 
 
 def _text(ref: SliceRef, keyword: str) -> str:
@@ -102,12 +170,12 @@ def _text(ref: SliceRef, keyword: str) -> str:
     return str(value or "").strip()
 
 
-def _blocks(refs: list[SliceRef]) -> tuple[list[list[SliceRef]], int]:
+def _blocks(refs: list[SliceRef], drop_scouts: bool = True) -> tuple[list[list[SliceRef]], int]:
     """Planes by (UID, SeriesNumber, orientation, matrix, pixel spacing); (blocks, scout planes dropped)."""
     groups: dict[tuple, list[SliceRef]] = defaultdict(list)
     dropped = 0
     for ref in refs:
-        if _is_scout(ref):
+        if drop_scouts and is_localizer(ref):
             dropped += 1
             continue
         key = (
@@ -119,6 +187,15 @@ def _blocks(refs: list[SliceRef]) -> tuple[list[list[SliceRef]], int]:
             tuple(np.round(ref.pixel_spacing, 4)),
         )
         groups[key].append(ref)
+    if not drop_scouts:
+        return list(groups.values()), 0
+    by_series: dict[tuple, list[tuple]] = defaultdict(list)
+    for key in groups:
+        by_series[key[:2]].append(key)
+    for keys in by_series.values():  # a 3-plane localizer (GE: ImageType ORIGINAL\PRIMARY\OTHER)
+        if _three_plane([groups[k] for k in keys]):
+            for k in keys:
+                dropped += len(groups.pop(k))
     # A lone plane orthogonal to a real stack of the same study is a scout too.
     stacks = [g for g in groups.values() if len(g) > 1]
     for key, members in list(groups.items()):
@@ -183,13 +260,22 @@ def group_series(refs: list[SliceRef]) -> tuple[list[SeriesInfo], list[str]]:
         shown = ", ".join(duplicates[:5]) + (", ..." if len(duplicates) > 5 else "")
         notes.append(f"dropped {len(duplicates)} duplicated file(s) (same SOPInstanceUID as another file): {shown}")
     blocks, scouts = _blocks(refs)
+    if scouts and not blocks:  # nothing but localizers: list them rather than nothing
+        blocks, scouts = _blocks(refs, drop_scouts=False)
+        notes.append("only localizer/scout images found: listing them")
     if scouts:
         notes.append(f"dropped {scouts} localizer/scout image(s)")
     infos = []
     order: dict[int, int] = {}
     for members in blocks:
-        for k, part in enumerate(split_repeats(members)):
-            info = _info(part.refs, part.label, part.key)
+        modality = _text(members[0], "Modality") or "OT"
+        parts = split_repeats(members, instance_order=modality.upper() != "CT")
+        for k, entry in enumerate(group_volumes(parts, modality)):
+            info = _info(entry.volumes[0].refs, entry.label, entry.key)
+            if len(entry.volumes) > 1:
+                info.volumes = [v.refs for v in entry.volumes]
+                info.volume_labels = entry.volume_labels(volume_fields(modality))
+                info.n_files = len({r.file.path for v in info.volumes for r in v})
             order[id(info)] = k
             infos.append(info)
     _unique_keys(infos)

@@ -75,21 +75,22 @@ class DicomSliceStream:
         tilt: TiltPolicy = "correct",
         uneven: UnevenPolicy = "resample",
         workers: int | None = None,
+        volume: int | None = None,
     ) -> None:
         self._workers = workers or default_workers()
         self._src: DicomSource | None = DicomSource(source).__enter__()
         self._used = False
         try:
-            self._open(series, tilt, uneven)
+            self._open(series, tilt, uneven, volume)
         except BaseException:
             self.close()
             raise
 
-    def _open(self, series: int | str | None, tilt: TiltPolicy, uneven: UnevenPolicy) -> None:
+    def _open(self, series: int | str | None, tilt: TiltPolicy, uneven: UnevenPolicy, volume: int | None) -> None:
         src = self._src
         assert src is not None
         self.name = src.name
-        plan = plan_series(src, series, tilt=tilt, uneven=uneven, workers=self._workers)
+        plan = plan_series(src, series, tilt=tilt, uneven=uneven, workers=self._workers, volume=volume)
         shape = (plan.n_slices, plan.refs[0].rows, plan.refs[0].columns)
         self.geometry = plan.volume(np.broadcast_to(np.zeros((), np.int16), shape))
         self.info = plan.info
@@ -168,10 +169,12 @@ def iter_series_slices(
     tilt: TiltPolicy = "correct",
     uneven: UnevenPolicy = "resample",
     workers: int | None = None,
+    volume: int | None = None,
 ) -> DicomSliceStream:
     """Open one DICOM series for streaming: ``.geometry`` at once, then int16 HU slices when iterated.
 
-    Options mean what they mean for :func:`ctlens.load`; the slices and geometry equal its result's.
+    Options mean what they mean for :func:`ctlens.load` (``volume=k``: one volume of a 4-D series); the slices and
+    geometry equal its result's.
 
     Example:
         >>> import tempfile, pathlib, pydicom
@@ -192,4 +195,4 @@ def iter_series_slices(
         ...     print(stream.geometry.shape, stream.geometry.spacing, [int(s[0, 0]) for s in stream])
         (3, 4, 4) (2.5, 0.5, 0.5) [-24, -23, -22]
     """
-    return DicomSliceStream(path, series, tilt=tilt, uneven=uneven, workers=workers)
+    return DicomSliceStream(path, series, tilt=tilt, uneven=uneven, workers=workers, volume=volume)

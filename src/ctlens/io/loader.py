@@ -24,6 +24,8 @@ from typing import Any
 from ctlens.core.errors import InputNotFoundError, SeriesSelectionError, UnsupportedFormatError
 from ctlens.core.volume import Volume
 from ctlens.io.dicom_source import PathInput
+
+__all__ = ["DICOMWEB_SCHEMES", "file_kind", "load", "load_volumes", "save"]
 from ctlens.io.suffixes import IMAGE2D_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES
 
 DICOMWEB_SCHEMES = ("dicomweb+http://", "dicomweb+https://")
@@ -47,7 +49,9 @@ def load(path: PathInput, series: int | str | None = None, *, study: str | None 
     ``series`` picks one DICOM series (index, SeriesInstanceUID or key, description
     text, kernel, or a part such as ``"acq 2"`` of a series holding several acquisitions);
     other keyword options go to :func:`ctlens.io.dicom_reader.read_dicom` (``tilt=``,
-    ``uneven=``: ``"resample"`` by default, ``"keep"`` or ``"error"``; ``workers=``).
+    ``uneven=``: ``"resample"`` by default, ``"keep"`` or ``"error"``; ``workers=``;
+    ``volume=k``: volume ``k``, 0-based, of a series holding several time points or
+    diffusion directions, see :func:`load_volumes` for all of them).
     ``study`` (a StudyInstanceUID) goes with a ``dicomweb+http(s)://`` address: a series UID retrieves that series,
     otherwise the whole study is retrieved and ``series`` picks as for a folder.
     """
@@ -76,6 +80,33 @@ def load(path: PathInput, series: int | str | None = None, *, study: str | None 
     from ctlens.io.dicom_reader import read_dicom
 
     return read_dicom(path, series=series, **options)
+
+
+def load_volumes(path: PathInput, series: int | str | None = None, **options: Any) -> list[Volume]:
+    """Every volume of a 4-D series (time points, diffusion directions), in acquisition order, as a list.
+
+    A DICOM series holding one volume, and any other file, gives a list of one. Each volume equals
+    ``load(path, series=series, volume=k)``; ``meta["n_volumes"]`` and ``meta["volume_index"]`` say which it is,
+    and diffusion series carry ``meta["bvals"]`` / ``meta["bvecs"]`` (LPS) for all volumes.
+
+    Example:
+        >>> import tempfile, pathlib, numpy as np
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "v.nii.gz"
+        >>> save(Volume(np.zeros((2, 2, 2), np.int16)), out)
+        >>> [v.shape for v in load_volumes(out)]
+        [(2, 2, 2)]
+    """
+    if isinstance(path, str | os.PathLike) and not str(path).lower().startswith(DICOMWEB_SCHEMES):
+        if file_kind(path) != "dicom":
+            return [load(path, series, **options)]
+    if isinstance(path, str) and path.lower().startswith(DICOMWEB_SCHEMES):
+        raise SeriesSelectionError(
+            "load_volumes reads files; retrieve a DICOMweb series with ctlens.io.pull_series first",
+            hint="pull the series into a folder, then load_volumes(folder)",
+        )
+    from ctlens.io.dicom_reader import read_dicom_volumes
+
+    return read_dicom_volumes(path, series=series, **options)
 
 
 def _load_dicomweb(address: str, study: str | None, series: int | str | None, **options: Any) -> Volume:

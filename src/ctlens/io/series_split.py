@@ -8,8 +8,9 @@ this order, each only where positions still repeat:
 1. ``AcquisitionNumber`` (enhanced files: ``FrameAcquisitionNumber``),
 2. ``EchoNumbers``, then ``EchoTime`` (enhanced: ``EffectiveEchoTime``),
 3. ``ImageType`` (enhanced: ``FrameType``): magnitude / phase / real / imaginary,
-4. ``TemporalPositionIdentifier`` (enhanced: ``TemporalPositionIndex``), then ``TriggerTime``, then ``StackID``,
-5. acquisition time (``AcquisitionDateTime`` / ``AcquisitionTime``), then ``ContentTime``.
+4. diffusion b-value and gradient direction (:mod:`ctlens.io.diffusion`),
+5. ``TemporalPositionIdentifier`` (enhanced: ``TemporalPositionIndex``), then ``TriggerTime``, then ``StackID``,
+6. acquisition time (``AcquisitionDateTime`` / ``AcquisitionTime``), then ``ContentTime``.
 
 Echo, image type and temporal position come before the times because echoes and image types of one acquisition
 share its times. A field with a value per group of planes (numbers 1..3): the planes of each value form a part;
@@ -19,6 +20,7 @@ would repeat (every plane has its own time within one acquisition). A part whose
 further with the next fields; one that cannot be split keeps its repeats (the reader then refuses it, naming them).
 
 Duplicated files (one SOPInstanceUID, and frame, twice) are dropped first: :func:`drop_duplicates`.
+Which parts are entries of their own and which are volumes of one entry: :mod:`ctlens.io.series_volumes`.
 
 Example:
     >>> import numpy as np
@@ -45,7 +47,7 @@ import numpy as np
 from ctlens.io.dicom_geometry import POSITION_TOLERANCE_MM
 from ctlens.io.dicom_headers import SliceRef
 
-__all__ = ["SplitKey", "StackPart", "drop_duplicates", "has_repeats", "split_repeats", "SPLIT_KEYS"]
+__all__ = ["SplitKey", "StackPart", "by_instance", "drop_duplicates", "has_repeats", "split_repeats", "SPLIT_KEYS"]
 
 _GAP_FACTOR = 1.5
 """Merging two parts may not leave a step longer than this times the usual step (a real gap between stacks)."""
@@ -70,6 +72,7 @@ SPLIT_KEYS: tuple[SplitKey, ...] = (
     SplitKey("echo", "echo", ("EchoNumbers",)),
     SplitKey("te", "TE", ("EffectiveEchoTime", "EchoTime")),
     SplitKey("type", "type", ("FrameType", "ImageType")),
+    SplitKey("dwi", "diffusion", ("DiffusionKey",)),
     SplitKey("tp", "time point", ("TemporalPositionIndex", "TemporalPositionIdentifier")),
     SplitKey("trig", "trigger", ("TriggerTime",)),
     SplitKey("stack", "stack", ("StackID",)),
@@ -86,6 +89,8 @@ class StackPart:
     refs: list[SliceRef]
     tags: list[tuple[str, str]] = field(default_factory=list)
     """``(key, label)`` per field that split it, e.g. ``[("acq2", "acq 2")]``."""
+    fields: list[str] = field(default_factory=list)
+    """The :class:`SplitKey` name of each tag (``["acq"]``), in the same order."""
 
     @property
     def key(self) -> str:
@@ -155,10 +160,42 @@ def _seconds(text: str) -> float | None:
     return day + int(hh) * 3600 + int(mm or 0) * 60 + int(ss or 0) + float(frac or 0.0)
 
 
+_COMPLEX_KINDS = {
+    "M": "magnitude",
+    "MAGNITUDE": "magnitude",
+    "P": "phase",
+    "PHASE": "phase",
+    "R": "real",
+    "REAL": "real",
+    "I": "imaginary",
+    "IMAGINARY": "imaginary",
+}
+"""ImageType values (MR: the third and later) naming the component of a complex image."""
+
+
+def _complex_kind(image_type: str) -> str:
+    r"""``magnitude``, ``phase``, ``real`` or ``imaginary`` from an ImageType text (``ORIGINAL\PRIMARY\P\ND``).
+
+    "" when none (or several) of these are named.
+
+    Example:
+        >>> _complex_kind("ORIGINAL\\PRIMARY\\P\\ND"), _complex_kind("ORIGINAL\\PRIMARY\\AXIAL")
+        ('phase', '')
+    """
+    values = [v.strip().upper() for v in image_type.split("\\")[2:]]
+    kinds = {_COMPLEX_KINDS[v] for v in values if v in _COMPLEX_KINDS}
+    return kinds.pop() if len(kinds) == 1 else ""
+
+
 def _shown(key: SplitKey, text: str) -> tuple[str, str]:
     """Field value ``text`` as it appears in a part's key and in its label."""
     if key.name == "type":
+        kind = _complex_kind(text)
+        if kind:
+            return kind, kind
         return re.sub(r"[^a-z0-9]+", "", text.lower()) or "none", text or "-"
+    if key.name == "dwi":
+        return re.sub(r"[^a-z0-9.-]+", "_", text.lower()).strip("_") or "none", text or "-"
     clean = re.sub(r"[^A-Za-z0-9.+-]+", "", text)
     if key.time:
         return re.sub(r"[^0-9]", "", clean)[:20] or "none", text or "-"
@@ -202,7 +239,7 @@ def _by_value(refs: list[SliceRef], key: SplitKey) -> list[StackPart]:
             parts[-1][1].extend(groups[value])
         else:
             parts.append(([value], list(groups[value])))
-    return [StackPart(members, [_tag(key, values[0], values[-1])]) for values, members in parts]
+    return [StackPart(members, [_tag(key, values[0], values[-1])], [key.name]) for values, members in parts]
 
 
 def _by_time(refs: list[SliceRef], key: SplitKey) -> list[StackPart]:
@@ -234,14 +271,49 @@ def _by_time(refs: list[SliceRef], key: SplitKey) -> list[StackPart]:
     out = []
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         members = [refs[i] for i in order[lo:hi]]
-        out.append(StackPart(members, [_tag(key, _text(_value(members[0], key.keywords)))]))
+        out.append(StackPart(members, [_tag(key, _text(_value(members[0], key.keywords)))], [key.name]))
     return out
 
 
-def split_repeats(refs: list[SliceRef], keys: tuple[SplitKey, ...] = SPLIT_KEYS) -> list[StackPart]:
+def by_instance(refs: list[SliceRef]) -> list[StackPart]:
+    """Every position repeated ``n`` times and nothing else telling the stacks apart: stack ``k`` holds the
+    ``k``-th plane of each position in InstanceNumber order (as dcm2niix stacks such series); else ``[refs]``.
+
+    Example:
+        >>> by_instance([])[0].refs
+        []
+    """
+    if len(refs) < 2:
+        return [StackPart(list(refs))]
+    along = _along(refs)
+    order = sorted(range(len(refs)), key=lambda i: (refs[i].instance_number, i))
+    seen: list[float] = []
+    counts: list[int] = []
+    volume_of: dict[int, int] = {}
+    for i in order:
+        match = next((j for j, z in enumerate(seen) if abs(z - along[i]) < POSITION_TOLERANCE_MM), None)
+        if match is None:
+            seen.append(float(along[i]))
+            counts.append(0)
+            match = len(seen) - 1
+        volume_of[i] = counts[match]
+        counts[match] += 1
+    if len(set(counts)) != 1 or counts[0] < 2:
+        return [StackPart(list(refs))]
+    return [
+        StackPart([refs[i] for i in order if volume_of[i] == v], [(f"rep{v + 1}", f"volume {v + 1}")], ["rep"])
+        for v in range(counts[0])
+    ]
+
+
+def split_repeats(
+    refs: list[SliceRef], keys: tuple[SplitKey, ...] = SPLIT_KEYS, *, instance_order: bool = False
+) -> list[StackPart]:
     """Split ``refs`` (one orientation, matrix, pixel spacing) where positions repeat (module docstring).
 
     A stack without repeated positions comes back whole, without tags, whatever its headers say.
+    ``instance_order``: where no field tells repeated positions apart, fall back to :func:`by_instance` (MR: volumes
+    that differ in nothing but their InstanceNumbers, as some scanners write time series).
     """
     if not has_repeats(refs):
         return [StackPart(list(refs))]
@@ -252,10 +324,10 @@ def split_repeats(refs: list[SliceRef], keys: tuple[SplitKey, ...] = SPLIT_KEYS)
             continue
         out = []
         for part in parts:
-            for sub in split_repeats(part.refs, keys[k + 1 :]):
-                out.append(StackPart(sub.refs, part.tags + sub.tags))
+            for sub in split_repeats(part.refs, keys[k + 1 :], instance_order=instance_order):
+                out.append(StackPart(sub.refs, part.tags + sub.tags, part.fields + sub.fields))
         return out
-    return [StackPart(list(refs))]
+    return by_instance(refs) if instance_order else [StackPart(list(refs))]
 
 
 def drop_duplicates(refs: list[SliceRef]) -> tuple[list[SliceRef], list[str]]:
