@@ -15,15 +15,15 @@ from ctlens.core.errors import CTLensError
 from ctlens.core.volume import Volume
 
 __version__ = "0.1.0"
-__all__ = ["CTLensError", "Volume", "load", "save", "__version__"]
+__all__ = ["CTLensError", "Volume", "load", "load_volumes", "save", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ctlens.io.loader import load, save
+    from ctlens.io.loader import load, load_volumes, save
 
 
 def __getattr__(name: str) -> Any:
     """Import the IO entry points lazily, so ``import ctlens`` stays fast."""
-    if name in ("load", "save"):
+    if name in ("load", "load_volumes", "save"):
         from ctlens.io import loader
 
         return getattr(loader, name)

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from ctlens.cli.errors import one_line_errors
 from ctlens.cli.group import CtlensGroup
-from ctlens.cli.series import SeriesOption, check_series_input, load_study
+from ctlens.cli.series import SeriesOption, VolumeOption, check_series_input, load_study
 from ctlens.core.volume import Volume
 
 app = typer.Typer(help="ctlens: AI on CT scans.", no_args_is_help=True, add_completion=False, cls=CtlensGroup)
@@ -106,11 +106,13 @@ def convert(
             "(the acquired slices at the usual step) | error"
         ),
     ] = "resample",
+    volume: VolumeOption = None,
 ) -> None:
     """Convert PATH to a NIfTI/NRRD/MHA file (written atomically)."""
     from ctlens.io import save
 
-    vol = load_study(path, series, tilt=tilt, uneven=uneven)
+    extra = {} if volume is None else {"volume": volume}
+    vol = load_study(path, series, tilt=tilt, uneven=uneven, **extra)
     save(vol, out)
     console.print(f"wrote {out}: {vol.shape} voxels, spacing {tuple(round(s, 4) for s in vol.spacing)} mm")
 
