@@ -15,6 +15,7 @@ from pathlib import Path
 # exercise .env set CTLENS_ENV_FILE themselves.
 os.environ["CTLENS_ENV_FILE"] = ""
 
-for _folder in (Path(__file__).resolve().parent, *(Path(__file__).resolve().parent / d for d in ("io", "connect"))):
+_TESTS = Path(__file__).resolve().parent
+for _folder in (_TESTS, *(_TESTS / d for d in ("io", "connect", "cache"))):
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from synthetic_raw import BAD_STUDIES
+import pytest
+from synthetic_raw import BAD_STUDIES, make_raw
 from typer.testing import CliRunner
 
 from ctlens.cache import CacheManager
 from ctlens.cli.main import app
+
+
+@pytest.fixture(scope="module")
+def raw_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One synthetic data folder (tests/cache/synthetic_raw.py) per module; copied before building into it."""
+    return make_raw(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture
+def data_copy(raw_template: Path, tmp_path: Path) -> Callable[[], Path]:
+    def copy() -> Path:
+        return Path(shutil.copytree(raw_template, tmp_path / "data", symlinks=True))
+
+    return copy
 
 
 def test_build_then_stats_lists_failures_with_reasons(data_copy: Callable[[], Path]) -> None:
