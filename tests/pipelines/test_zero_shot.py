@@ -75,12 +75,19 @@ def test_zero_shot_needs_a_checkpoint():
 def test_cli_zero_shot_with_a_checkpoint(tiny_model, tmp_path):
     import nibabel as nib
 
+    from ctlens.analysis.phantoms import chest_phantom
     from ctlens.cli.main import app
+    from ctlens.io import save
 
     save_model_weights(tiny_model, tmp_path / "ck")
-    ct = np.full((40, 40, 20), -1000, np.int16)
-    ct[8:32, 8:32, 2:18] = 40
-    nib.save(nib.Nifti1Image(ct, np.diag([0.8, 0.8, 2.5, 1.0])), tmp_path / "ct.nii.gz")
+    box = np.full((40, 40, 20), -1000, np.int16)
+    box[8:32, 8:32, 2:18] = 40
+    nib.save(nib.Nifti1Image(box, np.diag([0.8, 0.8, 2.5, 1.0])), tmp_path / "box.nii.gz")
+    outside = CliRunner().invoke(
+        app, ["clip", "zero-shot", str(tmp_path / "box.nii.gz"), "--checkpoint", str(tmp_path / "ck")]
+    )
+    assert outside.exit_code == 2 and "training domain" in outside.output  # no scores outside chest CT (#15)
+    save(chest_phantom()[0], tmp_path / "ct.nii.gz")
     args = ["clip", "zero-shot", str(tmp_path / "ct.nii.gz"), "--checkpoint", str(tmp_path / "ck"), "--json"]
     result = CliRunner().invoke(app, [*args, "-f", "Emphysema", "-f", "Cardiomegaly"])
     assert result.exit_code == 0, result.output

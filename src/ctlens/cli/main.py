@@ -76,7 +76,7 @@ def info(
                 str(s.n_slices),
                 f"{s.rows}x{s.columns}",
             )
-        console.print(table)
+        Console().print(table)  # sized now: COLUMNS as it is when the command runs, not at import
         if series is not None:
             volume = load_study(item, series)
             _print_volume(f"{item} --series {series}: {volume.meta.get('series_selection', '')}", volume)
