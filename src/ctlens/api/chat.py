@@ -81,7 +81,8 @@ def _key_slice_images(art: Artifacts) -> list[ChatImage]:
     for k in peak_slices(art.heatmap, art.volume.shape[0]):
         png = render_slice(art.volume.array, k, window=window, modality=art.volume.modality)
         z = art.volume.world((k, 0, 0))[2]
-        out.append(ChatImage(_downscaled_png(png), label=f"slice {k + 1} of {art.volume.shape[0]} (z = {z:.1f} mm), {window} window"))
+        label = f"slice {k + 1} of {art.volume.shape[0]} (z = {z:.1f} mm), {window} window"
+        out.append(ChatImage(_downscaled_png(png), label=label))
     return out
 
 
