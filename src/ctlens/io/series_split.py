@@ -82,15 +82,10 @@ SPLIT_KEYS: tuple[SplitKey, ...] = (
 """The fields :func:`split_repeats` tries, in order."""
 
 
-@dataclass
-class StackPart:
-    """One stack found in a series: its planes and what tells it apart (empty for an unsplit series)."""
+class Tagged:
+    """Mixin: a part of a series named by its ``tags`` (``(key, label)`` pairs such as ``("acq2", "acq 2")``)."""
 
-    refs: list[SliceRef]
-    tags: list[tuple[str, str]] = field(default_factory=list)
-    """``(key, label)`` per field that split it, e.g. ``[("acq2", "acq 2")]``."""
-    fields: list[str] = field(default_factory=list)
-    """The :class:`SplitKey` name of each tag (``["acq"]``), in the same order."""
+    tags: list[tuple[str, str]]
 
     @property
     def key(self) -> str:
@@ -101,6 +96,17 @@ class StackPart:
     def label(self) -> str:
         """Human words naming the part (``acq 2``, ``acq 2, echo 1``); empty for an unsplit series."""
         return ", ".join(text for _, text in self.tags)
+
+
+@dataclass
+class StackPart(Tagged):
+    """One stack found in a series: its planes and what tells it apart (empty for an unsplit series)."""
+
+    refs: list[SliceRef]
+    tags: list[tuple[str, str]] = field(default_factory=list)
+    """``(key, label)`` per field that split it, e.g. ``[("acq2", "acq 2")]``."""
+    fields: list[str] = field(default_factory=list)
+    """The :class:`SplitKey` name of each tag (``["acq"]``), in the same order."""
 
 
 def _along(refs: list[SliceRef]) -> np.ndarray:

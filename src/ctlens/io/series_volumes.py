@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ctlens.io.series_split import StackPart
+from ctlens.io.series_split import StackPart, Tagged
 
 __all__ = ["VOLUME_FIELDS", "Entry", "group_volumes", "volume_fields"]
 
@@ -52,23 +52,13 @@ def volume_fields(modality: str) -> frozenset[str]:
 
 
 @dataclass
-class Entry:
+class Entry(Tagged):
     """One ``list_series`` entry of a split series: one stack, or several volumes at the same positions."""
 
     volumes: list[StackPart]
     """The stacks, in acquisition order; one for a 3-D entry."""
     tags: list[tuple[str, str]]
     """``(key, label)`` of the fields that tell this entry apart from the series' other entries."""
-
-    @property
-    def key(self) -> str:
-        """Stable short key (``echo2``), "" for a series that is one entry."""
-        return "-".join(t for t, _ in self.tags)
-
-    @property
-    def label(self) -> str:
-        """Human words (``echo 2``), "" for a series that is one entry."""
-        return ", ".join(text for _, text in self.tags)
 
     def volume_labels(self, fields: frozenset[str]) -> list[str]:
         """Per volume, the words of its volume-level tags (``time point 3``); "" where none."""
