@@ -127,3 +127,22 @@ def test_reader_meta_has_no_descriptor_text_and_selection_uses_raw_headers(tmp_p
     text = json.dumps(volume.meta, default=str)
     assert marker not in text and "bravo" not in text
     assert "'CHEST 2.5MM'" in volume.meta["series_selection"] and volume.meta["contrast_agent"] == "IV CONTRAST"
+
+
+def test_installation_salt_reaches_spawned_workers() -> None:
+    """A salt set in the service process is the one its spawned workers hash with (cache builds, HDF5 exports)."""
+    import multiprocessing
+    import os
+
+    from ctlens.io.uid_hash import SALT_ENV, hash_uid, set_installation_salt
+
+    set_installation_salt(None)  # the environment as it was before any service context of this process
+    before = os.environ.get(SALT_ENV)
+    set_installation_salt("installation-secret")
+    try:
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            child = pool.apply(hash_uid, ("1.2.840.1",))
+        assert child == hash_uid("1.2.840.1") == hash_uid("1.2.840.1", "installation-secret")
+    finally:
+        set_installation_salt(None)
+    assert os.environ.get(SALT_ENV) == before

@@ -46,18 +46,33 @@ __all__ = [
 _UID_ROOT = "2.25."
 SALT_ENV = "CTLENS_UID_SALT"
 _installation_salt: str | None = None
+_env_before: tuple[bool, str] | None = None
+"""``CTLENS_UID_SALT`` as it was before :func:`set_installation_salt` exported a salt (restored by ``None``)."""
 
 
 def set_installation_salt(salt: str | None) -> None:
-    """Make ``salt`` the default salt of :func:`hash_uid` in this process (None: back to ``CTLENS_UID_SALT``).
+    """Make ``salt`` the default salt of :func:`hash_uid` in this process and in the processes it starts
+    (``CTLENS_UID_SALT`` is exported, so spawned workers, e.g. of an HDF5 export or a cache build, hash alike);
+    None goes back to the environment as it was.
 
     Example:
         >>> set_installation_salt("s1"); a = hash_uid("1.2.3"); set_installation_salt(None)
         >>> a == hash_uid("1.2.3", "s1")
         True
     """
-    global _installation_salt
+    global _installation_salt, _env_before
+    if salt is not None and _env_before is None:
+        _env_before = (SALT_ENV in os.environ, os.environ.get(SALT_ENV, ""))
     _installation_salt = salt
+    if salt is not None:
+        os.environ[SALT_ENV] = salt
+    elif _env_before is not None:
+        was_set, value = _env_before
+        if was_set:
+            os.environ[SALT_ENV] = value
+        else:
+            os.environ.pop(SALT_ENV, None)
+        _env_before = None
 
 
 def installation_salt() -> str:
