@@ -184,8 +184,9 @@ def _single_frame_refs(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] 
     if pos is None or iop is None:
         return "no ImagePositionPatient/ImageOrientationPatient (not a cross-sectional image)"
     spacing = _floats(ds.get("PixelSpacing"), 2)
-    csa = csa_image_header(ds) if str(ds.get("Modality", "")).upper() == "MR" else None
-    layout = mosaic_layout(ds, csa, pos, iop)
+    is_mr = str(ds.get("Modality", "")).upper() == "MR"
+    csa = csa_image_header(ds) if is_mr else None
+    layout = mosaic_layout(ds, csa, pos, iop) if is_mr else None  # mosaics are Siemens MR (fMRI, diffusion)
     if isinstance(layout, str):
         return layout
     if layout is None:
