@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -61,9 +62,9 @@ class SliceRef:
     """The file's mosaic layout when this plane is one tile of a Siemens mosaic (``tile`` says which)."""
     tile: int | None = None
 
-    @property
+    @functools.cached_property
     def modality(self) -> str:
-        """The header's Modality ("" if absent)."""
+        """The header's Modality ("" if absent), read once."""
         return str(self.header.get("Modality", "") or "").strip().upper()
 
 

@@ -72,7 +72,8 @@ def _native_plane(ref: SliceRef) -> np.ndarray:
         data = ds.PixelData
     except Exception as exc:  # noqa: BLE001 - a deferred read of a damaged file fails in many ways
         raise CorruptFileError(f"cannot read pixel data ({exc})", path=ref.file.display) from None
-    rows, columns = int(ds.Rows), int(ds.Columns)  # a mosaic's whole stored image, not one tile
+    # a mosaic's whole stored image, not one tile; other planes were measured when their header was read
+    rows, columns = (int(ds.Rows), int(ds.Columns)) if ref.mosaic is not None else (ref.rows, ref.columns)
     needed = rows * columns * dtype.itemsize
     if data is None or len(data) < needed:
         got = 0 if data is None else len(data)
