@@ -140,32 +140,3 @@ class Watcher:
     @property
     def rss_growth(self) -> int:
         return self.rss_peak - self.rss0
-
-
-def start_gated_server(settings):
-    """:func:`live_server.start_server` with the auth gate installed (until ``create_app`` installs it itself)."""
-    import httpx
-    import uvicorn
-    from live_server import LiveServer
-
-    from ctlens.api.app import create_app
-    from ctlens.api.auth_gate import install_auth_gate
-    from ports import free_port
-
-    app = create_app(settings)
-    install_auth_gate(app)
-    key = app.state.ctx.create_key("test")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=1.0).status_code == 200:
-                return LiveServer(base, key, app, server, thread)
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    server.should_exit = True
-    raise RuntimeError("the test server did not start")

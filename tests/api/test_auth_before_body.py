@@ -9,7 +9,7 @@ import time
 
 import hostile
 import pytest
-from live_server import service_settings
+from live_server import service_settings, start_server
 
 MIB = 1 << 20
 BOUNDARY = "ctlensboundary"
@@ -17,7 +17,7 @@ BOUNDARY = "ctlensboundary"
 
 @pytest.fixture(scope="module")
 def gated(tmp_path_factory):
-    srv = hostile.start_gated_server(service_settings(tmp_path_factory.mktemp("gated")))
+    srv = start_server(service_settings(tmp_path_factory.mktemp("gated")))
     yield srv
     srv.stop()
 
