@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -151,18 +151,34 @@ def make_synthetic_chest(
     Names follow CT-RATE (``train_<patient>_a_<recon>``); ``scans_per_patient`` consecutive volumes share a
     patient and its findings (re-scans with fresh noise and anatomy jitter).
     """
+    n_findings = len(SYNTHETIC_FINDINGS)
+    return _cohort(n, seed, shape, prevalence, scans_per_patient, n_findings, _one_volume, synthetic_report)
+
+
+def _cohort(
+    n: int,
+    seed: int,
+    shape: Sequence[int],
+    prevalence: float,
+    scans_per_patient: int,
+    n_findings: int,
+    volume: Callable[[tuple[int, int, int], np.ndarray, np.random.Generator], np.ndarray],
+    report: Callable[[np.ndarray, np.random.Generator], tuple[str, str]],
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]], list[str]]:
+    """Patients with findings drawn at ``prevalence``, ``scans_per_patient`` re-scans each, CT-RATE names."""
     rng = np.random.default_rng(seed)
     shape3 = tuple(int(s) for s in shape)
     volumes = np.empty((n, *shape3), np.uint8)
-    labels = np.zeros((n, len(SYNTHETIC_FINDINGS)), np.int64)
+    labels = np.zeros((n, n_findings), np.int64)
     reports, names = [], []
+    patient_labels = np.zeros(n_findings, np.int64)
     for i in range(n):
         patient, recon = divmod(i, scans_per_patient)
         if recon == 0:
-            patient_labels = (rng.random(len(SYNTHETIC_FINDINGS)) < prevalence).astype(np.int64)
+            patient_labels = (rng.random(n_findings) < prevalence).astype(np.int64)
         labels[i] = patient_labels
-        volumes[i] = _one_volume(shape3, patient_labels, rng)
-        reports.append(synthetic_report(patient_labels, rng))
+        volumes[i] = volume(shape3, patient_labels, rng)  # type: ignore[arg-type]
+        reports.append(report(patient_labels, rng))
         names.append(f"train_{patient}_a_{recon + 1}")
     return volumes, labels, reports, names
 

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ctlens.training.clip.synthetic import _HU_HI, _HU_LO, _NEUTRAL, _cap, _ellipsoid
+from ctlens.training.clip.synthetic import _HU_HI, _HU_LO, _NEUTRAL, _cap, _cohort, _ellipsoid
 
 __all__ = ["SPATIAL_FINDINGS", "make_spatial_chest", "spatial_report"]
 
@@ -136,18 +136,5 @@ def make_spatial_chest(
     n: int, seed: int = 0, shape: Sequence[int] = (32, 64, 64), prevalence: float = 0.5, scans_per_patient: int = 2
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]], list[str]]:
     """``(volumes uint8 [n, D, H, W], labels [n, 5], reports, names)`` as :func:`make_synthetic_chest`."""
-    rng = np.random.default_rng(seed)
-    shape3 = tuple(int(s) for s in shape)
-    volumes = np.empty((n, *shape3), np.uint8)
-    labels = np.zeros((n, len(SPATIAL_FINDINGS)), np.int64)
-    reports, names = [], []
-    patient_labels = np.zeros(len(SPATIAL_FINDINGS), np.int64)
-    for i in range(n):
-        patient, recon = divmod(i, scans_per_patient)
-        if recon == 0:
-            patient_labels = (rng.random(len(SPATIAL_FINDINGS)) < prevalence).astype(np.int64)
-        labels[i] = patient_labels
-        volumes[i] = _spatial_volume(shape3, patient_labels, rng)
-        reports.append(spatial_report(patient_labels, rng))
-        names.append(f"train_{patient}_a_{recon + 1}")
-    return volumes, labels, reports, names
+    n_findings = len(SPATIAL_FINDINGS)
+    return _cohort(n, seed, shape, prevalence, scans_per_patient, n_findings, _spatial_volume, spatial_report)
