@@ -45,6 +45,7 @@ from pydicom.errors import InvalidDicomError
 from ctlens.core.errors import CTLensError, PacsError
 from ctlens.core.volume import Volume
 from ctlens.io.dicom_magic import is_raw_dataset, read_head
+from ctlens.io.dicom_series import is_localizer_header
 from ctlens.io.dicom_source import DicomSource
 from ctlens.io.uid_hash import hash_uid
 
@@ -63,7 +64,6 @@ log = logging.getLogger("ctlens.connect")
 SourceInput = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Sequence[Dataset]
 POSITION_TOLERANCE_MM = 0.05
 """Largest distance (mm) of a source plane from its volume slice, along the normal and within the plane."""
-_SCOUT_WORDS = ("LOCALIZER", "SCOUT", "TOPOGRAM", "SURVIEW")
 _COSINE_TOLERANCE = 1e-3
 _SAME_SUBJECT = ("PatientID", "PatientName", "StudyInstanceUID", "FrameOfReferenceUID")
 _SPACING_RTOL = 1e-3
@@ -373,8 +373,7 @@ def match_source_instances(volume: Volume, sources: SourceInput) -> SourceSeries
         if read_from and hash_uid(str(ds.get("SOPInstanceUID", ""))) not in read_from:
             skipped["another part of the series (acquisition, echo or volume) than the one analysed"] += 1
             continue
-        image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
-        if any(word in t for t in image_type for word in _SCOUT_WORDS):
+        if is_localizer_header(ds):  # the reader's rule: such planes are never part of the volume
             skipped["localizer"] += 1
             continue
         why = _same_stack(ds, volume, name)

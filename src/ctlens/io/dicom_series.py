@@ -25,6 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+from pydicom.dataset import Dataset
 
 from ctlens.core.errors import SeriesSelectionError
 from ctlens.io.clean_descriptor import clean_descriptor
@@ -144,10 +145,22 @@ def is_localizer(ref: SliceRef) -> bool:
         >>> is_localizer(SliceRef(None, None, ds, np.zeros(3), np.array([1, 0, 0, 0, 1, 0.0]), (1, 1), 2, 2, 1, 0, ""))
         True
     """
-    image_type = [str(v).upper() for v in (ref.header.get("ImageType") or [])]
+    return is_localizer_header(ref.header)
+
+
+def is_localizer_header(ds: Dataset) -> bool:
+    """:func:`is_localizer` for one header (the rule the reader and the DICOM results both apply).
+
+    Example:
+        >>> from pydicom.dataset import Dataset
+        >>> ds = Dataset(); ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+        >>> is_localizer_header(ds), is_localizer_header(Dataset())
+        (True, False)
+    """
+    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
     if any(word in t for t in image_type for word in _SCOUT_WORDS):
         return True
-    return bool(_SCOUT_DESCRIPTION.search(str(ref.header.get("SeriesDescription", "") or "").upper()))
+    return bool(_SCOUT_DESCRIPTION.search(str(ds.get("SeriesDescription", "") or "").upper()))
 
 
 def _three_plane(blocks: list[list[SliceRef]]) -> bool:
