@@ -331,8 +331,11 @@ def study_link(ctx: ServiceContext, owner: str, study_id: str) -> ArchiveLink | 
     return links_for(ctx.store.path).get(study_id, owner)
 
 
-def _findings(result: dict[str, Any], heatmap: Any, roi: Any) -> Any:
-    """The stored findings JSON and arrays as a :class:`ctlens.analysis.findings.Findings`."""
+def _findings(result: dict[str, Any], heatmap: Any, roi: Any, labels: Any = None) -> Any:
+    """The stored findings JSON and arrays (heatmap, ROI, lung labels) as a :class:`ctlens.analysis.findings.Findings`.
+
+    With the lung labels (1 right, 2 left) the SEG has a right and a left lung segment, as the CLI's has.
+    """
     import numpy as np
 
     from ctlens.analysis.findings import Findings
@@ -342,6 +345,8 @@ def _findings(result: dict[str, Any], heatmap: Any, roi: Any) -> Any:
         findings.heatmap = np.asarray(heatmap, dtype=np.float32) / 255.0
     if roi is not None:
         findings.roi_mask = np.asarray(roi) > 0
+    if labels is not None:
+        findings.lung_labels = np.asarray(labels, dtype=np.uint8)
     return findings
 
 
@@ -371,13 +376,13 @@ def send_results(ctx: ServiceContext, owner: str, study_id: str, *, heatmap: boo
     if not sources:
         raise ServiceError("the archive no longer holds the study's source series", status=409)
     try:
-        from ctlens.connect.results import dicom_results
+        from ctlens.connect.results import dicom_results, in_source_order
     except ImportError as exc:
         raise ServiceError(f"DICOM results are not available ({exc.name})", status=503) from None
     try:
         datasets = dicom_results(
-            _findings(result, art.heatmap, art.roi),
-            art.volume,
+            _findings(result, art.heatmap, art.roi, art.labels),
+            in_source_order(art.volume, sources),  # the stored copy is display-ordered; results go on the source
             sources,
             heatmap=heatmap,
             uid_root=settings.dicom_uid_root,

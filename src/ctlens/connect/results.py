@@ -18,7 +18,9 @@ setting, ``CTLENS_DICOM_UID_ROOT``; else ``2.25.`` UUID-derived UIDs).
 
 ``findings`` are those of ``analyze(volume)``, made on the display grid (``to_display(volume)``); they are moved to
 the volume's stored grid (:mod:`ctlens.analysis.stored_grid`) so SEG frames and boxes line up with the source
-pixels whatever their storage order (prone, feet first, ...).
+pixels whatever their storage order (prone, feet first, ...). A copy of the volume in another axis order (the
+service keeps ``to_display(volume)``) is first put back in the source's storage order with
+:func:`in_source_order`, so both paths make the same objects.
 
 When there is nothing to segment (no lung / brain mask and no candidate), the SEG is left out with a warning in
 the log (``ctlens.connect``) and the SR is still made.
@@ -32,8 +34,10 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pydicom
 
 from ctlens.analysis.findings import Findings
@@ -41,11 +45,14 @@ from ctlens.analysis.stored_grid import findings_on_stored_grid
 from ctlens.connect.dicom_identity import uid_root_or_default
 from ctlens.connect.secondary_capture import build_secondary_capture
 from ctlens.connect.seg import build_segmentation
-from ctlens.connect.source_instances import SourceInput, match_source_instances
+from ctlens.connect.source_instances import SourceInput, match_source_instances, read_source_headers
 from ctlens.connect.sr import build_measurement_report
 from ctlens.core.volume import Volume
+from ctlens.io.dicom_series import is_localizer_header
+from ctlens.io.uid_hash import hash_uid
+from ctlens.preprocess.orientation import permute_axes
 
-__all__ = ["RESULT_FILE_NAMES", "dicom_results", "result_file_name", "write_dicom_results"]
+__all__ = ["RESULT_FILE_NAMES", "dicom_results", "in_source_order", "result_file_name", "write_dicom_results"]
 
 log = logging.getLogger("ctlens.connect")
 
@@ -93,6 +100,81 @@ def dicom_results(
         if sc is not None:
             out.append(sc)
     return out
+
+
+def _source_orientations(volume: Volume, headers: list[pydicom.Dataset]) -> Counter:
+    """How many planes of the analysed series have each (ImageOrientationPatient, Rows, Columns)."""
+    wanted = volume.meta.get("series_uid")
+    read_from = set(volume.meta.get("source_sop_uids") or [])
+    votes: Counter = Counter()
+    for ds in headers:
+        if "ImageOrientationPatient" not in ds or int(ds.get("NumberOfFrames", 1) or 1) > 1:
+            continue
+        if wanted and hash_uid(str(ds.get("SeriesInstanceUID", ""))) != wanted:
+            continue
+        if read_from and hash_uid(str(ds.get("SOPInstanceUID", ""))) not in read_from:
+            continue
+        if is_localizer_header(ds):
+            continue
+        try:
+            iop = tuple(round(float(v), 4) for v in ds.ImageOrientationPatient)
+            size = (int(ds.Rows), int(ds.Columns))
+        except (AttributeError, TypeError, ValueError):
+            continue
+        if len(iop) == 6 and np.isfinite(iop).all():
+            votes[(iop, size)] += 1
+    return votes
+
+
+def _permutation(volume: Volume, iop: tuple[float, ...]) -> tuple[list[int], list[bool]] | None:
+    """Axis order and flips that give ``volume`` the reader's axes for planes of ``iop`` (normal, column, row)."""
+    row, col = np.asarray(iop[:3], dtype=np.float64), np.asarray(iop[3:], dtype=np.float64)
+    if min(np.linalg.norm(row), np.linalg.norm(col)) < 1e-6:
+        return None
+    row, col = row / np.linalg.norm(row), col / np.linalg.norm(col)
+    normal = np.cross(row, col)
+    if np.linalg.norm(normal) < 1e-6:
+        return None
+    target = np.stack([normal / np.linalg.norm(normal), col, row], axis=1)
+    dots = np.asarray(volume.direction, dtype=np.float64).T @ target  # [volume axis, stored axis]
+    order = [int(np.argmax(np.abs(dots[:, j]))) for j in range(3)]
+    if sorted(order) != [0, 1, 2] or min(abs(dots[order[j], j]) for j in range(3)) < 1 - 1e-3:
+        return None
+    return order, [bool(dots[order[j], j] < 0) for j in range(3)]
+
+
+def in_source_order(volume: Volume, sources: SourceInput) -> Volume:
+    """``volume`` with its array axes in the order the reader gives the source series, by exact flips and
+    transposes: (slice normal, column, row) of the source planes' ImageOrientationPatient.
+
+    For a copy of the analysed volume kept in another axis order, such as the service's ``to_display(volume)``:
+    the result is on the grid of the source pixels, and findings made on ``to_display`` of either are the same,
+    so :func:`dicom_results` of it maps them onto every source plane (prone, feet first, coronal, ...). The
+    planes considered are the analysed series' (``meta["series_uid"]``, the planes read, no localizers); when
+    several orientations are present, the most frequent one that fits the volume's size wins. ``volume`` comes
+    back unchanged (the same object) when it is already in that order or no source plane fits it; then
+    :func:`dicom_results` says why the sources do not match.
+
+    Example:
+        >>> from pydicom.dataset import Dataset
+        >>> from ctlens.preprocess.display import to_display
+        >>> ds = Dataset(); ds.SOPInstanceUID = "1.2.3.1"; ds.ImagePositionPatient = [0, 0, 0]
+        >>> ds.ImageOrientationPatient = [-1, 0, 0, 0, -1, 0]; ds.Rows, ds.Columns = 3, 4    # stored prone
+        >>> prone = Volume(np.arange(24).reshape(2, 3, 4), direction=np.diag([-1.0, -1.0, 1.0])[:, ::-1])
+        >>> back = in_source_order(to_display(prone), [ds])
+        >>> bool(np.array_equal(back.array, prone.array)), bool(np.allclose(back.affine, prone.affine))
+        (True, True)
+    """
+    headers, _ = read_source_headers(sources)
+    for (iop, size), _ in _source_orientations(volume, headers).most_common():
+        found = _permutation(volume, iop)
+        if found is None:
+            continue
+        order, flips = found
+        if tuple(volume.shape[a] for a in order[1:]) != size:
+            continue
+        return volume if order == [0, 1, 2] and not any(flips) else permute_axes(volume, order, flips)
+    return volume
 
 
 def write_dicom_results(
