@@ -112,3 +112,17 @@ def matching(volume: Volume, peers: list[PeerImage], k: int | None = None) -> Pe
     names = [p.path.name for p in peers]
     assert len(found) == 1, f"{len(found)} of dcm2niix's images {names} equal the volume"
     return found[0]
+
+
+def world_bvecs(image: nib.Nifti1Image, bvecs: np.ndarray) -> np.ndarray:
+    """``3 x N`` FSL b-vectors of ``image`` (voxel axes, x negated for a positive determinant) in world RAS.
+
+    Undoes FSL's convention with the image's own affine, so b-vectors of two files that store their voxels in
+    different orders can be compared direction for direction.
+    """
+    linear = image.affine[:3, :3]
+    rotation = linear / np.linalg.norm(linear, axis=0)
+    v = np.array(bvecs, dtype=np.float64).reshape(3, -1).copy()
+    if np.linalg.det(rotation) > 0:
+        v[0] = -v[0]
+    return rotation @ v

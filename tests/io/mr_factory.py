@@ -30,6 +30,8 @@ ENHANCED_MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 CORONAL = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
 SAGITTAL = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+PRONE_AXIAL = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
+"""Rows to the patient's right, columns to anterior (a prone patient's axial images): no axis stored along LPS."""
 OBLIQUE = (0.980067, 0.198669, 0.0, -0.038763, 0.191229, -0.980779)
 """Rotated about z by about 11.5 degrees, then tilted: orthonormal to 6 decimals."""
 
@@ -277,6 +279,21 @@ def write_mosaic_series(
     return truths
 
 
+ENHANCED_LAYOUTS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "philips": ("Philips Medical Systems", (0x00209056, 0x00209057, 0x00209128)),
+    "canon": ("CANON_MEC", (0x00209128, 0x00209056, 0x00209057)),
+}
+"""Vendor -> (Manufacturer, DimensionIndexSequence pointers) of the enhanced 4-D files real scanners write.
+
+Philips lists the spatial dimensions (StackID, InStackPositionNumber) before TemporalPositionIndex, Canon and
+Bruker the other way round (dcm2niix's notes in ``nii_dicom.cpp``: "Philips puts spatial position as lower item
+than temporal position, the reverse is true for Bruker and Canon"). Siemens XA and GE enhanced files hold one
+volume per file: dcm2niix reads DimensionIndexValues only for Philips, Canon, Bruker and unnamed vendors and sorts
+the frames of any other vendor's file by position alone, which mixes the time points of a 4-D file.
+"""
+FRAME_ORDERS = ("time-major", "slice-major", "shuffled")
+
+
 def write_enhanced_mr(
     path: str | Path,
     n_volumes: int = 3,
@@ -287,32 +304,81 @@ def write_enhanced_mr(
     spacing: Sequence[float] = (2.0, 1.0, 1.5),
     origin: Sequence[float] = (5.0, -3.0, 20.0),
     orientation: Sequence[float] = CORONAL,
-    shuffle: bool = True,
+    vendor: str = "philips",
+    frame_order: str = "shuffled",
+    descending: bool = False,
+    diffusion: Sequence[tuple[float, Sequence[float]]] | None = None,
     seed: int = 0,
 ) -> list[VolumeTruth]:
-    """Write one enhanced MR file of ``n_volumes`` time points (TemporalPositionIndex, DimensionIndexValues).
+    """Write one enhanced MR file of ``n_volumes`` time points, as ``vendor`` writes it (:data:`ENHANCED_LAYOUTS`).
 
-    Frames are stored time point by time point, slice by slice within each (``shuffle``: in random order).
+    Every frame carries StackID, InStackPositionNumber, TemporalPositionIndex and the DimensionIndexValues that
+    the DimensionIndexSequence (with its DimensionOrganizationUID) points at. ``frame_order``: frames stored time
+    point by time point (``time-major``), position by position (``slice-major``) or in random order
+    (``shuffled``). ``descending``: InStackPositionNumber 1 is the slice farthest along ``row x column``.
+
+    ``diffusion``: a DWI file instead, one ``(b, direction)`` per volume in acquisition order (MRDiffusionSequence
+    per frame); TemporalPositionIndex gives way to two dimensions as Philips writes them, the b-value's rank and
+    the direction's number (in order of first use; 1 for b = 0), so the acquisition order is direction by
+    direction, b-value by b-value within each.
     """
+    if frame_order not in FRAME_ORDERS:
+        raise ValueError(f"frame_order must be one of {FRAME_ORDERS}")
+    manufacturer, pointers = ENHANCED_LAYOUTS[vendor]
+    b_rank: dict[float, int] = {}
+    g_number: dict[tuple[float, ...], int] = {}
+    if diffusion is not None:
+        if len(diffusion) != n_volumes:
+            raise ValueError("one (b, direction) per volume")
+        b_rank = {b: i + 1 for i, b in enumerate(sorted({float(b) for b, _ in diffusion}))}
+        for _, d in diffusion:
+            key = tuple(float(x) for x in d)
+            if any(key) and key not in g_number:
+                g_number[key] = len(g_number) + 1
+        pairs = {(b_rank[float(b)], g_number.get(tuple(float(x) for x in d), 1)) for b, d in diffusion}
+        if len(pairs) != n_volumes:
+            raise ValueError("two volumes would share one (b-value rank, direction number) index")
+        spatial = tuple(p for p in pointers if p != 0x00209128)
+        diffusion_dims = (0x00189087, 0x00189089)
+        pointers = spatial + diffusion_dims if pointers[0] != 0x00209128 else diffusion_dims[::-1] + spatial
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     row, col, normal = _geometry(orientation)
     frames = [(t, k) for t in range(n_volumes) for k in range(n_slices)]
-    stored = [frames[i] for i in (rng.permutation(len(frames)) if shuffle else range(len(frames)))]
+    if frame_order == "slice-major":
+        frames = [(t, k) for k in range(n_slices) for t in range(n_volumes)]
+    stored = [frames[i] for i in (rng.permutation(len(frames)) if frame_order == "shuffled" else range(len(frames)))]
     raws = [_pixels(rng, n_slices, rows, cols, t) for t in range(n_volumes)]
     ds = _base(ENHANCED_MR_STORAGE, generate_uid(), generate_uid(), generate_uid(), SeriesDescription="enhanced 4d")
+    ds.Manufacturer = manufacturer
     ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
     ds.InstanceNumber = 1
     ds.ContentTime = _tm(36000.0)
     ds.AcquisitionDateTime = "20240102100000"
     ds.Rows, ds.Columns = rows, cols
     ds.NumberOfFrames = len(stored)
-    ds.NumberOfTemporalPositions = n_volumes
+    if diffusion is None:
+        ds.NumberOfTemporalPositions = n_volumes
+    organization_uid = generate_uid()
+    organization = Dataset()
+    organization.DimensionOrganizationUID = organization_uid
+    ds.DimensionOrganizationSequence = DicomSequence([organization])
+    ds.DimensionOrganizationType = "3D_TEMPORAL"
+    labels = {
+        0x00209056: "Stack ID",
+        0x00209057: "In-Stack Position Number",
+        0x00209128: "Temporal Position Index",
+        0x00189087: "Diffusion b-value",
+        0x00189089: "Diffusion Gradient Orientation",
+    }
     dims = []
-    for pointer in (0x00209056, 0x00209057, 0x00209128):  # StackID, InStackPositionNumber, TemporalPositionIndex
+    for pointer in pointers:
         dim = Dataset()
-        dim.DimensionIndexPointer, dim.FunctionalGroupPointer = pointer, 0x00209111
+        dim.DimensionOrganizationUID = organization_uid
+        group_pointer = 0x00189117 if pointer >> 16 == 0x0018 else 0x00209111  # MRDiffusion / FrameContent
+        dim.DimensionIndexPointer, dim.FunctionalGroupPointer = pointer, group_pointer
+        dim.DimensionDescriptionLabel = labels[pointer]
         dims.append(dim)
     ds.DimensionIndexSequence = DicomSequence(dims)
     shared = Dataset()
@@ -328,11 +394,26 @@ def write_enhanced_mr(
     per_frame, pixels = [], []
     for t, k in stored:
         item, content, position, frame_type = Dataset(), Dataset(), Dataset(), Dataset()
-        content.TemporalPositionIndex = t + 1
+        in_stack = n_slices - k if descending else k + 1
+        index = {0x00209056: 1, 0x00209057: in_stack, 0x00209128: t + 1}
+        if diffusion is not None:
+            b, direction = float(diffusion[t][0]), tuple(float(x) for x in diffusion[t][1])
+            index[0x00189087], index[0x00189089] = b_rank[b], g_number.get(direction, 1)
+            mr_diffusion = Dataset()
+            mr_diffusion.DiffusionBValue = b
+            mr_diffusion.DiffusionDirectionality = "DIRECTIONAL" if any(direction) else "NONE"
+            if any(direction):
+                gradient = Dataset()
+                gradient.DiffusionGradientOrientation = list(direction)
+                mr_diffusion.DiffusionGradientDirectionSequence = DicomSequence([gradient])
+            item.MRDiffusionSequence = DicomSequence([mr_diffusion])
+        else:
+            content.TemporalPositionIndex = t + 1
         content.StackID = "1"
-        content.InStackPositionNumber = k + 1
-        content.DimensionIndexValues = [1, k + 1, t + 1]
-        content.FrameAcquisitionDateTime = f"20240102100{t:01d}{k:02d}.000000"
+        content.InStackPositionNumber = in_stack
+        content.DimensionIndexValues = [index[p] for p in pointers]
+        acquired = 36000.0 + 60.0 * t + (in_stack - 1)
+        content.FrameAcquisitionDateTime = "20240102" + _tm(acquired)
         position.ImagePositionPatient = [_ds(x) for x in np.asarray(origin, float) + k * spacing[0] * normal]
         frame_type.FrameType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
         item.FrameContentSequence = DicomSequence([content])
@@ -348,6 +429,6 @@ def write_enhanced_mr(
         raise AssertionError(f"{path}: pydicom decodes other values than were written")
     first = np.array([_r6(x) for x in np.asarray(origin, float)])
     return [
-        VolumeTruth(raws[t].astype(np.int16), _affine(first, row, col, normal, spacing), [path])
+        VolumeTruth(raws[t].astype(np.int16), _affine(first, row, col, normal, spacing), [path], {"t": t + 1})
         for t in range(n_volumes)
     ]

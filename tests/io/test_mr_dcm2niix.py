@@ -130,29 +130,90 @@ def test_diffusion_series_bvalues(tmp_path: Path) -> None:
         assert_truth(vol, truth)
 
 
-def test_enhanced_multiframe_4d(tmp_path: Path) -> None:
-    """Frames stored slice by slice within each time point (as scanners write them) and shuffled: dimension index."""
-    truths = mf.write_enhanced_mr(tmp_path / "in" / "enhanced.dcm", 3, shuffle=True)
+@pytest.mark.parametrize("descending", [False, True], ids=["in-stack-ascending", "in-stack-descending"])
+@pytest.mark.parametrize("frame_order", mf.FRAME_ORDERS)
+@pytest.mark.parametrize(
+    "vendor, orientation", [("philips", mf.CORONAL), ("canon", mf.OBLIQUE)], ids=["philips-coronal", "canon-oblique"]
+)
+def test_enhanced_multiframe_4d(tmp_path: Path, vendor: str, orientation, frame_order: str, descending: bool) -> None:
+    """One enhanced file of 3 time points, frames stored in any order: the Multi-frame Dimension module decides.
+
+    Both dimension layouts real scanners write (spatial dimensions before or after TemporalPositionIndex); every
+    volume equals the truth and dcm2niix's volume of the same index, voxel for voxel.
+    """
+    truths = mf.write_enhanced_mr(
+        tmp_path / "in" / "enhanced.dcm",
+        3,
+        vendor=vendor,
+        orientation=orientation,
+        frame_order=frame_order,
+        descending=descending,
+    )
     (info,) = list_series(tmp_path / "in")
     assert info.n_volumes == 3
+    read = compare_all(tmp_path / "in", tmp_path / "out")
+    for vol, truth in zip(read[""], truths, strict=True):
+        assert_truth(vol, truth)
+
+
+@pytest.mark.parametrize("frame_order", mf.FRAME_ORDERS)
+@pytest.mark.parametrize("vendor", ["philips", "canon"])
+def test_enhanced_multiframe_dwi_order_from_dimension_index(tmp_path: Path, vendor: str, frame_order: str) -> None:
+    """A DWI enhanced file indexed by b-value rank and direction number: the dimension farther from the in-stack
+    position varies slower (direction by direction), on either side of the spatial dimensions, as in dcm2niix."""
+    table = [
+        (0.0, (0, 0, 0)),
+        (1000.0, (1, 0, 0)),
+        (2000.0, (1, 0, 0)),
+        (1000.0, (0, 0.6, 0.8)),
+        (2000.0, (0, 0.6, 0.8)),
+    ]
+    truths = mf.write_enhanced_mr(
+        tmp_path / "in" / "dwi.dcm", 5, vendor=vendor, frame_order=frame_order, diffusion=table, orientation=mf.OBLIQUE
+    )
+    read = compare_all(tmp_path / "in", tmp_path / "out")
+    volumes = read[""]
+    assert volumes[0].meta["bvals"] == [b for b, _ in table]
+    for vol, truth, (_, direction) in zip(volumes, truths, table, strict=True):
+        assert_truth(vol, truth)
+        np.testing.assert_allclose(vol.meta["diffusion_gradient"], direction)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs the reader to split enhanced frames by ctlens.io.enhanced_frames.volume_dimension_key "
+    "(dicom_headers._multi_frame_refs + a last SplitKey in series_split; H3's report)",
+)
+def test_enhanced_frames_told_apart_by_dimension_index_alone(tmp_path: Path) -> None:
+    """Frames whose volumes only DimensionIndexValues tell apart (no TemporalPositionIndex, one time for all)."""
+    path = tmp_path / "in" / "enhanced.dcm"
+    truths = mf.write_enhanced_mr(path, 3)
+    ds = pydicom.dcmread(path)
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        content = item.FrameContentSequence[0]
+        del content.TemporalPositionIndex, content.FrameAcquisitionDateTime
+    ds.save_as(path)
+    read = compare_all(tmp_path / "in", tmp_path / "out")
+    for vol, truth in zip(read[""], truths, strict=True):
+        assert_truth(vol, truth)
+
+
+def test_enhanced_4d_of_a_vendor_dcm2niix_sorts_by_position(tmp_path: Path) -> None:
+    """A 4-D enhanced file labelled Siemens: ctlens still follows its DimensionIndexValues (the standard).
+
+    dcm2niix reads DimensionIndexValues only for Philips, Canon, Bruker and unnamed vendors (``nii_dicom.cpp``);
+    a Siemens or GE file's frames are sorted by position alone there, which interleaves the time points. Real
+    Siemens XA and GE enhanced files hold one volume per file, so this only documents where the two differ.
+    """
+    path = tmp_path / "in" / "enhanced.dcm"
+    truths = mf.write_enhanced_mr(path, 3, frame_order="slice-major")
+    ds = pydicom.dcmread(path)
+    ds.Manufacturer = "SIEMENS"
+    ds.save_as(path)
     volumes = load_volumes(tmp_path / "in")
+    assert len(volumes) == 3
     for vol, truth in zip(volumes, truths, strict=True):
         assert_truth(vol, truth)
-    (image,) = peer.run_dcm2niix(tmp_path / "in", tmp_path / "out")
-    assert image.n_volumes == 3
-    data, affine = peer.canonical(image.image)
-    ours = np.stack([peer.volume_canonical(v)[0] for v in volumes], axis=-1)
-    assert ours.shape == data.shape
-    np.testing.assert_allclose(peer.volume_canonical(volumes[0])[1], affine, atol=1e-3)
-    # dcm2niix arranges the frames of this synthetic file in another time order than its TemporalPositionIndex;
-    # the same planes must be there all the same.
-    axis = ours.shape[:3].index(truths[0].shape[0])  # the slice axis (the other two sizes differ from it)
-    n = ours.shape[axis]
-    planes = sorted(np.take(ours, i, axis=axis)[..., t].tobytes() for i in range(n) for t in range(3))
-    theirs = sorted(
-        np.take(data, i, axis=axis)[..., t].astype(ours.dtype).tobytes() for i in range(n) for t in range(3)
-    )
-    assert planes == theirs
 
 
 def test_mr_padding_value_keeps_values(tmp_path: Path) -> None:

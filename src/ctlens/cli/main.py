@@ -108,13 +108,41 @@ def convert(
     ] = "resample",
     volume: VolumeOption = None,
 ) -> None:
-    """Convert PATH to a NIfTI/NRRD/MHA file (written atomically)."""
+    """Convert PATH to a NIfTI/NRRD/MHA file (written atomically).
+
+    A DICOM series of several volumes (time points, diffusion directions) becomes one 4-D NIfTI file, as dcm2niix
+    writes it, with FSL .bval/.bvec files beside it for a diffusion series; --volume k writes volume k alone
+    (NRRD/MHA: volume 0 unless --volume).
+    """
     from ctlens.io import save
+    from ctlens.io.loader import file_kind
 
     extra = {} if volume is None else {"volume": volume}
-    vol = load_study(path, series, tilt=tilt, uneven=uneven, **extra)
+    if volume is None and file_kind(out) == "nifti" and file_kind(path) == "dicom":
+        from ctlens.io import load_volumes
+
+        volumes = load_volumes(path, series, tilt=tilt, uneven=uneven)
+        if len(volumes) > 1:
+            _write_4d(volumes, out)
+            return
+        vol = volumes[0]
+    else:
+        vol = load_study(path, series, tilt=tilt, uneven=uneven, **extra)
     save(vol, out)
     console.print(f"wrote {out}: {vol.shape} voxels, spacing {tuple(round(s, 4) for s in vol.spacing)} mm")
+
+
+def _write_4d(volumes: list[Volume], out: Path) -> None:
+    """All volumes of one series as a 4-D NIfTI, with .bval/.bvec for diffusion (``convert``'s docstring)."""
+    from ctlens.io.nifti_volumes import write_nifti_volumes
+
+    meta = volumes[0].meta
+    written = write_nifti_volumes(volumes, out, bvals=meta.get("bvals"), bvecs=meta.get("bvecs"))
+    vol = volumes[0]
+    spacing = tuple(round(s, 4) for s in vol.spacing)
+    console.print(f"wrote {out}: {len(volumes)} volumes of {vol.shape} voxels, spacing {spacing} mm")
+    for extra_file in written[:-1]:
+        console.print(f"wrote {extra_file}")
 
 
 @app.command()

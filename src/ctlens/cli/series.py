@@ -12,7 +12,9 @@ A file that holds a single volume (NIfTI, NRRD/MHA, a 2-D image) has no series t
 is an error rather than silently ignored.
 
 ``--volume`` (:data:`VolumeOption`) picks one volume (0-based) of a series holding several time points or
-diffusion directions (``ctlens info`` shows how many); without it volume 0 is read and a warning says so.
+diffusion directions (``ctlens info`` shows how many); without it volume 0 is read and a warning says so, except
+that ``ctlens convert`` to NIfTI writes every volume as one 4-D file (with FSL ``.bval``/``.bvec`` for diffusion),
+as dcm2niix does.
 
 Example:
     >>> import tempfile, pathlib, numpy as np
@@ -45,7 +47,8 @@ SeriesOption = Annotated[str | None, typer.Option("--series", "-s", help=SERIES_
 
 VOLUME_HELP = (
     "volume (0-based) of a DICOM series holding several time points or diffusion directions "
-    "(default: 0, with a warning)"
+    "(default: 0, with a warning; `convert` to NIfTI writes every volume as one 4-D file, "
+    "with .bval/.bvec for diffusion)"
 )
 
 VolumeOption = Annotated[int | None, typer.Option("--volume", min=0, help=VOLUME_HELP)]

@@ -8,15 +8,16 @@ treats as different images, and stacks what is the same image repeated over time
   (magnitude / phase / real / imaginary), stacks (``StackID``), and in CT the acquisitions (``AcquisitionNumber``,
   acquisition or content time: contrast phases are read one at a time);
 * **volumes of one entry** (``SeriesInfo.n_volumes``; ``ctlens.load(..., volume=k)`` reads one,
-  ``ctlens.io.load_volumes`` all): temporal positions, trigger times, diffusion directions, and outside CT the
+  ``ctlens.io.load_volumes`` all): temporal positions, trigger times, diffusion directions, enhanced frames told
+  apart by their non-spatial dimension index values alone, and outside CT the
   acquisitions and acquisition / content times (Siemens numbers every fMRI or diffusion volume as its own
   acquisition) and stacks told apart by InstanceNumber order alone
   (:func:`ctlens.io.series_split.by_instance`), provided the stacks lie at the same positions. Stacks at other
   positions stay entries of their own.
 
 The volumes of an entry are in acquisition order, as dcm2niix orders a 4-D series: by the lowest InstanceNumber
-of each (classic files), by the lowest ``DimensionIndexValues`` of its frames (enhanced files; the in-stack
-position varies within a volume, so the other dimensions decide).
+of each (classic files), by their frames' ``DimensionIndexValues`` read through the file's DimensionIndexSequence
+(enhanced files, :mod:`ctlens.io.enhanced_frames`), then InstanceNumber.
 
 Example:
     >>> group_volumes([], "MR")
@@ -29,12 +30,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ctlens.io.enhanced_frames import dimension_values, volume_order_keys
 from ctlens.io.series_split import StackPart, Tagged
 
 __all__ = ["VOLUME_FIELDS", "Entry", "group_volumes", "volume_fields"]
 
-VOLUME_FIELDS = frozenset({"tp", "trig", "dwi"})
-"""Split fields whose stacks at the same positions are volumes of one entry, in every modality."""
+VOLUME_FIELDS = frozenset({"tp", "trig", "dwi", "dim"})
+"""Split fields whose stacks at the same positions are volumes of one entry, in every modality (``dim``: the
+non-spatial DimensionIndexValues of enhanced frames, :func:`ctlens.io.enhanced_frames.volume_dimension_key`)."""
 _NON_CT_VOLUME_FIELDS = frozenset({"acq", "at", "ct", "rep"})
 """... and these too outside CT (module docstring)."""
 _SAME_POSITION_MM = 0.05
@@ -46,7 +49,7 @@ def volume_fields(modality: str) -> frozenset[str]:
 
     Example:
         >>> sorted(volume_fields("CT")), "acq" in volume_fields("MR")
-        (['dwi', 'tp', 'trig'], True)
+        (['dim', 'dwi', 'tp', 'trig'], True)
     """
     return VOLUME_FIELDS if modality.upper() == "CT" else VOLUME_FIELDS | _NON_CT_VOLUME_FIELDS
 
@@ -78,18 +81,20 @@ def _same_positions(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.abs(a - b).max(initial=0.0) < _SAME_POSITION_MM)
 
 
-def _acquisition_order(part: StackPart) -> tuple:
-    """Sort key of a volume (module docstring): lowest DimensionIndexValues of its frames, else InstanceNumber."""
-    dims = [r.extra.get("DimensionIndexValues") for r in part.refs if r.frame is not None]
-    if dims and all(d is not None for d in dims):
-        return (
-            0,
-            min(
-                tuple(int(x) for x in (d if isinstance(d, list | tuple) or hasattr(d, "__iter__") else [d]))
-                for d in dims
-            ),
-        )
-    return (1, min(r.instance_number for r in part.refs))
+def _instance_order(part: StackPart) -> int:
+    return min(r.instance_number for r in part.refs)
+
+
+def _volume_order(cluster: list[StackPart]) -> list[int]:
+    """Indices of ``cluster`` in acquisition order (module docstring)."""
+    frames = [[dimension_values(r.extra.get("DimensionIndexValues")) for r in part.refs] for part in cluster]
+    enhanced = all(r.frame is not None for part in cluster for r in part.refs)
+    keys = None
+    if enhanced and all(d is not None for volume in frames for d in volume):
+        keys = volume_order_keys(cluster[0].refs[0].header, frames)  # type: ignore[arg-type]
+    if keys is None:
+        return sorted(range(len(cluster)), key=lambda i: (_instance_order(cluster[i]), i))
+    return sorted(range(len(cluster)), key=lambda i: (keys[i], _instance_order(cluster[i]), i))
 
 
 def group_volumes(parts: list[StackPart], modality: str) -> list[Entry]:
@@ -114,8 +119,7 @@ def group_volumes(parts: list[StackPart], modality: str) -> list[Entry]:
             if len(cluster) == 1:
                 entries.append(Entry(cluster, list(cluster[0].tags)))
                 continue
-            order = sorted(range(len(cluster)), key=lambda i: (_acquisition_order(cluster[i]), i))
-            volumes = [cluster[i] for i in order]
+            volumes = [cluster[i] for i in _volume_order(cluster)]
             tags = list(entry_tags)
             if len(clusters) > 1:  # other stacks of the same kind at other positions: say which volumes these are
                 first, last = volumes[0], volumes[-1]
