@@ -47,7 +47,7 @@ def _encode(vol: np.ndarray, **options: object) -> tuple[tempfile.TemporaryDirec
 @SETTINGS
 @given(
     vol=int16_volumes(),
-    profile=st.sampled_from(["compact", "fast", "thorough"]),
+    profile=st.sampled_from(["compact", "fast", "thorough", "small", "smallest"]),
     key=st.integers(0, 3),
     predict=st.sampled_from(["estimate", "measure", "intra"]),
 )

@@ -46,7 +46,12 @@ def register(app: typer.Typer) -> None:
         max_error: Annotated[
             int, typer.Option("--max-error", min=0, max=127, help="HU error bound outside the ROI (roi mode)")
         ] = 5,
-        profile: Annotated[str, typer.Option(help="compact (JPEG-LS) | fast (HTJ2K) | thorough")] = "compact",
+        profile: Annotated[
+            str,
+            typer.Option(
+                help="compact (JPEG-LS) | fast (HTJ2K) | small (+JPEG XL e3) | smallest (+JPEG XL e7) | thorough"
+            ),
+        ] = "compact",
         series: SeriesOption = None,
         uneven: Annotated[
             str, typer.Option(help="uneven slice spacing: resample (onto an even grid) | keep | error")

@@ -80,12 +80,14 @@ def encode_slice(
     near: int = 0,
     roi: np.ndarray | None = None,
     predict: str = "estimate",
+    effort: int = 7,
 ) -> EncodedSlice:
     """Encode one integer slice; lossless unless ``near > 0`` (then ``roi`` marks the bit-exact samples).
 
     ``predict``: how intra vs. previous-slice prediction is chosen when ``previous`` is given: ``"measure"``
     encodes both and keeps the smaller, ``"estimate"`` (default, half the encode time) picks the signal with the
     smaller mean absolute planar residual on every 4th row pair, ``"intra"`` never uses the previous slice.
+    ``effort`` is the JPEG XL effort when ``"jpegxl"`` is a candidate.
 
     Example:
         >>> import numpy as np
@@ -112,7 +114,7 @@ def encode_slice(
             continue
         u, bias = shifted
         for name in candidates:
-            data = backends.encode(name, u, level=level)
+            data = backends.encode(name, u, level=level, effort=effort)
             if best is None or len(data) < len(best.main):
                 best = EncodedSlice(data, b"", backends.BACKEND_IDS[name], predictor, bias, 0)
     if best is None:  # an integer type wider than 16 bits with a wider range than 16 bits
