@@ -103,11 +103,21 @@ class CodecStats:
         return out
 
 
+def _restored_meta(stored: dict[str, Any]) -> dict[str, Any]:
+    """The reader's meta from a header's: ``source_sop_uids`` equal to ``sop_uids`` is written once."""
+    meta = dict(stored)
+    if "source_sop_uids" not in meta and meta.get("sop_uids"):
+        meta["source_sop_uids"] = list(meta["sop_uids"])
+    return meta
+
+
 def _geometry_header(volume: Volume | None, shape_yx: tuple[int, int], dtype: np.dtype) -> dict[str, Any]:
     v = volume or Volume(np.zeros((1, 1, 1), np.int16))
     # The reader's meta is de-identified already; a Volume built by hand may carry anything, and a .ctz leaves
     # the process, so the writer filters once more at this exit (idempotent on the reader's meta).
     meta = deidentify_meta(json.loads(json.dumps(v.meta or {}, default=str)))
+    if meta.get("source_sop_uids") and meta.get("source_sop_uids") == meta.get("sop_uids"):
+        del meta["source_sop_uids"]  # the usual case (nothing resampled): stored once, restored by _restored_meta
     return {
         "format": "ctz",
         "created_by": f"ctlens {__version__}",
@@ -418,7 +428,7 @@ def _decode_volume(
             if prog is not None:
                 prog.advance(task)
     assert out is not None  # n >= 1 (check_header)
-    meta = dict(g.meta)
+    meta = _restored_meta(g.meta)
     meta["ctz_decode_seconds"] = time.perf_counter() - start
     return Volume(out, spacing=g.spacing, origin=g.origin, direction=g.direction, modality=g.modality, meta=meta)
 
