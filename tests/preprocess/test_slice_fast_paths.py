@@ -83,6 +83,30 @@ def test_blend_equals_the_float_rule(shape, width) -> None:
         assert np.array_equal(got, float_rule(grey, h, r, width)), (shape, width, h is None, r is None)
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_blend_of_findings_anywhere_equals_the_float_rule(seed) -> None:
+    """Heatmaps and ROIs covering part of the slice (the box paths): blobs in the middle, at an edge or a corner,
+    single pixels, several apart, and ones covering most of the slice; grey or RGB; outline widths 1..3."""
+    rng = np.random.default_rng(seed)
+    height, width = int(rng.integers(1, 70)), int(rng.integers(1, 70))
+    shape = (height, width) if seed % 3 else (height, width, 3)
+    grey = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    heat = rng.integers(0, 13, size=(height, width), dtype=np.uint8)  # under the 5 %: draws nothing
+    roi = np.zeros((height, width), np.uint8)
+    for _ in range(int(rng.integers(1, 4))):
+        r0, c0 = int(rng.integers(0, height)), int(rng.integers(0, width))
+        r1, c1 = r0 + int(rng.integers(1, height + 1)), c0 + int(rng.integers(1, width + 1))
+        heat[r0:r1, c0:c1] = rng.integers(0, 256, size=heat[r0:r1, c0:c1].shape)
+        roi[rng.integers(0, height) :][: int(rng.integers(1, 9)), c0:c1] = 1
+    for edge in (0, -1):  # findings touching the image's edges
+        if rng.random() < 0.5:
+            heat[edge, :] = 255
+            roi[:, edge] = 1
+    for w in (1, 2, 3):
+        for h, r in ((heat, None), (None, roi), (heat, roi)):
+            assert np.array_equal(compose(grey, h, r, w), float_rule(grey, h, r, w)), (seed, w, h is None, r is None)
+
+
 def test_blend_of_every_grey_and_heat_pair_equals_the_float_rule() -> None:
     grey, heat = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8), indexing="ij")
     assert np.array_equal(compose(grey, heat), float_rule(grey, heat, None))

@@ -34,8 +34,10 @@ _COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}
 
 try:  # ISA-L (the optional ``isal`` package): ~2-3x faster than libdeflate level 1 at about the same size
     from isal.isal_zlib import compress as _isal
+    from isal.isal_zlib import crc32 as _crc32
 except ImportError:
     _isal = None
+    _crc32 = zlib.crc32  # ISA-L's CRC-32 is the same function, ~3x faster on a slice's IDAT
 try:  # a core dependency
     from imagecodecs import deflate_encode as _libdeflate
 except ImportError:  # pragma: no cover - imagecodecs is installed with ctlens
@@ -64,8 +66,9 @@ def _deflate(data: np.ndarray, level: int) -> bytes:
     return zlib.compress(data, min(level, 9))
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+def _chunk(kind: bytes, data: bytes) -> tuple[bytes, bytes, bytes]:
+    """One PNG chunk as (length + type, data, CRC), for one ``b"".join`` of the file (no copy of ``data`` here)."""
+    return struct.pack(">I", len(data)) + kind, data, struct.pack(">I", _crc32(data, zlib.crc32(kind)))
 
 
 def encode_png(pixels: np.ndarray, level: int = 1) -> bytes:
@@ -98,6 +101,5 @@ def encode_png(pixels: np.ndarray, level: int = 1) -> bytes:
     filtered[:, 1 : 1 + channels] = rows[:, :channels]
     np.subtract(rows[:, channels:], rows[:, :-channels], out=filtered[:, 1 + channels :])
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPE[channels], 0, 0, 0)
-    return b"".join(
-        (_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", _deflate(filtered, int(level))), _chunk(b"IEND", b""))
-    )
+    idat = _deflate(filtered, int(level))
+    return b"".join((_SIGNATURE, *_chunk(b"IHDR", header), *_chunk(b"IDAT", idat), *_chunk(b"IEND", b"")))

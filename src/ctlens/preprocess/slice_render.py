@@ -20,7 +20,8 @@ Pieces, each usable alone:
 Speed (the service draws a slice per request): 8- and 16-bit integer volumes (CT is int16) are windowed by a
 65,536-entry table made by :func:`~ctlens.preprocess.windows.to_display_uint8` itself, and a uint8 heatmap is
 blended by a table of every (grey, heat) pair made by the float32 rule itself, so both give the rule's bytes exactly
-(tests/preprocess/test_slice_fast_paths.py) at a fraction of its cost; the service encodes with
+(tests/preprocess/test_slice_fast_paths.py) at a fraction of its cost; a heatmap or ROI covering part of a slice
+(a finding) is blended and outlined within its bounding box only; the service encodes with
 :func:`ctlens.preprocess.png_writer.encode_png`.
 
 Example:
@@ -225,24 +226,61 @@ def _roi_edge(mask: np.ndarray, width: int) -> np.ndarray:
     return mask & ~inner
 
 
-def _compose_uint8(grey: np.ndarray, heat: np.ndarray | None, mask: np.ndarray | None, roi_width: int) -> np.ndarray:
-    """:func:`compose` for uint8 grey (and uint8 heat) by table look-up: the same bytes as the float rule."""
-    if heat is not None and int(heat.max(initial=0)) < _first_visible_heat():
-        heat = None  # nothing of the heatmap shows on this slice (most slices): grey as RGB
-    if heat is None:
-        rgb = np.stack((grey, grey, grey), axis=-1) if grey.ndim == 2 else grey.copy()
-    elif grey.ndim == 2:
+def _box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
+    """The smallest ``(rows, columns)`` box holding every True pixel of 2-D ``mask``, grown by ``margin`` pixels
+    (within the image); None when nothing is True."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    height, width = mask.shape
+    top, bottom = max(0, int(rows[0]) - margin), min(height, int(rows[-1]) + 1 + margin)
+    left, right = max(0, int(cols[0]) - margin), min(width, int(cols[-1]) + 1 + margin)
+    return slice(top, bottom), slice(left, right)
+
+
+_BOX_SHARE = 0.5
+"""Above this share of the image, a heatmap's box is blended whole (looking up every pixel is then cheaper)."""
+
+
+def _blend_heat(grey: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """RGB of uint8 ``grey`` with uint8 ``heat`` blended in by the table (:func:`_heat_table`)."""
+    if grey.ndim == 2:
         index = np.left_shift(grey, 8, dtype=np.uint16)
         index |= heat
-        rgb = np.take(_heat_table(), index, axis=0)
-    else:  # one table column per channel: channel c of a pixel depends on its grey[c] and its heat only
-        index = np.left_shift(grey, 8, dtype=np.uint32)
-        index |= heat[..., None]
-        index *= 3
-        index += np.arange(3, dtype=np.uint32)
-        rgb = np.take(_heat_table().reshape(-1), index)
-    if mask is not None and mask.any():
-        rgb[_roi_edge(mask, roi_width)] = ROI_COLOUR
+        return np.take(_heat_table(), index, axis=0)
+    # one table column per channel: channel c of a pixel depends on its grey[c] and its heat only
+    index = np.left_shift(grey, 8, dtype=np.uint32)
+    index |= heat[..., None]
+    index *= 3
+    index += np.arange(3, dtype=np.uint32)
+    return np.take(_heat_table().reshape(-1), index)
+
+
+def _compose_uint8(grey: np.ndarray, heat: np.ndarray | None, mask: np.ndarray | None, roi_width: int) -> np.ndarray:
+    """:func:`compose` for uint8 grey (and uint8 heat) by table look-up: the same bytes as the float rule.
+
+    Outside the box of the heatmap's visible values every pixel stays grey (the rule draws nothing there), and the
+    ROI's outline lies within the ROI's box: a heatmap or ROI covering part of the slice (a finding) costs only
+    its box.
+    """
+    box = None
+    if heat is not None:
+        first = _first_visible_heat()
+        box = None if first > 255 else _box(heat >= first)
+        if box is None:
+            heat = None  # nothing of the heatmap shows on this slice (most slices): grey as RGB
+    if heat is None:
+        rgb = np.stack((grey, grey, grey), axis=-1) if grey.ndim == 2 else grey.copy()
+    elif (box[0].stop - box[0].start) * (box[1].stop - box[1].start) > _BOX_SHARE * heat.size:
+        rgb = _blend_heat(grey, heat)
+    else:
+        rgb = np.stack((grey, grey, grey), axis=-1) if grey.ndim == 2 else grey.copy()
+        rgb[box] = _blend_heat(grey[box], heat[box])
+    if mask is not None:
+        around = _box(mask, margin=1)  # one outside pixel on every side: the outline inside is the same
+        if around is not None:
+            rgb[around][_roi_edge(mask[around], roi_width)] = ROI_COLOUR
     return rgb
 
 
