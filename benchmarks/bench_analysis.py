@@ -11,14 +11,25 @@ Peak RSS of one ``analyze`` call: the kernel's high-water mark (``VmHWM``, reset
 ``/proc/self/clear_refs``, Linux) minus the RSS before the call, plus the int16 volume itself; issue #13's
 bound is 4x the volume.
 
+Before / after (``--old-tree PATH``): ``PATH/src`` is another ctlens tree, e.g. made with
+``git archive 402dc30 src | tar -x -C /tmp/tree402``. The same volume (built once, passed as an ``.npz``) is
+analysed by each tree in its own subprocess, alternately (old, new, old, new, ...; ``--rounds``), each process
+timing ``--repeats`` calls after one warm-up; the best wall and CPU (``time.process_time``) seconds of each tree
+and their ratio new / old are printed. CPU seconds are the steadier figure on a shared machine.
+
 Usage:
     python benchmarks/bench_analysis.py [--data ../shared/data] [--slices 300] [--repeats 2]
+    python benchmarks/bench_analysis.py --old-tree /tmp/tree402 [--rounds 3] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -89,13 +100,72 @@ def measure(func, repeats: int) -> tuple[float, float]:
     return best, peak
 
 
+def _child(npz: Path, repeats: int) -> None:
+    """Time ``analyze`` of the volume in ``npz`` with whichever ctlens this process imports; print JSON."""
+    with np.load(npz) as d:
+        vol = ctlens.Volume(
+            d["array"], spacing=tuple(d["spacing"]), origin=tuple(d["origin"]), direction=d["direction"], modality="CT"
+        )
+        vol.meta["kernel"] = str(d["kernel"])
+    analyze(vol)  # warm-up: imports, caches
+    walls, cpus, stages = [], [], {}
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        f = analyze(vol)
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+        for k, v in f.timings.items():
+            stages[k] = min(stages.get(k, float("inf")), float(v))
+    print(json.dumps({"wall": min(walls), "cpu": min(cpus), "stages": stages, "ctlens": str(Path(ctlens.__file__))}))
+
+
+def compare_trees(vol: ctlens.Volume, old_tree: Path, rounds: int, repeats: int) -> None:
+    """Old tree vs this one, alternately in subprocesses on the same volume (module docs)."""
+    here = Path(__file__).resolve()
+    new_src = here.parents[1] / "src"
+    best: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = Path(tmp) / "volume.npz"
+        kernel = str((vol.meta or {}).get("kernel") or "")
+        np.savez(npz, array=vol.array, spacing=vol.spacing, origin=vol.origin, direction=vol.direction, kernel=kernel)
+        for r in range(rounds):
+            for name, src in (("old", old_tree / "src"), ("new", new_src)):
+                env = {**os.environ, "PYTHONPATH": str(src)}
+                cmd = [sys.executable, str(here), "--child-npz", str(npz), "--repeats", str(repeats)]
+                out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+                got = json.loads(out.strip().splitlines()[-1])
+                print(f"round {r + 1} {name}: wall {got['wall']:.2f} s, cpu {got['cpu']:.2f} s ({got['ctlens']})")
+                prev = best.get(name)
+                best[name] = {
+                    "wall": min(got["wall"], prev["wall"]) if prev else got["wall"],
+                    "cpu": min(got["cpu"], prev["cpu"]) if prev else got["cpu"],
+                    "stages": {k: min(v, (prev or {}).get("stages", {}).get(k, v)) for k, v in got["stages"].items()},
+                }
+    print(f"{'stage (best s)':<16} {'old':>7} {'new':>7}")
+    for k in sorted(set(best["old"]["stages"]) | set(best["new"]["stages"])):
+        o, n = best["old"]["stages"].get(k), best["new"]["stages"].get(k)
+        print(f"{k:<16} {'-' if o is None else f'{o:.2f}':>7} {'-' if n is None else f'{n:.2f}':>7}")
+    for key in ("wall", "cpu"):
+        o, n = best["old"][key], best["new"][key]
+        print(f"analyze {key}: old {o:.2f} s, new {n:.2f} s, new / old {n / o:.2f}x (#15: <= 1.2x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("CTLENS_DATA_DIR", "../shared/data")))
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--old-tree", type=Path, help="another ctlens tree (PATH/src): before / after, see the docs")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating old/new rounds with --old-tree")
+    parser.add_argument("--child-npz", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_npz:
+        _child(args.child_npz, args.repeats)
+        return
     vol = thin_chest(args.data, args.slices)
+    if args.old_tree:
+        compare_trees(vol, args.old_tree, args.rounds, args.repeats)
+        return
     print(f"cores: {os.cpu_count()}, volume {vol.shape} int16, spacing {tuple(round(s, 3) for s in vol.spacing)} mm")
     findings = analyze(vol)
     print(f"ctlens: region {findings.region}, {len(findings.candidates)} candidates, stages {findings.timings}")

@@ -138,7 +138,7 @@ def test_page_shows_job_progress_for_a_large_upload(browser, tmp_path):
 def test_page_shows_zero_shot_scores_and_chat_sees_them(browser, tmp_path):
     """With a CLIP checkpoint configured, the findings panel lists the 18 scores, highest first, as the API has them."""
     import torch
-    from dicom_factory import write_ct_series
+    from chest_upload import write_chest_nifti
     from live_server import service_settings, start_server
 
     from ctlens.models.clip3d import build_model, load_config
@@ -146,8 +146,8 @@ def test_page_shows_zero_shot_scores_and_chat_sees_them(browser, tmp_path):
 
     torch.manual_seed(0)
     checkpoint = save_model_weights(build_model(load_config("ctclip-tiny")), tmp_path / "tiny-clip")
-    write_ct_series(tmp_path / "series", n_slices=10, rows=32, cols=32, seed=3, kernel="B30f")
-    files = sorted(str(p) for p in (tmp_path / "series").iterdir())
+    # a chest-like scan: the chest checkpoint scores only its training domain (issue #15)
+    files = [str(write_chest_nifti(tmp_path / "upload" / "chest.nii.gz", seed=3))]
     srv = start_server(service_settings(tmp_path / "svc", clip_checkpoint=checkpoint))
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)

@@ -1,4 +1,8 @@
-"""Zero-shot finding probabilities in the study JSON when a CLIP checkpoint is configured (real HTTP server)."""
+"""Zero-shot finding probabilities in the study JSON when a CLIP checkpoint is configured (real HTTP server).
+
+The tiny checkpoint records the default training domain, chest CT: uploads that expect scores are the synthetic
+chest of :mod:`chest_upload` (issue #15; they were random 32x32 series, which the domain check calls a head).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from chest_upload import write_chest_nifti, write_head_nifti
 from dicom_factory import write_ct_series
 from live_server import service_settings, start_server
 
@@ -24,16 +29,19 @@ def checkpoint(tmp_path_factory) -> Path:
     return save_model_weights(build_model(load_config("ctclip-tiny")), tmp_path_factory.mktemp("clip") / "tiny-clip")
 
 
-def _post(client, folder: Path) -> dict:
-    files = sorted(folder.iterdir())
-    r = client.post("/api/analyze", files=[("files", (f"{i}.dcm", p.read_bytes())) for i, p in enumerate(files)])
+def _post(client, path: Path) -> dict:
+    """Upload a DICOM folder (its files as ``i.dcm``) or one file under its own name."""
+    if path.is_dir():
+        files = [(f"{i}.dcm", p.read_bytes()) for i, p in enumerate(sorted(path.iterdir()))]
+    else:
+        files = [(path.name, path.read_bytes())]
+    r = client.post("/api/analyze", files=[("files", f) for f in files])
     assert r.status_code == 200, r.text
     return r.json()
 
 
 def _upload(client, folder: Path, seed: int) -> dict:
-    write_ct_series(folder, n_slices=10, rows=32, cols=32, seed=seed, kernel="B30f")
-    return _post(client, folder)
+    return _post(client, write_chest_nifti(folder / "chest.nii.gz", seed=seed))
 
 
 def test_study_has_zero_shot_probabilities_with_a_checkpoint(checkpoint, tmp_path):
@@ -73,15 +81,15 @@ def test_cached_study_follows_the_configured_checkpoint(checkpoint, tmp_path):
     """Same bytes uploaded again after the checkpoint setting changed: zero-shot follows it, from stored data."""
     from ctlens.pipelines.zero_shot import zero_shot
 
-    service, dicom = tmp_path / "service", tmp_path / "dicom"
-    write_ct_series(dicom, n_slices=10, rows=32, cols=32, seed=5, kernel="B30f")
+    service = tmp_path / "service"
+    upload = write_chest_nifti(tmp_path / "upload" / "chest.nii.gz", seed=5)  # the same bytes each time
 
     def serve(clip_checkpoint):
         return start_server(service_settings(service, clip_checkpoint=clip_checkpoint))
 
     srv = serve(None)  # 1. analysed before any checkpoint was configured
     try:
-        first = _post(srv.client(), dicom)
+        first = _post(srv.client(), upload)
         assert first["cached"] is False and "zero_shot" not in first
         sha = first["sha256"]
     finally:
@@ -90,7 +98,7 @@ def test_cached_study_follows_the_configured_checkpoint(checkpoint, tmp_path):
     srv = serve(checkpoint)  # 2. the same bytes, now with a checkpoint: scores added to the cached study
     try:
         client = srv.client()
-        hit = _post(client, dicom)
+        hit = _post(client, upload)
         assert hit["cached"] is False and hit["sha256"] == sha  # a new key: not told another key sent these bytes
         zs = hit["zero_shot"]
         assert zs["model"] == "tiny-clip" and "warning" not in zs and "zero_shot" in hit["timings_s"]
@@ -101,7 +109,7 @@ def test_cached_study_follows_the_configured_checkpoint(checkpoint, tmp_path):
         stored_json = json.loads((srv.ctx.content_dir(sha) / "result.json").read_text())
         assert stored_json["zero_shot"] == zs
         updated_at = srv.ctx.store.content(sha)["updated"]
-        assert _post(client, dicom)["zero_shot"] == zs  # up to date: nothing recomputed or rewritten
+        assert _post(client, upload)["zero_shot"] == zs  # up to date: nothing recomputed or rewritten
         assert srv.ctx.store.content(sha)["updated"] == updated_at
     finally:
         srv.stop()
@@ -110,7 +118,7 @@ def test_cached_study_follows_the_configured_checkpoint(checkpoint, tmp_path):
     other = save_model_weights(build_model(load_config("ctclip-tiny")), tmp_path / "other-clip")
     srv = serve(other)
     try:
-        hit_b = _post(srv.client(), dicom)
+        hit_b = _post(srv.client(), upload)
         zs_b = hit_b["zero_shot"]
         assert zs_b["model"] == "other-clip" and zs_b["fingerprint"] != zs["fingerprint"]
         assert zs_b["probabilities"] != zs["probabilities"]
@@ -121,7 +129,7 @@ def test_cached_study_follows_the_configured_checkpoint(checkpoint, tmp_path):
         save_model_weights(build_model(load_config("ctclip-tiny")), other)
         weights = other / "model.safetensors"
         os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000_000))
-        hit_c = _post(srv.client(), dicom)
+        hit_c = _post(srv.client(), upload)
         zs_c = hit_c["zero_shot"]
         assert zs_c["model"] == "other-clip" and zs_c["fingerprint"] != zs_b["fingerprint"]
         direct_c = zero_shot(_stored_volume(srv, sha), checkpoint=other)
@@ -132,14 +140,14 @@ def test_cached_study_follows_the_configured_checkpoint(checkpoint, tmp_path):
 
     srv = serve(None)  # 5. no checkpoint any more: the cached study keeps what it has
     try:
-        hit_d = _post(srv.client(), dicom)
+        hit_d = _post(srv.client(), upload)
         assert hit_d["status"] == "ready" and hit_d["cached"] is False and hit_d["zero_shot"] == zs_c  # new key
     finally:
         srv.stop()
 
     srv = serve(tmp_path / "gone-clip")  # 6. a missing checkpoint: a warning, never a failure
     try:
-        hit_e = _post(srv.client(), dicom)
+        hit_e = _post(srv.client(), upload)
         assert hit_e["status"] == "ready" and hit_e["zero_shot"]["probabilities"] is None
         assert hit_e["zero_shot"]["model"] == "gone-clip" and hit_e["zero_shot"]["warning"]
         assert str(tmp_path) not in json.dumps(hit_e)
@@ -224,3 +232,48 @@ def test_chat_sends_the_highest_zero_shot_scores_to_the_llm(checkpoint, tmp_path
     finally:
         srv.stop()
         fake.stop()
+
+
+def test_out_of_domain_uploads_get_a_warning_and_no_scores(checkpoint, tmp_path):
+    """A chest checkpoint gives a head CT no scores but a warning naming why; an MR upload gets no scores either
+    (the service runs zero-shot for CT only)."""
+    import numpy as np
+
+    from ctlens.analysis.phantoms import head_phantom
+    from ctlens.io import save
+
+    srv = start_server(service_settings(tmp_path / "service", clip_checkpoint=checkpoint))
+    try:
+        client = srv.client()
+        head = _post(client, write_head_nifti(tmp_path / "head" / "head.nii.gz"))
+        zs = head["zero_shot"]
+        assert head["status"] == "ready" and zs["probabilities"] is None and zs["model"] == "tiny-clip"
+        assert "body region head" in zs["warning"] and "chest CT" in zs["warning"], zs
+        assert zs["trained_on"] == {"body_regions": ["chest"], "modality": "CT"}
+        assert client.get(f"/api/studies/{head['id']}").json()["zero_shot"] == zs  # stored with the study
+        assert _post(client, tmp_path / "head" / "head.nii.gz")["zero_shot"] == zs  # a cache hit keeps it
+
+        mr_vol = head_phantom()[0]
+        mr = mr_vol.with_array(np.clip(mr_vol.array.astype(np.int32) + 1000, 0, 1200).astype(np.int16))
+        mr.modality = "MR"
+        (tmp_path / "mr").mkdir()
+        save(mr, tmp_path / "mr" / "mr.nii.gz")
+        study = _post(client, tmp_path / "mr" / "mr.nii.gz")
+        assert study["status"] == "ready" and study["modality"] == "MR"
+        assert (study.get("zero_shot") or {}).get("probabilities") is None
+        assert str(tmp_path) not in json.dumps([head, study])
+    finally:
+        srv.stop()
+
+
+def test_zero_shot_findings_checks_the_modality(checkpoint):
+    """The service function itself: an MR volume (tag and intensities) gets a warning and no scores."""
+    from ctlens.analysis.phantoms import chest_phantom
+    from ctlens.api.services import zero_shot_findings
+
+    chest = chest_phantom(noise_hu=10.0)[0]
+    assert list(zero_shot_findings(chest, checkpoint)["probabilities"]) == list(CT_RATE_FINDINGS)
+    mr = chest.with_array((chest.array.astype("int32") + 1000).clip(0, None).astype("int16"))
+    mr.modality = "MR"
+    out = zero_shot_findings(mr, checkpoint)
+    assert out["probabilities"] is None and "not CT" in out["warning"] and "chest CT" in out["warning"], out

@@ -82,28 +82,31 @@ def _candidate(volume: Volume, grid: AnalysisGrid, *, centre, bbox, slices, **va
     )
 
 
-def _labels_slab(grid: AnalysisGrid, labels: np.ndarray, z0: int, z1: int) -> np.ndarray:
-    """Input-grid copy of the working-grid ``labels`` for input slices ``z0:z1`` only (bounded memory)."""
+def _lung_slabs(grid: AnalysisGrid, lung: np.ndarray):
+    """The ``lung_mask`` callable of :func:`kernel_normalized_density` for a working-grid lung mask: the
+    input-grid mask of the lungs' box in slices ``z0:z1`` only (bounded memory, no full-size copy)."""
     (fz, fy, fx), (_, ny, nx) = grid.factors, grid.input_shape
-    g0, g1 = z0 // fz, (z1 - 1) // fz + 1
-    part = labels[g0:g1]
-    out = np.empty((part.shape[0] * fz, part.shape[1] * fy, part.shape[2] * fx), labels.dtype)
-    out.reshape(part.shape[0], fz, part.shape[1], fy, part.shape[2], fx)[...] = part[:, None, :, None, :, None]
-    return out[z0 - g0 * fz : z1 - g0 * fz, :ny, :nx]
+
+    def slab(z0: int, z1: int, reach: int):
+        part = lung[z0 // fz : (z1 - 1) // fz + 1]
+        ys, xs = np.nonzero(part.any(axis=(0, 2)))[0], np.nonzero(part.any(axis=(0, 1)))[0]
+        if ys.size == 0:
+            return None
+        ys = slice(max(0, int(ys[0]) * fy - reach), min(ny, (int(ys[-1]) + 1) * fy + reach))
+        xs = slice(max(0, int(xs[0]) * fx - reach), min(nx, (int(xs[-1]) + 1) * fx + reach))
+        return (ys, xs), grid.upsample_box(lung, (slice(z0, z1), ys, xs))
+
+    return slab
 
 
 def _chest(volume: Volume, grid: AnalysisGrid, hu_g: np.ndarray, lungs, findings: Findings) -> None:
     t = time.perf_counter()
     voxel_ml = float(np.prod(volume.spacing)) / 1000.0
-    sides = np.zeros(3, np.int64)
-
-    def lung_slab(z0: int, z1: int) -> np.ndarray:
-        lab = _labels_slab(grid, lungs.labels, z0, z1)
-        sides[:] += np.bincount(lab.ravel(), minlength=3)[:3]
-        return lab > 0
-
     kernel = (volume.meta or {}).get("kernel")
-    density, correction = kernel_normalized_density(volume.array, lung_slab, volume.spacing, kernel)
+    density, correction = kernel_normalized_density(
+        volume.array, _lung_slabs(grid, lungs.labels > 0), volume.spacing, kernel
+    )
+    sides = grid.input_counts(lungs.labels, 3)
     right, left = float(sides[RIGHT]) * voxel_ml, float(sides[LEFT]) * voxel_ml
     findings.measurements.update(
         {

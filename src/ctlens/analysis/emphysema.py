@@ -45,6 +45,7 @@ __all__ = [
     "kernel_class",
     "kernel_normalized_density",
     "lung_density",
+    "mask_slabs",
 ]
 
 LAA_THRESHOLD_HU = -950.0
@@ -78,9 +79,20 @@ def kernel_class(kernel: str | None) -> str:
     return "unknown"
 
 
+def _body_box(a: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """In-plane box of the pixels above -500 HU grown by ``margin`` (``None`` when there are none)."""
+    ys, xs = np.nonzero((a > -500).any(axis=1))[0], np.nonzero((a > -500).any(axis=0))[0]
+    if ys.size == 0:
+        return None
+    return slice(max(0, ys[0] - margin), ys[-1] + 1 + margin), slice(max(0, xs[0] - margin), xs[-1] + 1 + margin)
+
+
 def image_noise_hu(hu: np.ndarray, sigma_px: float = 0.0, n_slices: int = 8) -> float | None:
     """Median local SD (HU) in homogeneous soft tissue on up to ``n_slices`` slices, after an optional
     in-plane Gaussian of ``sigma_px``; ``None`` when there is no such tissue.
+
+    Each slice is cropped to the box of its pixels above -500 HU grown by the reach of the filters, so the
+    air around the patient costs nothing and the result is the same as on the whole slice.
 
     Example:
         >>> import numpy as np
@@ -90,8 +102,12 @@ def image_noise_hu(hu: np.ndarray, sigma_px: float = 0.0, n_slices: int = 8) -> 
         (30, True)
     """
     out = []
+    margin = int(4.0 * sigma_px + 0.5) + 9  # Gaussian (truncate 4) + erosion (4) + 7x7 window (3) + 2
     for z in np.unique(np.linspace(0, hu.shape[0] - 1, n_slices).astype(int)):
-        a = np.asarray(hu[z], np.float32)
+        box = _body_box(np.asarray(hu[z]), margin)
+        if box is None:
+            continue
+        a = np.asarray(hu[z][box], np.float32)
         if sigma_px > 0:
             a = ndimage.gaussian_filter(a, sigma_px)
         tissue = ndimage.binary_erosion((a > -100) & (a < 150), iterations=4)
@@ -128,9 +144,35 @@ def lung_density(hu: np.ndarray, lung_mask: np.ndarray, *, threshold_hu: float =
     }
 
 
+def mask_slabs(mask: np.ndarray):
+    """The ``lung_mask`` callable of :func:`kernel_normalized_density` for a full-size boolean ``mask``.
+
+    Example:
+        >>> import numpy as np
+        >>> m = np.zeros((2, 9, 9), bool); m[1, 3:5, 4] = True
+        >>> box, part = mask_slabs(m)(0, 2, 1)
+        >>> box, part.shape
+        ((slice(2, 6, None), slice(3, 6, None)), (2, 4, 3))
+    """
+    mask = np.asarray(mask, bool)
+
+    def slab(z0: int, z1: int, reach: int):
+        part = mask[z0:z1]
+        ys, xs = np.nonzero(part.any(axis=(0, 2)))[0], np.nonzero(part.any(axis=(0, 1)))[0]
+        if ys.size == 0:
+            return None
+        box = (
+            slice(max(0, int(ys[0]) - reach), min(part.shape[1], int(ys[-1]) + 1 + reach)),
+            slice(max(0, int(xs[0]) - reach), min(part.shape[2], int(xs[-1]) + 1 + reach)),
+        )
+        return box, part[:, box[0], box[1]]
+
+    return slab
+
+
 def kernel_normalized_density(
     hu: np.ndarray,
-    lung_mask_slab,
+    lung_mask,
     spacing: Sequence[float],
     kernel: str | None = None,
     *,
@@ -138,8 +180,11 @@ def kernel_normalized_density(
 ) -> tuple[dict, dict]:
     """Raw and kernel-normalised lung density of ``hu`` (input grid) and a description of the correction.
 
-    ``lung_mask_slab(z0, z1)`` returns the boolean lung mask of slices ``z0:z1`` (so the caller need not hold
-    a full-size mask). Returns ``(measurements, correction)``; see the module docs.
+    ``lung_mask`` is a boolean array of ``hu``'s shape, or (so the caller need not hold a full-size mask) a
+    callable ``(z0, z1, reach) -> ((ys, xs), mask) | None``: the in-plane box of the lungs in slices
+    ``z0:z1`` grown by ``reach`` pixels (clipped to the image) and the lung mask inside it, ``None`` when the
+    slab has no lung (:func:`mask_slabs` makes one from an array). Returns ``(measurements, correction)``;
+    see the module docs.
 
     Example:
         >>> import numpy as np
@@ -147,11 +192,12 @@ def kernel_normalized_density(
         >>> hu = np.full((4, 64, 64), 40.0); hu[:, 16:48, 8:56] = -850.0
         >>> hu = hu + rng.normal(0.0, 60.0, hu.shape)            # a sharp kernel's noise
         >>> lung = np.zeros(hu.shape, bool); lung[:, 20:44, 12:52] = True
-        >>> m, c = kernel_normalized_density(hu, lambda a, b: lung[a:b], (1.0, 0.7, 0.7))
+        >>> m, c = kernel_normalized_density(hu, lung, (1.0, 0.7, 0.7))
         >>> m["laa950_raw_percent"] > 3.0, m["laa950_percent"] < 0.1, c["filter_sigma_mm"] > 0
         (True, True, True)
     """
     spacing = tuple(float(s) for s in spacing)
+    slab_mask = lung_mask if callable(lung_mask) else mask_slabs(lung_mask)
     noise = image_noise_hu(hu)
     sigma_mm = 0.0
     noise_after = noise
@@ -172,20 +218,16 @@ def kernel_normalized_density(
         hist[: counts.size] += counts
         return hist
 
+    reach = int(np.ceil(3.0 * max(sigma_px))) + 1  # the filter's reach: the slab outside the box is never counted
     for z0 in range(0, hu.shape[0], SLAB):
         z1 = min(hu.shape[0], z0 + SLAB)
-        mask = lung_mask_slab(z0, z1)
+        got = slab_mask(z0, z1, reach)
+        if got is None:
+            continue
+        (ys, xs), mask = got
         if not mask.any():
             continue
-        # the lungs' in-plane box plus the filter's reach: the slab outside it is never counted
-        reach = int(np.ceil(3.0 * max(sigma_px))) + 1
-        ys, xs = np.nonzero(mask.any(axis=(0, 2)))[0], np.nonzero(mask.any(axis=(0, 1)))[0]
-        box = (
-            slice(z0, z1),
-            slice(max(0, ys[0] - reach), ys[-1] + 1 + reach),
-            slice(max(0, xs[0] - reach), xs[-1] + 1 + reach),
-        )
-        slab, mask = np.asarray(hu[box]), mask[:, box[1], box[2]]
+        slab = np.asarray(hu[z0:z1, ys, xs])
         raw = add(raw, np.floor(slab[mask]) if slab.dtype.kind == "f" else slab[mask])
         if sigma_mm > 0:
             filtered = ndimage.gaussian_filter(slab.astype(np.float32), sigma_px, truncate=3.0)

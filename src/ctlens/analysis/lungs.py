@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from ctlens.analysis.morphology import PLANE4, distance_in_plane, nearest_label_in_plane
+from ctlens.analysis.morphology import PLANE4, distance_in_plane, fill_holes_in_plane, nearest_label_in_plane
 from ctlens.preprocess.masks import foreground_mask
 
 __all__ = ["AIRWAY_MAX_AREA_CM2", "LUNG_THRESHOLD_HU", "MIN_LUNG_ML", "LungSegmentation", "segment_lungs"]
@@ -218,8 +218,9 @@ def segment_lungs(
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     sizes[0] = 0
     # bowel / stomach gas is pure air inside (its eroded core is below -950 HU); lung holds parenchyma
-    core = ndimage.binary_erosion(candidates, PLANE4) & (hu < GAS_CORE_HU)
-    core_n = np.bincount(labels[ndimage.binary_erosion(candidates, PLANE4)], minlength=n + 1)
+    eroded = ndimage.binary_erosion(candidates, PLANE4)
+    core = eroded & (hu < GAS_CORE_HU)
+    core_n = np.bincount(labels[eroded], minlength=n + 1)
     gas_n = np.bincount(labels[core], minlength=n + 1)
     gas = gas_n > GAS_CORE_FRACTION * np.maximum(core_n, 1)
     sizes[gas] = 0
@@ -232,6 +233,6 @@ def segment_lungs(
     sides = _split_sides(lung, direction, spacing)
     filled = np.zeros_like(sides)
     for code in (RIGHT, LEFT):
-        part = ndimage.binary_fill_holes(sides == code, PLANE4)
+        part = fill_holes_in_plane(sides == code)
         filled[part & (filled == 0)] = code
     return LungSegmentation(filled, airway, body, spacing, warnings)

@@ -25,6 +25,7 @@ __all__ = [
     "closing_in_plane",
     "component_extent",
     "distance_in_plane",
+    "fill_holes_in_plane",
     "nearest_label_in_plane",
     "opening_in_plane",
 ]
@@ -49,16 +50,76 @@ def distance_in_plane(mask: np.ndarray, spacing_yx: Sequence[float]) -> np.ndarr
     return out
 
 
+def _slice_box(s: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """Box of the True pixels of a 2-D mask grown by ``margin`` (clipped); ``None`` when there are none."""
+    ys, xs = np.nonzero(s.any(axis=1))[0], np.nonzero(s.any(axis=0))[0]
+    if ys.size == 0:
+        return None
+    return (
+        slice(max(0, int(ys[0]) - margin), min(s.shape[0], int(ys[-1]) + 1 + margin)),
+        slice(max(0, int(xs[0]) - margin), min(s.shape[1], int(xs[-1]) + 1 + margin)),
+    )
+
+
+def _edt(s: np.ndarray, sampling: tuple[float, float]) -> np.ndarray:
+    """2-D distance (mm) of True pixels to the nearest False pixel (inf everywhere when there is none)."""
+    if s.all():
+        return np.full(s.shape, np.inf, np.float32)
+    return ndimage.distance_transform_edt(s, sampling=sampling)
+
+
 def closing_in_plane(mask: np.ndarray, radius_mm: float, spacing_yx: Sequence[float]) -> np.ndarray:
-    """Binary closing with an in-plane disk of ``radius_mm``."""
-    grown = distance_in_plane(~mask, spacing_yx) <= radius_mm
-    return distance_in_plane(grown, spacing_yx) > radius_mm
+    """Binary closing with an in-plane disk of ``radius_mm``.
+
+    Computed per slice inside the box of the mask grown by the radius and 2 pixels: the closing of a set with
+    a disk lies in the set's box, and the grown ring is never inside the dilation, so the crop is exact.
+    """
+    sampling = (float(spacing_yx[-2]), float(spacing_yx[-1]))
+    margin = int(np.ceil(radius_mm / min(sampling))) + 2
+    out = np.zeros(mask.shape, bool)
+    for z in range(mask.shape[0]):
+        box = _slice_box(mask[z], margin)
+        if box is None:
+            continue
+        grown = _edt(~mask[z][box], sampling) <= radius_mm
+        out[z][box] = _edt(grown, sampling) > radius_mm
+    return out
 
 
 def opening_in_plane(mask: np.ndarray, radius_mm: float, spacing_yx: Sequence[float]) -> np.ndarray:
-    """Binary opening with an in-plane disk of ``radius_mm`` (kept within ``mask``)."""
-    core = distance_in_plane(mask, spacing_yx) > radius_mm
-    return (distance_in_plane(~core, spacing_yx) <= radius_mm) & mask
+    """Binary opening with an in-plane disk of ``radius_mm`` (kept within ``mask``).
+
+    Computed per slice inside the box of the mask grown by one pixel (the opening lies within the mask; its
+    distances are to pixels inside that box or to its all-background ring), so the crop is exact.
+    """
+    sampling = (float(spacing_yx[-2]), float(spacing_yx[-1]))
+    out = np.zeros(mask.shape, bool)
+    for z in range(mask.shape[0]):
+        box = _slice_box(mask[z], 1)
+        if box is None:
+            continue
+        m = mask[z][box]
+        core = _edt(m, sampling) > radius_mm
+        out[z][box] = (_edt(~core, sampling) <= radius_mm) & m
+    return out
+
+
+def fill_holes_in_plane(mask: np.ndarray) -> np.ndarray:
+    """Holes filled slice by slice (4-connected background), computed inside the mask's box grown by one pixel.
+
+    Example:
+        >>> import numpy as np
+        >>> m = np.zeros((2, 7, 7), bool); m[1, 1:6, 1:6] = True; m[1, 3, 3] = False
+        >>> int(fill_holes_in_plane(m).sum()), int(fill_holes_in_plane(m)[0].sum())
+        (25, 0)
+    """
+    out = np.zeros(mask.shape, bool)
+    zs = np.nonzero(mask.any(axis=(1, 2)))[0]
+    if zs.size == 0:
+        return out
+    box = (slice(int(zs[0]), int(zs[-1]) + 1), *_slice_box(mask[zs[0] : zs[-1] + 1].any(axis=0), 1))
+    out[box] = ndimage.binary_fill_holes(mask[box], PLANE4)
+    return out
 
 
 def nearest_label_in_plane(seeds: np.ndarray, mask: np.ndarray, spacing_yx: Sequence[float]) -> np.ndarray:

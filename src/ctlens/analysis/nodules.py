@@ -52,7 +52,13 @@ from scipy import ndimage
 
 from ctlens.analysis.heatmaps import candidate_heatmap
 from ctlens.analysis.lungs import LEFT, RIGHT, LungSegmentation
-from ctlens.analysis.morphology import PLANE4, closing_in_plane, component_extent, distance_in_plane, opening_in_plane
+from ctlens.analysis.morphology import (
+    closing_in_plane,
+    component_extent,
+    distance_in_plane,
+    fill_holes_in_plane,
+    opening_in_plane,
+)
 from ctlens.analysis.vesselness import SCALES_MM, blob_voxels
 
 __all__ = [
@@ -228,7 +234,7 @@ def detect_lung_candidates(
     for code in (RIGHT, LEFT):
         side = lab == code
         if side.any():
-            region |= ndimage.binary_fill_holes(closing_in_plane(side, closing_radius_mm, spacing), PLANE4)
+            region |= fill_holes_in_plane(closing_in_plane(side, closing_radius_mm, spacing))
     region &= lungs.body[crop]
     dense = opening_in_plane(region & (h > dense_hu), opening_radius_mm, spacing)
     comps, n = ndimage.label(dense)

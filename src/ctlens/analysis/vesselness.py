@@ -86,8 +86,12 @@ def blob_tube(
         at = (idx[0], np.minimum(idx[1] // f, work.shape[1] - 1), np.minimum(idx[2] // f, work.shape[2] - 1))
         hess = np.zeros((idx[0].size, 3, 3), np.float32)
         if min(smooth.shape) > 1:
+            # second differences reach 2 voxels: the mask's box grown by 2 gives the same values as the whole box
+            lo = [max(0, int(a.min()) - 2) for a in at]
+            crop = smooth[tuple(slice(a, int(b.max()) + 3) for a, b in zip(lo, at, strict=True))]
+            at = tuple(a - o for a, o in zip(at, lo, strict=True))
             for i in range(3):
-                first = np.gradient(smooth, sp[i], axis=i)
+                first = np.gradient(crop, sp[i], axis=i)
                 for j in range(i, 3):
                     hess[:, i, j] = hess[:, j, i] = np.gradient(first, sp[j], axis=j)[at]
         ev = np.linalg.eigvalsh(hess) * np.float32(s * s / CONTRAST_HU)

@@ -134,12 +134,18 @@ def _content_digest(folder: str, stats: tuple[tuple[int, int], ...]) -> str:
     return digest.hexdigest()[:16]
 
 
-def zero_shot_findings(volume: Volume, checkpoint: Path) -> dict[str, Any]:
+def zero_shot_findings(
+    volume: Volume, checkpoint: Path, *, region: str | None = None, coverage: dict[str, float] | None = None
+) -> dict[str, Any]:
     """Zero-shot finding probabilities of a 3-D CT from a CLIP checkpoint (ctlens.pipelines.zero_shot).
 
     The result names the checkpoint by :func:`checkpoint_identity` (``model`` and ``fingerprint``), so a stored
-    result can be checked against the checkpoint configured later. Never raises: a missing layer (no torch),
-    a bad checkpoint or a failing model becomes a ``warning`` in the returned dict, so the upload still succeeds.
+    result can be checked against the checkpoint configured later. Scores are given only inside the checkpoint's
+    training domain, as ``ctlens analyze`` and ``ctlens clip zero-shot`` do (body region and modality recorded in
+    the checkpoint, :func:`ctlens.pipelines.zero_shot.domain_problem`; ``region`` / ``coverage`` from an analysis
+    that already ran save detecting them again): outside it, no probabilities, a ``warning`` saying why and
+    ``trained_on``. Never raises: a missing layer (no torch), a bad checkpoint or a failing model becomes a
+    ``warning`` in the returned dict, so the upload still succeeds.
 
     Example:
         >>> from ctlens.core.volume import Volume
@@ -149,17 +155,23 @@ def zero_shot_findings(volume: Volume, checkpoint: Path) -> dict[str, Any]:
     """
     out: dict[str, Any] = {**checkpoint_identity(checkpoint), "probabilities": None, "note": ZERO_SHOT_NOTE}
     try:
-        from ctlens.pipelines.zero_shot import zero_shot  # imports torch
+        from ctlens.pipelines.embed import load_clip
+        from ctlens.pipelines.zero_shot import domain_problem, trained_domain, zero_shot  # imports torch
 
-        probs = zero_shot(volume, checkpoint=checkpoint)
+        model = load_clip(checkpoint)
+        problem = domain_problem(volume, model, region=region, coverage=coverage)
+        if problem:
+            out["warning"] = f"zero-shot skipped: {problem}; no scores"
+            out["trained_on"] = trained_domain(model)
+        else:
+            probs = zero_shot(volume, model=model)
+            out["probabilities"] = {str(k): round(float(v), 6) for k, v in probs.items()}
     except ImportError as exc:
         out["warning"] = f"zero-shot findings (ctlens.pipelines) is not available (ctlens.pipelines.zero_shot: {exc})"
     except CTLensError as exc:
         out["warning"] = f"zero-shot failed: {exc.reason}"
     except Exception as exc:  # a model error must not take the upload down with it
         out["warning"] = f"zero-shot failed: {type(exc).__name__}"
-    else:
-        out["probabilities"] = {str(k): round(float(v), 6) for k, v in probs.items()}
     if "warning" in out:  # errors may quote the checkpoint's local path: name the folder only
         for local in sorted({str(Path(checkpoint).resolve()), str(checkpoint)}, key=len, reverse=True):
             if "/" in local or "\\" in local:
