@@ -195,6 +195,14 @@ def refresh_user_models(result: dict[str, Any], folder: Path, models_dir: Path |
     return updated
 
 
+def _known_region(findings: dict[str, Any] | None) -> dict[str, Any]:
+    """The body region the analysis found (and its coverage), so the zero-shot domain check need not redo it."""
+    if not isinstance(findings, dict) or not findings.get("region"):
+        return {}
+    coverage = (findings.get("measurements") or {}).get("region_coverage")
+    return {"region": findings["region"], "coverage": coverage if isinstance(coverage, dict) else None}
+
+
 def zero_shot_applies(kind: str | None, modality: str | None, shape: Any) -> bool:
     """Zero-shot findings are for 3-D CT only (not 2-D images, other modalities or single slices).
 
@@ -247,7 +255,7 @@ def refresh_zero_shot(result: dict[str, Any], folder: Path, checkpoint: Path | N
         return None
     t0 = time.perf_counter()
     updated = dict(result)
-    updated["zero_shot"] = services.zero_shot_findings(volume, checkpoint)
+    updated["zero_shot"] = services.zero_shot_findings(volume, checkpoint, **_known_region(result.get("findings")))
     updated["timings_s"] = {**(result.get("timings_s") or {}), "zero_shot": round(time.perf_counter() - t0, 3)}
     try:
         with atomic_output(folder / "result.json") as tmp:
@@ -323,7 +331,7 @@ def process_upload(
     zero_shot = None
     if checkpoint is not None and zero_shot_applies(staged.kind, volume.modality, volume.shape):
         report(0.8, "zero-shot findings")
-        zero_shot = services.zero_shot_findings(volume, checkpoint)
+        zero_shot = services.zero_shot_findings(volume, checkpoint, **_known_region(findings))
     t_zero_shot = time.perf_counter() - t0 - t_load - t_analysis
     models_dir = _user_models_dir(user_models_dir)
     user_models = user_model_entries(volume, staged.kind, findings, models_dir)
