@@ -260,7 +260,7 @@ def test_out_of_domain_uploads_get_a_warning_and_no_scores(checkpoint, tmp_path)
         save(mr, tmp_path / "mr" / "mr.nii.gz")
         study = _post(client, tmp_path / "mr" / "mr.nii.gz")
         assert study["status"] == "ready" and study["modality"] == "MR"
-        assert (study.get("zero_shot") or {}).get("probabilities") is None
+        assert study["zero_shot"]["probabilities"] is None and "MR" in study["zero_shot"]["warning"], study
         assert str(tmp_path) not in json.dumps([head, study])
     finally:
         srv.stop()

@@ -332,6 +332,13 @@ def process_upload(
     if checkpoint is not None and zero_shot_applies(staged.kind, volume.modality, volume.shape):
         report(0.8, "zero-shot findings")
         zero_shot = services.zero_shot_findings(volume, checkpoint, **_known_region(findings))
+    elif checkpoint is not None and staged.kind not in IMAGE_KINDS and len(volume.shape) == 3 and volume.shape[0] > 1:
+        zero_shot = {
+            **services.checkpoint_identity(checkpoint),
+            "probabilities": None,
+            "note": services.ZERO_SHOT_NOTE,
+            "warning": f"zero-shot skipped: the scan is {volume.modality or 'not CT'}, the model reads CT; no scores",
+        }
     t_zero_shot = time.perf_counter() - t0 - t_load - t_analysis
     models_dir = _user_models_dir(user_models_dir)
     user_models = user_model_entries(volume, staged.kind, findings, models_dir)
