@@ -6,6 +6,10 @@ tile (:mod:`ctlens.io.mosaic`). MR planes carry their diffusion b-value and
 direction in ``extra`` (:mod:`ctlens.io.diffusion`). Files that are not DICOM, or
 whose header cannot be parsed, are returned as skipped with the reason.
 
+Each header is read once: :func:`ctlens.io.dicom_parse.parse_file` in one pass (the values every rule needs decoded
+as plain values, ``SliceRef.value``; where the pixel data lie, ``SliceRef.pixel_offset``), else pydicom for files
+it leaves (the same values then come from pydicom's data set, converted once each, as :func:`plain` gives them).
+
 Example:
     >>> refs, skipped = read_slice_refs([])
     >>> refs, skipped
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,16 +30,15 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from ctlens.core.errors import CorruptFileError
+from ctlens.core.errors import CorruptFileError, CTLensError
 from ctlens.io.dicom_deflate import check_deflated
 from ctlens.io.dicom_magic import is_raw_dataset, read_head
+from ctlens.io.dicom_parse import DEFER_BYTES, parse_file, plain
 from ctlens.io.dicom_source import CandidateFile
 from ctlens.io.diffusion import diffusion_facts, diffusion_key
 from ctlens.io.mosaic import MosaicLayout, csa_image_header, mosaic_layout
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
-DEFER_BYTES = 64 * 1024
-"""Values larger than this (pixel data) are read from the file only when decoded."""
 _NON_IMAGE_HINTS = ("RTSTRUCT", "RTPLAN", "SR", "PR", "KO", "SEG", "REG")
 
 
@@ -61,11 +63,45 @@ class SliceRef:
     mosaic: MosaicLayout | None = None
     """The file's mosaic layout when this plane is one tile of a Siemens mosaic (``tile`` says which)."""
     tile: int | None = None
+    facts: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The file's header values read so far, by keyword, as :func:`ctlens.io.dicom_parse.plain` gives them (one
+    dict shared by every plane of the file); :meth:`value` fills it."""
+    pixel_offset: int | None = None
+    """File offset of the pixel data value when the one-pass parser read the header (None: ask pydicom)."""
+    pixel_length: int | None = None
+    """The pixel data element's length there (``0xFFFFFFFF``: encapsulated)."""
+
+    def value(self, keyword: str) -> Any:
+        """The header's value of ``keyword`` as a plain value (text stripped, several as a tuple, None if absent).
+
+        Read once per file: the one-pass parser decodes the usual ones while parsing, anything else is converted
+        by pydicom on the first call and kept.
+
+        Example:
+            >>> ds = Dataset(); ds.ImageType = ["ORIGINAL", "PRIMARY"]; ds.SliceThickness = "1.50"
+            >>> ref = SliceRef(None, None, ds, np.zeros(3), np.zeros(6), (1, 1), 2, 2, 1, 0, "")
+            >>> ref.value("ImageType"), ref.value("SliceThickness"), ref.value("EchoTime")
+            (('ORIGINAL', 'PRIMARY'), '1.50', None)
+        """
+        facts = self.facts
+        if keyword in facts:
+            return facts[keyword]
+        value = plain(self.header.get(keyword))
+        facts[keyword] = value
+        return value
 
     @functools.cached_property
     def modality(self) -> str:
         """The header's Modality ("" if absent), read once."""
-        return str(self.header.get("Modality", "") or "").strip().upper()
+        return str(self.value("Modality") or "").upper()
+
+    @functools.cached_property
+    def transfer_syntax(self) -> str:
+        """The file's TransferSyntaxUID ("" if none), read once."""
+        if "TransferSyntaxUID" not in self.facts:
+            meta = getattr(self.header, "file_meta", None)
+            self.facts["TransferSyntaxUID"] = str(meta.get("TransferSyntaxUID", "") if meta is not None else "")
+        return str(self.facts["TransferSyntaxUID"] or "")
 
 
 def _group(ds: Dataset, frame_group: Dataset | None, seq: str) -> Dataset | None:
@@ -75,6 +111,25 @@ def _group(ds: Dataset, frame_group: Dataset | None, seq: str) -> Dataset | None
         if holder is not None and seq in holder and holder[seq].value:
             return holder[seq].value[0]
     return None
+
+
+@dataclass
+class _Header:
+    """One file's header as read: the data set, the values read so far, where its pixel data lie."""
+
+    dataset: Dataset
+    facts: dict[str, Any]
+    pixel_offset: int | None = None
+    pixel_length: int | None = None
+
+
+def _read(candidate: CandidateFile) -> _Header | str:
+    """The file's header in one pass (:mod:`ctlens.io.dicom_parse`), else through pydicom; or why it has none."""
+    parsed = parse_file(candidate.path)
+    if parsed is not None:
+        return _Header(parsed.dataset, parsed.facts, parsed.pixel_offset, parsed.pixel_length)
+    header = _read_header(candidate)
+    return header if isinstance(header, str) else _Header(header, {})
 
 
 def _read_header(candidate: CandidateFile) -> Dataset | str:
@@ -139,31 +194,47 @@ def _number(value: object, default: float) -> float:
     return number if number == number else default
 
 
+def _get(header: _Header, keyword: str) -> Any:
+    """``SliceRef.value`` before there is a ref: the file's plain value of ``keyword``, converted once."""
+    facts = header.facts
+    if keyword in facts:
+        return facts[keyword]
+    value = facts[keyword] = plain(header.dataset.get(keyword))
+    return value
+
+
 def _plane_ref(
     candidate: CandidateFile,
-    ds: Dataset,
+    header: _Header,
     frame: int | None,
     pos: np.ndarray,
     iop: np.ndarray,
     spacing: np.ndarray | None,
-    rescale: Dataset | None,
+    rescale: Dataset | None = None,
 ) -> SliceRef:
-    """One plane; ``rescale`` holds RescaleSlope/Intercept (the dataset or a functional-group item)."""
-    sop = str(ds.get("SOPInstanceUID", ""))
+    """One plane; ``rescale`` holds RescaleSlope/Intercept (a functional-group item; None: the file's own)."""
+    sop = str(_get(header, "SOPInstanceUID") or "")
+    if rescale is None:
+        slope, intercept = _get(header, "RescaleSlope"), _get(header, "RescaleIntercept")
+    else:
+        slope, intercept = getattr(rescale, "RescaleSlope", None), getattr(rescale, "RescaleIntercept", None)
     return SliceRef(
         file=candidate,
         frame=frame,
-        header=ds,
+        header=header.dataset,
         position=pos,
         orientation=iop,
         pixel_spacing=tuple(spacing) if spacing is not None else (1.0, 1.0),
-        rows=int(ds.Rows),
-        columns=int(ds.Columns),
-        slope=_number(getattr(rescale, "RescaleSlope", None), 1.0) or 1.0,
-        intercept=_number(getattr(rescale, "RescaleIntercept", None), 0.0),
+        rows=int(_get(header, "Rows")),
+        columns=int(_get(header, "Columns")),
+        slope=_number(slope, 1.0) or 1.0,
+        intercept=_number(intercept, 0.0),
         sop_uid=sop if frame is None else f"{sop}#{frame + 1}",
-        instance_number=int(_number(ds.get("InstanceNumber"), 0)) if frame is None else frame + 1,
-        acquisition=str(ds.get("AcquisitionNumber", "") or ""),
+        instance_number=int(_number(_get(header, "InstanceNumber"), 0)) if frame is None else frame + 1,
+        acquisition=str(_get(header, "AcquisitionNumber") or ""),
+        facts=header.facts,
+        pixel_offset=header.pixel_offset if frame is None else None,
+        pixel_length=header.pixel_length if frame is None else None,
     )
 
 
@@ -177,34 +248,36 @@ def _with_diffusion(ref: SliceRef, ds: Dataset, item: Dataset | None, csa: dict[
     return ref
 
 
-def _single_frame_refs(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] | str:
-    pos = _floats(ds.get("ImagePositionPatient"), 3)
-    iop = _floats(ds.get("ImageOrientationPatient"), 6)
-    if "Rows" not in ds or "Columns" not in ds:
+def _single_frame_refs(candidate: CandidateFile, header: _Header) -> list[SliceRef] | str:
+    ds = header.dataset
+    pos = _floats(_get(header, "ImagePositionPatient"), 3)
+    iop = _floats(_get(header, "ImageOrientationPatient"), 6)
+    if _get(header, "Rows") is None or _get(header, "Columns") is None:
         return "no image (Rows/Columns missing)"
     if pos is None or iop is None:
         return "no ImagePositionPatient/ImageOrientationPatient (not a cross-sectional image)"
-    spacing = _floats(ds.get("PixelSpacing"), 2)
-    is_mr = str(ds.get("Modality", "")).upper() == "MR"
+    spacing = _floats(_get(header, "PixelSpacing"), 2)
+    is_mr = str(_get(header, "Modality") or "").upper() == "MR"
     csa = csa_image_header(ds) if is_mr else None
     layout = mosaic_layout(ds, csa, pos, iop) if is_mr else None  # mosaics are Siemens MR (fMRI, diffusion)
     if isinstance(layout, str):
         return layout
     if layout is None:
-        return [_with_diffusion(_plane_ref(candidate, ds, None, pos, iop, spacing, ds), ds, None, csa)]
+        return [_with_diffusion(_plane_ref(candidate, header, None, pos, iop, spacing), ds, None, csa)]
     refs = []
-    sop = str(ds.get("SOPInstanceUID", ""))
+    sop = str(_get(header, "SOPInstanceUID") or "")
     for k in range(layout.n):
-        ref = _plane_ref(candidate, ds, None, layout.positions[k], iop, spacing, ds)
+        ref = _plane_ref(candidate, header, None, layout.positions[k], iop, spacing)
         ref.rows, ref.columns, ref.mosaic, ref.tile = layout.rows, layout.columns, layout, k
         ref.sop_uid = f"{sop}#{k + 1}"
         refs.append(_with_diffusion(ref, ds, None, csa))
     return refs
 
 
-def _multi_frame_refs(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] | str:
+def _multi_frame_refs(candidate: CandidateFile, header: _Header) -> list[SliceRef] | str:
+    ds = header.dataset
     per_frame = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    n_frames = int(_number(_get(header, "NumberOfFrames"), 1) or 1)
     if not per_frame or len(per_frame) != n_frames:
         return "multi-frame file without one PerFrameFunctionalGroupsSequence item per frame"
     refs: list[SliceRef] = []
@@ -215,7 +288,7 @@ def _multi_frame_refs(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] |
             return f"frame {k + 1} has no plane position/orientation"
         spacing = _floats(getattr(_group(ds, group, "PixelMeasuresSequence"), "PixelSpacing", None), 2)
         transform = _group(ds, group, "PixelValueTransformationSequence")
-        ref = _plane_ref(candidate, ds, k, pos, iop, spacing, transform if transform is not None else ds)
+        ref = _plane_ref(candidate, header, k, pos, iop, spacing, transform if transform is not None else ds)
         ref.extra.update(_frame_facts(ds, group))
         refs.append(_with_diffusion(ref, ds, _group(ds, group, "MRDiffusionSequence"), None))
     return refs
@@ -251,31 +324,44 @@ def _frame_facts(ds: Dataset, frame_group: Dataset) -> dict[str, Any]:
     return facts
 
 
-def slice_refs_of(candidate: CandidateFile, ds: Dataset) -> list[SliceRef] | str:
-    """The image planes of one parsed header, or the reason it holds none."""
-    if str(getattr(ds, "file_meta", Dataset()).get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS or (
-        "DirectoryRecordSequence" in ds
-    ):
+def slice_refs_of(candidate: CandidateFile, ds: Dataset | _Header) -> list[SliceRef] | str:
+    """The image planes of one parsed header (a pydicom data set, or as read here), or the reason it holds none."""
+    header = ds if isinstance(ds, _Header) else _Header(ds, {})
+    ds = header.dataset
+    if "MediaStorageSOPClassUID" not in header.facts:
+        meta = getattr(ds, "file_meta", None)
+        header.facts["MediaStorageSOPClassUID"] = str(meta.get("MediaStorageSOPClassUID", "")) if meta else ""
+    if header.facts["MediaStorageSOPClassUID"] == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
         return "DICOMDIR (an index, not an image)"
-    if str(ds.get("Modality", "")) in _NON_IMAGE_HINTS and "Rows" not in ds:
-        return f"non-image object ({ds.get('Modality')})"
-    if "PixelData" not in ds and "Rows" not in ds:
+    modality = str(_get(header, "Modality") or "")
+    has_rows = _get(header, "Rows") is not None or "Rows" in ds
+    if modality in _NON_IMAGE_HINTS and not has_rows:
+        return f"non-image object ({modality})"
+    if "PixelData" not in ds and not has_rows:
         return "no pixel data"
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1 or "PerFrameFunctionalGroupsSequence" in ds:
-        return _multi_frame_refs(candidate, ds)
-    return _single_frame_refs(candidate, ds)
+    if int(_number(_get(header, "NumberOfFrames"), 1) or 1) > 1 or "PerFrameFunctionalGroupsSequence" in ds:
+        return _multi_frame_refs(candidate, header)
+    return _single_frame_refs(candidate, header)
 
 
 def read_slice_refs(
     candidates: list[CandidateFile], workers: int = 4
 ) -> tuple[list[SliceRef], list[tuple[CandidateFile, str]]]:
-    """Parse every candidate's header in parallel; return (slice refs, [(skipped file, reason)])."""
+    """Read every candidate's header once; return (slice refs, [(skipped file, reason)]).
+
+    Headers are parsed in this thread: parsing is Python code holding the GIL, so threads only added switching
+    (measured: ``benchmarks/bench_io.py``); ``workers`` is accepted for the callers' sake.
+    """
     refs: list[SliceRef] = []
     skipped: list[tuple[CandidateFile, str]] = []
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        headers = list(pool.map(_read_header, candidates))
-    for candidate, header in zip(candidates, headers, strict=True):
-        result = header if isinstance(header, str) else slice_refs_of(candidate, header)
+    for candidate in candidates:
+        header = _read(candidate)
+        try:
+            result = header if isinstance(header, str) else slice_refs_of(candidate, header)
+        except CTLensError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a value pydicom cannot convert (wrong length, bad number...)
+            result = f"unreadable DICOM header ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
         if isinstance(result, str):
             skipped.append((candidate, result))
         else:
@@ -295,7 +381,7 @@ def dicom_folders(root: str | os.PathLike) -> list[Path]:
     for folder, _, names in os.walk(root):
         for name in sorted(names):
             path = Path(folder) / name
-            if not isinstance(_read_header(CandidateFile(path, str(path))), str):
+            if not isinstance(_read(CandidateFile(path, str(path))), str):
                 found.add(Path(folder))
                 break
     return sorted(found)

@@ -37,7 +37,8 @@ from pydicom.uid import (
 
 from ctlens.core.errors import CorruptFileError, UnsupportedFormatError
 from ctlens.io.dicom_headers import SliceRef
-from ctlens.io.j2k_plugin import PLUGIN_LABEL
+from ctlens.io.dicom_parse import encapsulated_frame
+from ctlens.io.j2k_plugin import PLUGIN_LABEL, decode_plane
 from ctlens.io.j2k_plugin import register as register_j2k_plugin
 from ctlens.io.mosaic import tile
 
@@ -60,32 +61,73 @@ def _plugin_for(transfer_syntax: str) -> str:
 
 
 def _native_plane(ref: SliceRef) -> np.ndarray:
-    """Stored values of an uncompressed single-frame slice straight from its bytes (no copy through pydicom)."""
-    ds = ref.header
-    bits = int(ds.get("BitsAllocated", 16))
-    if bits not in (8, 16, 32) or int(ds.get("SamplesPerPixel", 1)) != 1:
+    """Stored values of an uncompressed single-frame slice straight from its bytes (no copy through pydicom).
+
+    Where the one-pass parser noted the pixel data's offset, the values are read from there into a new array (one
+    read, no pydicom); else from the header's deferred PixelData.
+    """
+    bits = int(ref.value("BitsAllocated") or 16)
+    if bits not in (8, 16, 32) or int(ref.value("SamplesPerPixel") or 1) != 1:
         return _decode_file(ref.file.path, ref.file.display, None)
-    signed = int(ds.get("PixelRepresentation", 0)) == 1
-    order = ">" if str(ds.file_meta.get("TransferSyntaxUID", "")) == ExplicitVRBigEndian else "<"
+    signed = ref.value("PixelRepresentation") == 1
+    order = ">" if ref.transfer_syntax == ExplicitVRBigEndian else "<"
     dtype = np.dtype(f"{'i' if signed else 'u'}{bits // 8}").newbyteorder(order)
-    try:
-        data = ds.PixelData
-    except Exception as exc:  # noqa: BLE001 - a deferred read of a damaged file fails in many ways
-        raise CorruptFileError(f"cannot read pixel data ({exc})", path=ref.file.display) from None
     # a mosaic's whole stored image, not one tile; other planes were measured when their header was read
-    rows, columns = (int(ds.Rows), int(ds.Columns)) if ref.mosaic is not None else (ref.rows, ref.columns)
-    needed = rows * columns * dtype.itemsize
-    if data is None or len(data) < needed:
-        got = 0 if data is None else len(data)
-        raise CorruptFileError(
-            f"pixel data is truncated ({got} of {needed} bytes)", path=ref.file.display, hint="re-export the file"
-        )
-    plane = np.frombuffer(data, dtype=dtype, count=rows * columns).reshape(rows, columns)
-    bits_stored = int(ds.get("BitsStored", bits))
+    rows, columns = (ref.rows, ref.columns)
+    if ref.mosaic is not None:
+        rows, columns = int(ref.value("Rows")), int(ref.value("Columns"))
+    needed = rows * columns
+    if ref.pixel_offset is not None:
+        plane = _read_at(ref, dtype, needed)
+    else:
+        try:
+            data = ref.header.PixelData
+        except Exception as exc:  # noqa: BLE001 - a deferred read of a damaged file fails in many ways
+            raise CorruptFileError(f"cannot read pixel data ({exc})", path=ref.file.display) from None
+        if data is None or len(data) < needed * dtype.itemsize:
+            _truncated(ref, 0 if data is None else len(data), needed * dtype.itemsize)
+        plane = np.frombuffer(data, dtype=dtype, count=needed)
+    plane = plane.reshape(rows, columns)
+    bits_stored = int(ref.value("BitsStored") or bits)
     if bits_stored < bits:  # mask unused high bits, sign-extending signed data as pydicom does
         shift = bits - bits_stored
         plane = (plane << shift) >> shift if signed else plane & ((1 << bits_stored) - 1)
     return plane.astype(dtype.newbyteorder("="), copy=False)
+
+
+def _j2k_plane(ref: SliceRef) -> np.ndarray | None:
+    """A JPEG 2000 slice decoded from the codestream at its noted offset (no second pydicom read), else None."""
+    if ref.pixel_offset is None or ref.pixel_length != 0xFFFFFFFF or ref.mosaic is not None:
+        return None
+    if int(ref.value("SamplesPerPixel") or 1) != 1 or int(ref.value("NumberOfFrames") or 1) != 1:
+        return None
+    codestream = encapsulated_frame(ref.file.path, ref.pixel_offset)
+    if codestream is None:
+        return None
+    signed = ref.value("PixelRepresentation") == 1
+    return decode_plane(codestream, ref.rows, ref.columns, signed, int(ref.value("BitsAllocated") or 16))
+
+
+def _truncated(ref: SliceRef, got: int, needed: int) -> None:
+    raise CorruptFileError(
+        f"pixel data is truncated ({got} of {needed} bytes)", path=ref.file.display, hint="re-export the file"
+    )
+
+
+def _read_at(ref: SliceRef, dtype: np.dtype, count: int) -> np.ndarray:
+    """``count`` stored values from the file at the pixel data's offset (the GIL is released while reading)."""
+    plane = np.empty(count, dtype=dtype)
+    if ref.pixel_length is not None and ref.pixel_length < plane.nbytes:
+        _truncated(ref, ref.pixel_length, plane.nbytes)
+    try:
+        with open(ref.file.path, "rb") as handle:
+            handle.seek(ref.pixel_offset or 0)
+            got = handle.readinto(memoryview(plane).cast("B"))
+    except OSError as exc:
+        raise CorruptFileError(f"cannot read pixel data ({exc.strerror or exc})", path=ref.file.display) from None
+    if got < plane.nbytes:
+        _truncated(ref, got, plane.nbytes)
+    return plane
 
 
 def _decode_file(path: Path, display: str, frames: list[int] | None, plugin: str = "") -> np.ndarray:
@@ -114,11 +156,11 @@ def _decode_file(path: Path, display: str, frames: list[int] | None, plugin: str
 
 def _padding_mask(ref: SliceRef, raw: np.ndarray) -> np.ndarray | None:
     """Pixels to set to air: PixelPaddingValue (or the padding range) in CT only (module docstring)."""
-    pad = ref.header.get("PixelPaddingValue")
-    if pad is None or ref.modality != "CT":
+    pad = ref.value("PixelPaddingValue")
+    if pad is None or isinstance(pad, tuple) or ref.modality != "CT":
         return None
-    limit = ref.header.get("PixelPaddingRangeLimit")
-    if limit is None:
+    limit = ref.value("PixelPaddingRangeLimit")
+    if limit is None or isinstance(limit, tuple):
         return raw == pad
     lo, hi = sorted((int(pad), int(limit)))
     return (raw >= lo) & (raw <= hi)
@@ -128,11 +170,30 @@ def _integral(slope: float, intercept: float) -> bool:
     return float(slope).is_integer() and float(intercept).is_integer()
 
 
-def _fits_int16(raw: np.ndarray, slope: float, intercept: float) -> bool:
+def _fits_int16(raw: np.ndarray, slope: float, intercept: float, ends: tuple[float, float] | None = None) -> bool:
+    """Whether ``raw * slope + intercept`` (and air) fit in int16; ``ends``: ``raw``'s (min, max) if known."""
     if not raw.size:
         return True
-    ends = (float(raw.min()) * slope + intercept, float(raw.max()) * slope + intercept)
-    return -32768 <= min(*ends, AIR_HU) and max(*ends, AIR_HU) <= 32767
+    low, high = ends if ends is not None else (float(raw.min()), float(raw.max()))
+    hu = (low * slope + intercept, high * slope + intercept)
+    return -32768 <= min(*hu, AIR_HU) and max(*hu, AIR_HU) <= 32767
+
+
+def _to_hu(raw: np.ndarray, slope: float, intercept: float, high: float, out: np.ndarray) -> None:
+    """``out[...] = raw * slope + intercept``; int16 output in 16-bit integer arithmetic where that is exact.
+
+    ``high``: ``raw``'s largest value. For an int16 ``out`` the caller has checked that every result fits.
+    """
+    small = raw.dtype in (np.int8, np.uint8, np.int16) or (raw.dtype == np.uint16 and high <= 32767)
+    if out.dtype == np.int16 and slope == 1.0 and -32768 <= intercept <= 32767 and small:
+        stored = raw.view(np.int16) if raw.dtype == np.uint16 else raw.astype(np.int16, copy=False)
+        np.add(stored, np.int16(intercept), out=out)  # exact: the results fit (checked), no wider temporary
+    elif out.dtype == np.int16 and slope == 1.0:
+        np.add(raw, np.int64(intercept), out=out, casting="unsafe")  # exact integers, cast once
+    elif slope == 1.0:
+        np.add(raw, intercept, out=out, casting="unsafe")
+    else:
+        out[...] = raw.astype(np.float64) * slope + intercept
 
 
 def hu_dtype(raws: list[np.ndarray], slopes: list[float], intercepts: list[float]) -> np.dtype:
@@ -175,17 +236,19 @@ def decode_hu(refs: list[SliceRef], workers: int | None = None) -> np.ndarray:
         by_file[ref.file.path].append(i)
     jobs = list(by_file.items())
 
-    def run(job: tuple[Path, list[int]]) -> list[np.ndarray]:
+    def planes(job: tuple[Path, list[int]]) -> list[np.ndarray]:
         path, idx = job
         first = refs[idx[0]]
-        syntax = str(first.header.file_meta.get("TransferSyntaxUID", ""))
+        syntax = first.transfer_syntax
         plugin = _plugin_for(syntax)
         if first.frame is None and syntax in NATIVE_SYNTAXES:
             plane = _native_plane(first)
         elif first.frame is None and syntax == DeflatedExplicitVRLittleEndian:  # pixel_array(path) cannot inflate
             plane = _decode_file(path, first.file.display, [0], plugin)[0]
         elif first.frame is None:
-            plane = _decode_file(path, first.file.display, None, plugin)
+            plane = _j2k_plane(first) if plugin == PLUGIN_LABEL else None
+            if plane is None:
+                plane = _decode_file(path, first.file.display, None, plugin)
         if first.frame is None and first.mosaic is not None:
             return [tile(plane, first.mosaic, refs[i].tile or 0) for i in idx]
         if first.frame is None:
@@ -193,33 +256,35 @@ def decode_hu(refs: list[SliceRef], workers: int | None = None) -> np.ndarray:
         stack = _decode_file(path, first.file.display, [refs[i].frame for i in idx], plugin)
         return list(stack)
 
-    n = workers or default_workers()
-    syntax = str(refs[0].header.file_meta.get("TransferSyntaxUID", "")) if hasattr(refs[0].header, "file_meta") else ""
-    if syntax in NATIVE_SYNTAXES:
-        n = 1  # uncompressed: copying bytes is cheaper than handing slices to threads (the GIL is held)
+    def run(job: tuple[Path, list[int]]) -> list[tuple[np.ndarray, float, float]]:
+        """The job's planes with their smallest and largest stored value (numpy releases the GIL for both)."""
+        return [(p, float(p.min()), float(p.max())) if p.size else (p, 0.0, 0.0) for p in planes(job)]
+
+    if refs[0].transfer_syntax in NATIVE_SYNTAXES:
+        n = 1  # uncompressed: a slice is read and converted in ~0.1 ms; handing it to a thread costs as much (measured)
+    else:
+        n = workers or default_workers()  # the setting is read only here (reading it costs a few ms)
     integral = all(_integral(r.slope, r.intercept) for r in refs)
     out = np.empty((len(refs), refs[0].rows, refs[0].columns), dtype=np.int16 if integral else np.float32)
     with contextlib.ExitStack() as stack:
-        if n > 1 and len(jobs) > 1:
-            results: Iterator[list[np.ndarray]] = stack.enter_context(ThreadPoolExecutor(max_workers=n)).map(run, jobs)
+        if n > 1 and len(jobs) > 1:  # decoders release the GIL: slices decode on every core
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=n))
+            results: Iterator[list[tuple[np.ndarray, float, float]]] = pool.map(run, jobs)
         else:
             results = map(run, jobs)
-        for (_, idx), planes in zip(jobs, results, strict=True):
-            for i, raw in zip(idx, planes, strict=True):
+        for (_, idx), decoded in zip(jobs, results, strict=True):
+            for i, (raw, low, high) in zip(idx, decoded, strict=True):
                 ref = refs[i]
                 if raw.shape != (ref.rows, ref.columns):
                     raise CorruptFileError(
                         f"pixel array is {raw.shape}, header says {ref.rows}x{ref.columns}", path=ref.file.display
                     )
-                if out.dtype == np.int16 and not _fits_int16(raw, ref.slope, ref.intercept):
+                if out.dtype == np.int16 and not _fits_int16(raw, ref.slope, ref.intercept, (low, high)):
                     out = out.astype(np.float32)  # exact: every int16 is a float32
-                if ref.slope == 1.0:
-                    np.add(raw, ref.intercept, out=out[i], casting="unsafe")
-                else:
-                    out[i] = raw.astype(np.float64) * ref.slope + ref.intercept
+                _to_hu(raw, ref.slope, ref.intercept, high, out[i])
                 pad = _padding_mask(ref, raw)
                 if pad is not None:
-                    out[i][pad] = AIR_HU
+                    np.copyto(out[i], AIR_HU, where=pad)
                 if "PixelData" in ref.header:
                     del ref.header.PixelData  # the stored bytes are in ``out`` now (headers live on in refs)
     return out

@@ -55,7 +55,7 @@ from ctlens.core.errors import (
 from ctlens.core.volume import Volume
 from ctlens.io.dicom_geometry import StackGeometry, even_grid_step, stack_geometry
 from ctlens.io.dicom_headers import SliceRef, read_slice_refs
-from ctlens.io.dicom_pixels import AIR_HU, decode_hu, default_workers
+from ctlens.io.dicom_pixels import AIR_HU, decode_hu
 from ctlens.io.dicom_series import IMPLICIT_PART, SeriesInfo, group_series, select_series
 from ctlens.io.dicom_source import DicomSource, PathInput
 from ctlens.io.suffixes import DOCUMENT_SUFFIXES
@@ -85,8 +85,8 @@ _META_NUMBER = {
 }
 
 
-def _scan(source: DicomSource, workers: int) -> tuple[list[SeriesInfo], list[str]]:
-    refs, skipped = read_slice_refs(source.files, workers=workers)
+def _scan(source: DicomSource, workers: int | None) -> tuple[list[SeriesInfo], list[str]]:
+    refs, skipped = read_slice_refs(source.files, workers=workers or 1)
     not_dicom = [c.path.name for c, why in skipped if why == "not a DICOM file"]
     notes = [f"skipped {c.path.name}: {why}" for c, why in skipped if why != "not a DICOM file"]
     suspicious = [name for name in not_dicom if not name.lower().endswith(DOCUMENT_SUFFIXES)]
@@ -118,7 +118,7 @@ def list_series(source: PathInput, workers: int | None = None) -> list[SeriesInf
         ...     print(s.label())
     """
     with DicomSource(source) as src:
-        infos, notes = _scan(src, workers or default_workers())
+        infos, notes = _scan(src, workers)
     for note in notes:
         log.debug(note)
     return infos
@@ -177,14 +177,16 @@ def _meta(info: SeriesInfo, refs: list[SliceRef], geom: StackGeometry, n_files: 
 
 def _translate(plane: np.ndarray, offset: int, axis: int) -> np.ndarray:
     """Move ``plane`` by a whole number of pixels along ``axis``; uncovered pixels become air."""
-    out = np.full_like(plane, AIR_HU)
     n = plane.shape[axis]
     if abs(offset) >= n:
-        return out
-    src, dst = [slice(None)] * 2, [slice(None)] * 2
+        return np.full_like(plane, AIR_HU)
+    out = np.empty_like(plane)
+    src, dst, edge = [slice(None)] * 2, [slice(None)] * 2, [slice(None)] * 2
     src[axis] = slice(max(0, -offset), n - max(0, offset))
     dst[axis] = slice(max(0, offset), n - max(0, -offset))
     out[tuple(dst)] = plane[tuple(src)]
+    edge[axis] = slice(0, offset) if offset > 0 else slice(n + offset, n)  # the uncovered rows / columns
+    out[tuple(edge)] = AIR_HU
     return out
 
 
@@ -196,9 +198,12 @@ def _shift_plane(plane: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
             continue
         whole = int(np.floor(amount))
         frac = np.float32(amount - whole)
-        moved = _translate(out, whole, axis) * (1 - frac)
+        moved = _translate(out, whole, axis)
+        moved *= 1 - frac  # in place: the same float32 products as a new array, fewer passes over memory
         if frac:
-            moved += _translate(out, whole + 1, axis) * frac
+            other = _translate(out, whole + 1, axis)
+            other *= frac
+            moved += other
         out = moved
     return out
 
@@ -244,10 +249,14 @@ def resample_even_slices(slices: Iterator[np.ndarray], offsets: np.ndarray, step
                 yield window[exact]
                 break
         else:
-            w = (z - offsets[lo]) / (offsets[hi] - offsets[lo])
-            mixed = window[lo].astype(np.float32) * (1 - w) + window[hi].astype(np.float32) * w
+            w = (z - offsets[lo]) / (offsets[hi] - offsets[lo])  # a float64 weight: the mix is float64
+            mixed = window[lo].astype(np.float64)
+            mixed *= 1 - w
+            upper_part = window[hi].astype(np.float64)
+            upper_part *= w
+            mixed += upper_part
             integer = np.issubdtype(window[lo].dtype, np.integer)
-            yield np.rint(mixed).astype(window[lo].dtype) if integer else mixed
+            yield np.rint(mixed, out=mixed).astype(window[lo].dtype) if integer else mixed
 
 
 def _resample_even(hu: np.ndarray, offsets: np.ndarray, step: float) -> tuple[np.ndarray, int]:
@@ -320,7 +329,7 @@ def plan_series(
             path=src.name,
             hint="use " + ", ".join(repr(p) for p in UNEVEN_POLICIES),
         )
-    infos, notes = _scan(src, workers or default_workers())
+    infos, notes = _scan(src, workers)
     info, why = select_series(infos, series, src.name)
     return plan_entry(src.name, infos, info, why, notes, tilt=tilt, uneven=uneven, volume=volume)
 
@@ -419,7 +428,8 @@ def plan_entry(
     return SeriesPlan(info, refs, geom, meta, resample, n_slices, (step, dy, dx), direction)
 
 
-def _decode_plan(plan: SeriesPlan, workers: int) -> Volume:
+def _decode_plan(plan: SeriesPlan, workers: int | None) -> Volume:
+    """Decode the planned slices (``workers`` threads for compressed data; None: the setting, read only then)."""
     hu = decode_hu(plan.refs, workers=workers)
     if plan.geom.tilted:
         hu = _correct_tilt(hu, plan.geom, plan.spacing[1], plan.spacing[2])
@@ -444,7 +454,6 @@ def read_dicom(
     Example:
         >>> vol = read_dicom("series_folder/", series="B70f", uneven="keep")  # doctest: +SKIP
     """
-    workers = workers or default_workers()
     with DicomSource(source) as src:
         plan = plan_series(src, series, tilt=tilt, uneven=uneven, workers=workers, volume=volume)
         return _decode_plan(plan, workers)
@@ -467,7 +476,6 @@ def read_dicom_volumes(
         >>> len(volumes) == volumes[0].meta["n_volumes"]  # doctest: +SKIP
         True
     """
-    workers = workers or default_workers()
     if uneven not in UNEVEN_POLICIES:
         raise CTLensError(
             f"uneven={uneven!r} is not a policy for uneven slice spacing",

@@ -30,6 +30,7 @@ from pydicom.dataset import Dataset
 from ctlens.core.errors import SeriesSelectionError
 from ctlens.io.clean_descriptor import clean_descriptor
 from ctlens.io.dicom_headers import SliceRef
+from ctlens.io.dicom_parse import plain
 from ctlens.io.series_split import drop_duplicates, split_repeats
 from ctlens.io.series_volumes import group_volumes, volume_fields
 from ctlens.io.uid_hash import hash_uid
@@ -145,7 +146,7 @@ def is_localizer(ref: SliceRef) -> bool:
         >>> is_localizer(SliceRef(None, None, ds, np.zeros(3), np.array([1, 0, 0, 0, 1, 0.0]), (1, 1), 2, 2, 1, 0, ""))
         True
     """
-    return is_localizer_header(ref.header)
+    return _localizer(ref.value("ImageType"), ref.value("SeriesDescription"))
 
 
 def is_localizer_header(ds: Dataset) -> bool:
@@ -157,10 +158,15 @@ def is_localizer_header(ds: Dataset) -> bool:
         >>> is_localizer_header(ds), is_localizer_header(Dataset())
         (True, False)
     """
-    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
-    if any(word in t for t in image_type for word in _SCOUT_WORDS):
+    return _localizer(plain(ds.get("ImageType")), plain(ds.get("SeriesDescription")))
+
+
+def _localizer(image_type: object, description: object) -> bool:
+    """The localizer rule on plain values (:func:`ctlens.io.dicom_parse.plain`)."""
+    types = image_type if isinstance(image_type, tuple) else (image_type,) if image_type else ()
+    if any(word in str(t).upper() for t in types for word in _SCOUT_WORDS):
         return True
-    return bool(_SCOUT_DESCRIPTION.search(str(ds.get("SeriesDescription", "") or "").upper()))
+    return bool(_SCOUT_DESCRIPTION.search(str(description or "").upper()))
 
 
 def _three_plane(blocks: list[list[SliceRef]]) -> bool:
@@ -177,9 +183,10 @@ def _three_plane(blocks: list[list[SliceRef]]) -> bool:
 
 
 def _text(ref: SliceRef, keyword: str) -> str:
-    value = ref.header.get(keyword, "")
-    if isinstance(value, list | tuple) or hasattr(value, "__iter__") and not isinstance(value, str):
-        value = "\\".join(str(v) for v in value)
+    """The header's ``keyword`` as one line of text (several values joined by backslashes), "" if absent."""
+    value = ref.value(keyword)
+    if isinstance(value, tuple):
+        return "\\".join(str(v) for v in value).strip()
     return str(value or "").strip()
 
 
@@ -187,17 +194,20 @@ def _blocks(refs: list[SliceRef], drop_scouts: bool = True) -> tuple[list[list[S
     """Planes by (UID, SeriesNumber, orientation, matrix, pixel spacing); (blocks, scout planes dropped)."""
     groups: dict[tuple, list[SliceRef]] = defaultdict(list)
     dropped = 0
-    for ref in refs:
-        if drop_scouts and is_localizer(ref):
-            dropped += 1
-            continue
+    if drop_scouts:
+        kept = [ref for ref in refs if not is_localizer(ref)]
+        dropped, refs = len(refs) - len(kept), kept
+    # rounded once for all planes (the same numbers as rounding each plane's own)
+    orientations = np.round(np.array([r.orientation for r in refs], dtype=np.float64).reshape(-1, 6), 3).tolist()
+    spacings = np.round(np.array([r.pixel_spacing for r in refs], dtype=np.float64).reshape(-1, 2), 4).tolist()
+    for ref, orientation, spacing in zip(refs, orientations, spacings, strict=True):
         key = (
-            str(ref.header.get("SeriesInstanceUID", "")),
+            str(ref.value("SeriesInstanceUID") or ""),
             _text(ref, "SeriesNumber"),
-            tuple(np.round(ref.orientation, 3)),
+            tuple(orientation),
             ref.rows,
             ref.columns,
-            tuple(np.round(ref.pixel_spacing, 4)),
+            tuple(spacing),
         )
         groups[key].append(ref)
     if not drop_scouts:
@@ -224,8 +234,8 @@ def _info(members: list[SliceRef], part: str, part_key: str) -> SeriesInfo:
     first = members[0]
     return SeriesInfo(
         index=0,
-        series_uid=str(first.header.get("SeriesInstanceUID", "")),
-        study_id=hash_uid(str(first.header.get("StudyInstanceUID", "")))[5:17],
+        series_uid=str(first.value("SeriesInstanceUID") or ""),
+        study_id=hash_uid(str(first.value("StudyInstanceUID") or ""))[5:17],
         description=_text(first, "SeriesDescription"),
         modality=_text(first, "Modality") or "OT",
         kernel=_text(first, "ConvolutionKernel"),
@@ -234,7 +244,7 @@ def _info(members: list[SliceRef], part: str, part_key: str) -> SeriesInfo:
         columns=first.columns,
         orientation=orientation_name(first.orientation),
         n_files=len({m.file.path for m in members}),
-        transfer_syntax=str(getattr(first.header, "file_meta", {}).get("TransferSyntaxUID", "")),
+        transfer_syntax=first.transfer_syntax,
         refs=members,
         part=part,
         part_key=part_key,

@@ -5,6 +5,11 @@ slices in parallel; imagecodecs releases it. :func:`register` adds this plugin
 to pydicom's JPEG 2000 decoders under the label ``"ctlens-imagecodecs"``;
 pydicom's own plugins stay available as the fallback.
 
+:func:`decode_plane` decodes a codestream the reader has already cut out of the file
+(``ctlens.io.dicom_parse.encapsulated_frame``) without pydicom reading the file again, where the
+codestream's sample type is the one the header names (else it returns None and pydicom decodes,
+with its sign corrections).
+
 Example:
     >>> register()
     True
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 
+import numpy as np
 from pydicom import uid
 from pydicom.pixels.decoders import JPEG2000Decoder, JPEG2000LosslessDecoder
 from pydicom.pixels.decoders.base import DecodeRunner
@@ -51,3 +57,21 @@ def register() -> bool:
         if PLUGIN_LABEL not in decoder.available_plugins and PLUGIN_LABEL not in getattr(decoder, "_unavailable", {}):
             decoder.add_plugin(PLUGIN_LABEL, ("ctlens.io.j2k_plugin", "_decode_frame"))
     return True
+
+
+def decode_plane(codestream: bytes, rows: int, columns: int, signed: bool, bits_allocated: int) -> np.ndarray | None:
+    """One grayscale JPEG 2000 plane as stored values, or None where pydicom should decode it (module docstring).
+
+    Example:
+        >>> decode_plane(b"not a codestream", 2, 2, False, 16) is None
+        True
+    """
+    try:
+        import imagecodecs
+
+        arr = imagecodecs.jpeg2k_decode(codestream, numthreads=1)  # releases the GIL
+    except Exception:  # noqa: BLE001 - any decoder failure: pydicom decodes and reports it by file
+        return None
+    if arr.shape != (rows, columns) or arr.dtype.itemsize * 8 != bits_allocated or (arr.dtype.kind == "i") != signed:
+        return None
+    return arr

@@ -132,7 +132,7 @@ def has_repeats(refs: list[SliceRef]) -> bool:
 
 def _value(ref: SliceRef, keywords: tuple[str, ...]) -> Any:
     for keyword in keywords:
-        value = ref.extra.get(keyword) if keyword in ref.extra else ref.header.get(keyword)
+        value = ref.extra.get(keyword) if keyword in ref.extra else ref.value(keyword)
         if value not in (None, ""):
             return value
     return None
