@@ -179,11 +179,6 @@ def test_enhanced_multiframe_dwi_order_from_dimension_index(tmp_path: Path, vend
         np.testing.assert_allclose(vol.meta["diffusion_gradient"], direction)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the reader to split enhanced frames by ctlens.io.enhanced_frames.volume_dimension_key "
-    "(dicom_headers._multi_frame_refs + a last SplitKey in series_split; H3's report)",
-)
 def test_enhanced_frames_told_apart_by_dimension_index_alone(tmp_path: Path) -> None:
     """Frames whose volumes only DimensionIndexValues tell apart (no TemporalPositionIndex, one time for all)."""
     path = tmp_path / "in" / "enhanced.dcm"

@@ -36,6 +36,7 @@ from ctlens.io.dicom_magic import is_raw_dataset, read_head
 from ctlens.io.dicom_parse import DEFER_BYTES, parse_file, plain
 from ctlens.io.dicom_source import CandidateFile
 from ctlens.io.diffusion import diffusion_facts, diffusion_key
+from ctlens.io.enhanced_frames import volume_dimension_key
 from ctlens.io.mosaic import MosaicLayout, csa_image_header, mosaic_layout
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
@@ -290,6 +291,9 @@ def _multi_frame_refs(candidate: CandidateFile, header: _Header) -> list[SliceRe
         transform = _group(ds, group, "PixelValueTransformationSequence")
         ref = _plane_ref(candidate, header, k, pos, iop, spacing, transform if transform is not None else ds)
         ref.extra.update(_frame_facts(ds, group))
+        volume_key = volume_dimension_key(ds, ref.extra.get("DimensionIndexValues"))
+        if volume_key is not None:  # what tells this frame's volume apart when no named field does
+            ref.extra["DimensionVolume"] = volume_key
         refs.append(_with_diffusion(ref, ds, _group(ds, group, "MRDiffusionSequence"), None))
     return refs
 

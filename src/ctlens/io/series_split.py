@@ -10,7 +10,8 @@ this order, each only where positions still repeat:
 3. ``ImageType`` (enhanced: ``FrameType``): magnitude / phase / real / imaginary,
 4. diffusion b-value and gradient direction (:mod:`ctlens.io.diffusion`),
 5. ``TemporalPositionIdentifier`` (enhanced: ``TemporalPositionIndex``), then ``TriggerTime``, then ``StackID``,
-6. acquisition time (``AcquisitionDateTime`` / ``AcquisitionTime``), then ``ContentTime``.
+6. acquisition time (``AcquisitionDateTime`` / ``AcquisitionTime``), then ``ContentTime``,
+7. enhanced files: the non-spatial DimensionIndexValues (:func:`ctlens.io.enhanced_frames.volume_dimension_key`).
 
 Echo, image type and temporal position come before the times because echoes and image types of one acquisition
 share its times. A field with a value per group of planes (numbers 1..3): the planes of each value form a part;
@@ -78,6 +79,7 @@ SPLIT_KEYS: tuple[SplitKey, ...] = (
     SplitKey("stack", "stack", ("StackID",)),
     SplitKey("at", "acquired", ("FrameAcquisitionDateTime", "AcquisitionDateTime", "AcquisitionTime"), time=True),
     SplitKey("ct", "content", ("ContentTime",), time=True),
+    SplitKey("dim", "dimension", ("DimensionVolume",)),
 )
 """The fields :func:`split_repeats` tries, in order."""
 
