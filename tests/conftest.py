@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 # A .env in the working directory (ctlens reads one, like ScanSage did) must not change the tests; tests that
 # exercise .env set CTLENS_ENV_FILE themselves.
 os.environ["CTLENS_ENV_FILE"] = ""
@@ -19,3 +21,13 @@ _TESTS = Path(__file__).resolve().parent
 for _folder in (_TESTS, *(_TESTS / d for d in ("io", "connect", "cache"))):
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh Orthanc (REST + DICOMweb + DICOM) on loopback ports, stopped after the module (archive tests)."""
+    from orthanc_server import start_orthanc
+
+    server = start_orthanc(tmp_path_factory.mktemp("orthanc"))
+    yield server
+    server.stop()

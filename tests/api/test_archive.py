@@ -42,15 +42,6 @@ def _b40f_files() -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def orthanc(tmp_path_factory):
-    from orthanc_server import start_orthanc
-
-    server = start_orthanc(tmp_path_factory.mktemp("orthanc"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def seeded(orthanc):
     """The B40f series in Orthanc (each file's bytes to ``POST /instances``); its first header, for the checks."""
     files = _b40f_files()

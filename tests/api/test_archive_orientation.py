@@ -38,15 +38,6 @@ STORAGE = {"prone": "RAS", "feet_first_rows_flipped": "LAI", "coronal": "LSP", "
 
 
 @pytest.fixture(scope="module")
-def orthanc(tmp_path_factory):
-    from orthanc_server import start_orthanc
-
-    server = start_orthanc(tmp_path_factory.mktemp("orthanc"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def service(orthanc, tmp_path_factory):
     srv = start_server(service_settings(tmp_path_factory.mktemp("svc-orient"), dicomweb_url=orthanc.dicomweb))
     yield srv
