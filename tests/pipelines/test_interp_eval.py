@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ctlens.core.errors import InterpolationError
 from ctlens.pipelines.interp.evaluation import evaluate_array, scored_indices, summarise, write_grid, write_reports
 from ctlens.pipelines.interp.metrics import psnr, ssim
 
@@ -146,3 +147,56 @@ def test_self_supervised_is_scored_told_the_matched_and_the_mismatched_profile()
     told = {r["method"]: r.get("told_profile") for r in rows}
     assert told == {"cubic": None, "self_supervised": "slab", "self_supervised_mismatched": "drop"}
     assert all(r["error"] is None for r in rows)
+
+
+def test_the_told_profile_reaches_the_method_for_dropped_slices_too() -> None:
+    # issue 22 point 8: on dropped slices the honest row is the method told "slab"; check that the label is
+    # not just a label: told "drop" it copies the known slices back, told "slab" it does not
+    rng = np.random.default_rng(7)
+    z, y, x = np.mgrid[:9, :24, :24]
+    thin = (300 * np.sin(z / 2.0 + y / 5.0) * np.cos(x / 4.0) + rng.normal(0, 30, z.shape)).astype(np.float32)
+    rows = evaluate_array(
+        thin,
+        4,
+        "drop",
+        ["self_supervised"],
+        progress=False,
+        options={"self_supervised": {"steps": 2}},
+        smore_profiles=("mismatched", "matched"),
+        keep_predictions=True,
+    )
+    by = {r["method"]: r for r in rows}
+    assert by["self_supervised"]["told_profile"] == "drop"
+    assert by["self_supervised_mismatched"]["told_profile"] == "slab"
+    known = np.arange(9) % 4 == 0
+    np.testing.assert_array_equal(by["self_supervised"]["_prediction"][known], thin[known])
+    assert not np.array_equal(by["self_supervised_mismatched"]["_prediction"][known], thin[known])
+
+
+def test_an_unknown_told_profile_is_a_clear_error() -> None:
+    with pytest.raises(InterpolationError, match="matched or mismatched"):
+        evaluate_array(_truth(), 4, "slab", ["self_supervised"], progress=False, smore_profiles=("exact",))
+
+
+def test_each_scope_averages_the_same_cases_and_a_failure_shows_only_where_it_happened() -> None:
+    # flow fails on the in-plane case only: failing in "all" and "in-plane", a mean in "through-plane"
+    rows = [_row("z1", "cubic", 30.0, "z"), _row("z1", "flow", 31.0, "z")]
+    rows += [_row("z2", "cubic", 32.0, "z"), _row("z2", "flow", 34.0, "z")]
+    rows += [_row("x1", "cubic", 35.0, "x"), _row("x1", "flow", math.nan, "x", error="RuntimeError: no flow")]
+    by = {(r["scope"], r["method"]): r for r in summarise(rows)}
+    assert by[("through-plane", "flow")]["failed"] == 0
+    assert by[("through-plane", "flow")]["gain_over_cubic"] == pytest.approx(1.5)
+    assert by[("through-plane", "flow")]["psnr"] == pytest.approx(32.5)
+    for scope in ("all", "in-plane"):
+        assert by[(scope, "flow")]["failed"] == 1 and math.isnan(by[(scope, "flow")]["gain_over_cubic"])
+        assert math.isnan(by[(scope, "flow")]["psnr"]) and math.isnan(by[(scope, "flow")]["ssim"])
+    assert by[("all", "cubic")]["cases"] == 3 and by[("all", "cubic")]["psnr"] == pytest.approx(97 / 3)
+
+
+def test_a_failing_baseline_gives_no_gain_rather_than_a_gain_over_fewer_cases() -> None:
+    rows = [_row("a", "cubic", 30.0), _row("a", "flow", 31.0), _row("b", "flow", 40.0)]
+    rows.append(_row("b", "cubic", math.nan, error="ValueError: boom"))
+    by = {r["method"]: r for r in summarise(rows)}
+    assert by["cubic"]["failed"] == 1
+    assert by["flow"]["failed"] == 0 and by["flow"]["psnr"] == pytest.approx(35.5)
+    assert math.isnan(by["flow"]["gain_over_cubic"]) and math.isnan(by["flow"]["gain_ci"][0])

@@ -43,3 +43,20 @@ def test_cubic_beats_nearest_on_real_ct() -> None:
     rows = {r["method"]: r for r in evaluate_array(case.thin, 4, "drop", ["nearest", "cubic", "flow"], progress=False)}
     assert 25 < rows["nearest"]["psnr"] < rows["cubic"]["psnr"] < 60
     assert rows["flow"]["psnr"] > rows["nearest"]["psnr"]
+
+
+def test_shared_cases_are_labelled_through_or_in_plane_and_one_study_is_one_unit() -> None:
+    # issue 22 point 9: in-plane cases (a thick scan on its side) are told apart from through-plane ones,
+    # and two series of one acquisition share a bootstrap unit
+    cases = discover_cases(data_dir())
+    for case in cases:
+        if case.axis == "z":  # thin along z: the ground truth is the acquired slice axis
+            assert case.spacing[0] <= 1.5 * max(case.spacing[1:])
+        else:  # a thick scan on its side: its acquired slice axis is now axis 1 of the case
+            assert case.axis == "x" and case.spacing[1] > 1.5 * max(case.spacing[0], case.spacing[2])
+    assert any(c.axis == "z" for c in cases if c.name.endswith("ct_3mm.nii.gz"))
+    lung = [c for c in cases if "Lung_Dx-A0002" in c.name]
+    if len(lung) < 2:
+        pytest.skip("the two Lung-PET-CT-Dx series are not in the shared data")
+    assert len({c.group for c in lung}) == 1 and all(c.axis == "x" for c in lung)
+    assert len({c.group for c in cases}) < len(cases)

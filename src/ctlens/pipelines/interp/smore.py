@@ -17,8 +17,10 @@ Here:
    made at ``phases`` sampling offsets per slice (mean squared error, Adam with cosine decay), ``steps``
    steps with a progress bar. The loss is L2, not SMORE's L1: the residual to learn is aliasing whose sign
    varies from patch to patch, and L1 learns its conditional median (about zero here) where L2 learns its
-   mean. Measured on the shared CTs (docs/interpolation.md), L2 gains +0.3 to +1.3 dB over L1 in every
-   setting (slab x4: +0.88 -> +1.60 dB over cubic); ``loss="l1"`` keeps the old behaviour;
+   mean. Measured on the shared CTs (development data, method told the matched profile;
+   docs/interpolation.md), L2 gains +0.3 to +1.3 dB over L1 in every setting (slab x4: +0.88 -> +1.60 dB
+   over cubic); told the other profile the gain mostly vanishes (same page); ``loss="l1"`` keeps the old
+   behaviour;
 4. inference: cubic baseline through-plane, then the network on every plane that contains the slice
    axis and a trained in-plane axis (coronal / sagittal), averaged over the planes used; with
    ``profile="drop"`` the known slices are copied back unchanged.
