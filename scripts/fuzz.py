@@ -121,7 +121,16 @@ def worker(name: str, folder: Path, seconds: float, engine: str, measure: bool) 
         import atheris
 
         with atheris.instrument_imports(include=["ctlens"]):  # coverage feedback from ctlens' own code only
-            for module in ("ctlens.codec.series", "ctlens.io.image2d_reader", "ctlens.data.labels", "ctlens.io"):
+            for module in (
+                "ctlens.codec.series",
+                "ctlens.io.image2d_reader",
+                "ctlens.data.labels",
+                "ctlens.io",
+                "ctlens.io.archive",
+                "ctlens.io.ct_rate",
+                "ctlens.data.ct_report",
+                "ctlens.models.clip3d.checkpoint",
+            ):
                 importlib.import_module(module)
     from fuzz_readers import READERS
     from hypothesis import HealthCheck, given, settings

@@ -3,6 +3,9 @@
 :func:`check_input` writes the input bytes to a file of the reader's suffix in a fresh temporary folder, runs the
 reader on it in a worker thread and asserts:
 
+(an input of suffix ``.bundle`` is several files, a stored zip made by ``gen_volume.bundle``: they are unpacked into
+the folder and the first one is read; an error message may name any of them)
+
 * it returns, or raises a :class:`~ctlens.core.errors.CTLensError` (any other exception fails, with the input);
 * within :data:`TIME_LIMIT_S` seconds (a hang fails; the thread is left behind, the test reports it);
 * its peak resident memory grows by less than ``10 x input + 256 MiB`` plus the bytes of the valid result it
@@ -116,7 +119,20 @@ def check_input(
     global _POOL
     with tempfile.TemporaryDirectory(prefix="ctlens-fuzz-") as tmp:
         path = Path(tmp) / f"input{suffix}"
-        path.write_bytes(data)
+        names = {path.name}
+        if suffix == ".bundle":
+            from gen_volume import unbundle
+
+            files = unbundle(data)
+            for name, content in files:  # a name ending in "/" is a folder (read as a whole when first)
+                (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
+                if name.endswith("/"):
+                    (Path(tmp) / name).mkdir(exist_ok=True)
+                else:
+                    (Path(tmp) / name).write_bytes(content)
+            path, names = Path(tmp) / files[0][0], {Path(name).name for name, _ in files}
+        else:
+            path.write_bytes(data)
         base = _status_kb("VmRSS:")
         measured = _reset_peak() and base is not None
         start = time.perf_counter()
@@ -129,7 +145,7 @@ def check_input(
             raise FuzzFailure(f"no answer within {time_limit} s (hang)", data, suffix) from None
         except CTLensError as exc:
             result, error, message = None, type(exc).__name__, str(exc)
-            if "\n" in message or path.name not in message:
+            if "\n" in message or not any(name in message for name in names):
                 raise FuzzFailure(f"error message not one line naming the file: {message!r}", data, suffix) from exc
         except BaseException as exc:  # noqa: BLE001 - exactly what the invariant forbids
             raise FuzzFailure(f"{type(exc).__name__} escaped: {exc!s:.300}", data, suffix) from exc

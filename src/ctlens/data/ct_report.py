@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from ctlens.core.errors import CorruptFileError, InputNotFoundError
+from ctlens.data.h5_volumes import H5_ERRORS, stored_volumes, value_to_hu
 
 __all__ = [
     "CT_RATE_FINDINGS",
@@ -246,10 +247,23 @@ def read_labels(
     if absent:
         raise CorruptFileError(f"label columns missing: {absent}", path=path)
     labels = {}
-    for row in rows:
-        values = [np.nan if is_missing_text(row.get(f)) else float(row[f]) for f in names]
-        labels[volume_key(row[name_col])] = np.asarray(values, dtype=np.float32)
+    for number, row in enumerate(rows, start=1):
+        labels[volume_key(row[name_col])] = np.asarray([_label(row, f, number, path) for f in names], np.float32)
     return names, labels
+
+
+def _label(row: dict[str, Any], finding: str, line: int, path: str | os.PathLike[str]) -> float:
+    """One label cell as a number (NaN when missing); a word or an out-of-range number is an error naming the row."""
+    cell = row.get(finding)
+    if is_missing_text(cell):
+        return np.nan
+    try:
+        value = float(str(cell).strip())
+    except ValueError:
+        value = np.inf
+    if not math.isfinite(value) or abs(value) > float(np.finfo(np.float32).max):
+        raise CorruptFileError(f"data row {line}: label {finding!r} is {str(cell)[:40]!r}, not a number", path=path)
+    return value
 
 
 def read_patients(path: str | os.PathLike[str], column: str | None = None) -> dict[str, str] | None:
@@ -346,10 +360,10 @@ class CTReportDataset:
             raise InputNotFoundError("HDF5 volume file not found", path=self.h5_path, hint="run ctlens preprocess-h5")
         try:
             with h5py.File(self.h5_path, "r") as h5:
-                stored = [k for k, v in h5.items() if isinstance(v, h5py.Dataset) and v.ndim == 3]
-                self.value_to_hu = tuple(h5.attrs.get("value_to_hu", (2000.0 / 255.0, -1000.0)))
-        except OSError as exc:
-            raise CorruptFileError(f"not a readable HDF5 file ({exc})", path=self.h5_path) from exc
+                stored = stored_volumes(h5, self.h5_path)
+                self.value_to_hu = value_to_hu(h5.attrs.get("value_to_hu", (2000.0 / 255.0, -1000.0)), self.h5_path)
+        except H5_ERRORS as exc:
+            raise CorruptFileError(f"not a readable HDF5 file ({str(exc)[:200]})", path=self.h5_path) from exc
         reports = read_reports(reports_csv, text_columns) if reports_csv is not None else {}
         self.findings: list[str] = []
         labels: dict[str, np.ndarray] = {}
@@ -410,7 +424,14 @@ class CTReportDataset:
         if self._h5 is None:
             self._h5 = h5py.File(self.h5_path, "r")
         h5_name, key, text, labels = self.items[index]
-        volume = torch.from_numpy(np.asarray(self._h5[h5_name][()], dtype=np.uint8))
+        try:
+            stored = self._h5[h5_name][()]
+        except H5_ERRORS as exc:  # damaged chunks, missing filters, links to nowhere
+            raise CorruptFileError(f"volume {h5_name!r} is unreadable ({str(exc)[:200]})", path=self.h5_path) from exc
+        if stored.dtype != np.uint8:  # not written by the export: saturate instead of wrapping around
+            with np.errstate(invalid="ignore", over="ignore"):
+                stored = np.clip(np.nan_to_num(stored.astype(np.float64)), 0, 255)
+        volume = torch.from_numpy(np.asarray(stored, dtype=np.uint8))
         lab = None
         if labels is not None:
             lab = torch.from_numpy(labels)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from ctlens.core.errors import CorruptFileError, UnsafeArchiveError
@@ -33,6 +34,8 @@ MEMBER_SLACK = 4096
 def _member_target(zip_path: Path, info: zipfile.ZipInfo, dest: Path) -> Path:
     name = info.filename.replace("\\", "/")
     parts = PurePosixPath(name).parts
+    if not [p for p in parts if p not in ("", ".", "/")]:  # "" or "." names the folder itself
+        raise UnsafeArchiveError(f"member '{info.filename}' has no file name", path=zip_path)
     if name.startswith("/") or (parts and ":" in parts[0]) or ".." in parts:
         raise UnsafeArchiveError(
             f"member '{info.filename}' points outside the archive folder (absolute path or '..')",
@@ -69,7 +72,7 @@ def check_zip(zip_path: Path, *, max_members: int | None = None, budget: Budget 
     try:
         with zipfile.ZipFile(zip_path) as archive:
             infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise CorruptFileError(f"not a readable zip archive ({exc})", path=zip_path) from exc
     if len(infos) > limit:
         raise UnsafeArchiveError(f"{len(infos)} members, more than the limit of {limit}", path=zip_path)
@@ -123,8 +126,8 @@ def safe_extract_zip(
                         budget.check(total, compressed, zip_path)
                         dst.write(chunk)
                 out.append(target)
-    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError) as exc:
-        shutil.rmtree(dest, ignore_errors=True)
+    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, zlib.error, NotImplementedError, ValueError) as exc:
+        shutil.rmtree(dest, ignore_errors=True)  # damaged deflate data, an unknown compression method, ...
         raise CorruptFileError(f"cannot extract the zip archive ({exc})", path=zip_path) from exc
     except UnsafeArchiveError:
         shutil.rmtree(dest, ignore_errors=True)

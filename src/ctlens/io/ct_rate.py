@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ctlens.core.errors import CorruptFileError, InputNotFoundError
+from ctlens.core.errors import CorruptFileError, CTLensError, InputNotFoundError
 from ctlens.core.volume import Volume
 from ctlens.io.files import check_readable
 
@@ -44,6 +44,12 @@ __all__ = ["CT_RATE_AXES", "ct_rate_row", "load_ct_rate", "parse_list", "read_ct
 CT_RATE_AXES = ("yxz", "xyz")
 """NIfTI array layouts: ``[row, column, slice]`` (default) or ``[column, row, slice]``."""
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+MAX_SPACING_MM = 1e6
+"""Largest voxel spacing accepted from the metadata (as for ``.ctz`` headers); NIfTI stores it as float32."""
+MAX_POSITION_MM = 1e9
+"""Largest absolute position / orientation component accepted from the metadata."""
+MAX_RESCALE = 1e9
+"""Largest absolute rescale slope or intercept (HU of any real scanner stay far below)."""
 _REQUIRED = ("VolumeName", "RescaleSlope", "RescaleIntercept", "XYSpacing", "ZSpacing")
 
 
@@ -142,17 +148,17 @@ def _geometry(row: dict, name: str, z_sign: int) -> tuple[tuple[float, float, fl
     if len(xy) == 1:
         xy = xy * 2
     dz = _number(row, "ZSpacing", name)
-    if len(xy) != 2 or min(xy) <= 0 or dz == 0 or not np.isfinite([*xy, dz]).all():
+    if len(xy) != 2 or not all(0 < abs(v) <= MAX_SPACING_MM for v in (*xy, dz)) or min(xy) <= 0:
         raise CorruptFileError(
             f"metadata spacing XYSpacing={row.get('XYSpacing')!r} ZSpacing={row.get('ZSpacing')!r} is not usable",
             path=name,
         )
     iop = parse_list(row.get("ImageOrientationPatient", "")) or [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     ipp = parse_list(row.get("ImagePositionPatient", "")) or [0.0, 0.0, 0.0]
-    if len(iop) != 6 or len(ipp) != 3:
+    if len(iop) != 6 or len(ipp) != 3 or not all(abs(v) <= MAX_POSITION_MM for v in (*iop, *ipp)):
         raise CorruptFileError(
             f"metadata ImageOrientationPatient / ImagePositionPatient have {len(iop)} / {len(ipp)} numbers "
-            "(6 and 3 expected)",
+            f"(6 and 3 finite ones within +-{MAX_POSITION_MM:g} mm expected)",
             path=name,
         )
     row_dir, col_dir = np.asarray(iop[:3]), np.asarray(iop[3:])
@@ -197,10 +203,16 @@ def load_ct_rate(
         raise ValueError(f"z_sign must be 1 or -1, got {z_sign}")
     row = metadata if isinstance(metadata, dict) and "RescaleSlope" in metadata else ct_rate_row(metadata, path)
     check_readable(path, "CT-RATE NIfTI")
+    from ctlens.io.nifti import check_voxel_bytes, nibabel_quiet
+
     try:
-        img = nib.load(str(path))
+        with nibabel_quiet():
+            img = nib.load(str(path))
+        check_voxel_bytes(path, img)
         header_slope, header_inter = img.dataobj.slope, img.dataobj.inter
         stored = np.asarray(img.dataobj.get_unscaled())
+    except CTLensError as exc:
+        raise CorruptFileError(exc.reason, path=name) from exc
     except Exception as exc:  # nibabel raises many types for damaged files
         raise CorruptFileError(f"not a readable NIfTI file ({type(exc).__name__}: {exc})", path=name) from exc
     if (np.isfinite(header_slope) and header_slope not in (0, 1)) or (np.isfinite(header_inter) and header_inter):
@@ -214,6 +226,12 @@ def load_ct_rate(
         raise CorruptFileError(f"expected a 3-D volume, the NIfTI array has shape {stored.shape}", path=name)
     slope = _number(row, "RescaleSlope", name, default=1.0)
     intercept = _number(row, "RescaleIntercept", name, default=0.0)
+    if not (0 < abs(slope) <= MAX_RESCALE and abs(intercept) <= MAX_RESCALE):
+        raise CorruptFileError(
+            f"metadata rescale slope {slope:g} / intercept {intercept:g} out of range (0 < |slope|, both within "
+            f"+-{MAX_RESCALE:g})",
+            path=name,
+        )
     spacing, origin, direction = _geometry(row, name, z_sign)
     zyx = stored.transpose(2, 0, 1) if axes == "yxz" else stored.transpose(2, 1, 0)
     if float(slope).is_integer() and float(intercept).is_integer() and stored.dtype.kind in "iub":

@@ -45,6 +45,10 @@ MAX_DATA_FILES = 100_000
 """Most data files one header may name (LIST or pattern)."""
 METAIO_MAX_LINE = 500
 """MetaIO reads keys and values into 500-character buffers; longer lines are misread, so they are refused."""
+METAIO_MAX_DIM = 10
+"""MetaIO keeps sizes and spacings in arrays of 10 axes; a larger ``NDims`` overflows them (a crash, not an error)."""
+NRRD_MAX_DIM = 16
+"""teem's ``NRRD_DIM_MAX``."""
 
 _NRRD_TYPES = {
     1: ("signed char", "int8", "int8_t", "uchar", "unsigned char", "uint8", "uint8_t"),
@@ -150,6 +154,12 @@ def _declared(sizes: list[str], itemsize: int | None, channels: int = 1) -> int 
     return math.prod(dims) * itemsize * max(channels, 1)
 
 
+def _check_dimension(value: str | None, most: int, field: str, path: Path | None) -> None:
+    """Refuse a dimension count the C readers would overflow their fixed arrays with (MetaIO crashes at 1000)."""
+    if value is not None and not (re.fullmatch(r"[0-9]{1,3}", value.strip()) and 1 <= int(value) <= most):
+        raise _malformed(path, f"{field} is {value[:20]!r}, not a count of 1 to {most} axes")
+
+
 def _parse_nrrd(data: bytes, path: Path | None) -> HeaderInfo:
     lines = _text_lines(data, r"\r\n|\r|\n")
     info = HeaderInfo("nrrd", header_bytes=len(data))
@@ -170,6 +180,7 @@ def _parse_nrrd(data: bytes, path: Path | None) -> HeaderInfo:
             _add_value(info, value.lstrip("="), [text for text, _ in lines[i + 1 :]], path)
         elif not value.startswith("="):  # "key:=value" pairs are free text
             fields[key] = value.strip()
+    _check_dimension(fields.get("dimension"), NRRD_MAX_DIM, "NRRD 'dimension'", path)
     itemsize = _NRRD_ITEMSIZE.get(re.sub(r"\s+", " ", fields.get("type", "").lower()))
     info.declared_bytes = _declared(fields.get("sizes", "").split(), itemsize)
     info.compressed = fields.get("encoding", "").lower() in ("gz", "gzip", "bz2", "bzip2", "zstd")
@@ -203,6 +214,8 @@ def _parse_metaio(data: bytes, path: Path | None) -> HeaderInfo:
             fields[name] = value
     else:
         raise CorruptFileError("not a MetaImage header (no ElementDataFile field)", path=path)
+    ndims = next((v for k, v in fields.items() if k.lower() == "ndims"), None)
+    _check_dimension(ndims, METAIO_MAX_DIM, "MetaImage 'NDims'", path)
     channels = fields.get("ElementNumberOfChannels", "1")
     kind = fields.get("ElementType", "").upper().removeprefix("MET_").removesuffix("_ARRAY")
     info.declared_bytes = _declared(
@@ -295,7 +308,10 @@ def check_data_files(header: str | Path, info: HeaderInfo, root: str | Path, *, 
     out = []
     for name in info.data_files:
         current = root
-        for part in (*base, *_relative_parts(name, shown)):
+        parts = _relative_parts(name, shown)
+        if not parts:  # "." or "" names the folder itself
+            raise _malformed(shown, f"the header names no data file ('{name}')")
+        for part in (*base, *parts):
             current = current / part
             try:
                 mode = os.lstat(current).st_mode

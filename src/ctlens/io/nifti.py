@@ -18,7 +18,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +35,38 @@ from ctlens.io.files import MAX_DEFLATE_RATIO, atomic_output, check_readable
 from ctlens.io.lps_ras import nifti_affine, volume_geometry_from_nifti_affine
 from ctlens.io.suffixes import NIFTI_SUFFIXES
 
-__all__ = ["guess_modality", "read_nifti", "write_nifti"]
+__all__ = ["check_voxel_bytes", "guess_modality", "nibabel_quiet", "read_nifti", "write_nifti"]
+
+_QUIET = threading.local()
+
+
+class _QuietFilter(logging.Filter):
+    """Drops nibabel's header-check messages while this thread reads a file (the reader reports the reason)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_QUIET, "on", False)
+
+
+logging.getLogger("nibabel.global").addFilter(_QuietFilter())
+
+
+@contextlib.contextmanager
+def nibabel_quiet() -> Iterator[None]:
+    """Silence nibabel's own log lines ("data code 32767 not recognized", ...) in this thread for the block.
+
+    They would show as extra ``ctlens: error:`` lines next to the one error ctlens raises with the same reason.
+
+    Example:
+        >>> with nibabel_quiet():
+        ...     logging.getLogger("nibabel.global").error("not shown")
+    """
+    before = getattr(_QUIET, "on", False)
+    _QUIET.on = True
+    try:
+        yield
+    finally:
+        _QUIET.on = before
+
 
 _MODALITY_TAG = re.compile(r"^ctlens modality=([A-Z]{2,8})$")
 """The only ``descrip`` text read back: the tag :func:`write_nifti` writes (anything else may identify)."""
@@ -139,7 +174,8 @@ def read_nifti(path: str | Path, *, modality: str | None = None) -> Volume:
             hint="rename the file or use the reader for its format",
         )
     try:
-        img = nib.load(path, mmap=False)
+        with nibabel_quiet():
+            img = nib.load(path, mmap=False)
     except Exception as exc:  # nibabel raises ImageFileError, OSError, EOFError, ValueError, zlib.error ...
         raise CorruptFileError(_load_error_reason(exc), path=path, hint="re-export or re-download the file") from exc
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
@@ -181,7 +217,12 @@ def read_nifti(path: str | Path, *, modality: str | None = None) -> Volume:
     array = np.ascontiguousarray(data.transpose(2, 1, 0))
 
     affine = np.array(img.affine, dtype=np.float64)
-    space_unit = header.get_xyzt_units()[0]
+    try:
+        space_unit = header.get_xyzt_units()[0]
+    except KeyError:  # nibabel knows only the unit codes of the standard
+        raise CorruptFileError(
+            f"invalid xyzt_units code {int(header['xyzt_units'])}", path=path, hint="fix the header's units field"
+        ) from None
     affine[:3, :] *= _UNIT_TO_MM.get(space_unit, 1.0)
     try:
         spacing, origin, direction = volume_geometry_from_nifti_affine(affine)
@@ -210,6 +251,20 @@ def read_nifti(path: str | Path, *, modality: str | None = None) -> Volume:
         else:
             modality, meta["modality_source"] = guess_modality(array), "heuristic"
     return Volume(array, spacing=spacing, origin=origin, direction=direction, modality=modality, meta=meta)
+
+
+def check_voxel_bytes(path: str | Path, img: Any) -> None:
+    """Refuse a loaded NIfTI image whose header declares more voxel bytes than ``path`` can hold (before reading).
+
+    Example:
+        >>> import tempfile, pathlib, nibabel as nib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.nii"
+        >>> nib.save(nib.Nifti1Image(np.zeros((2, 2, 2), np.int16), np.eye(4)), p)
+        >>> check_voxel_bytes(p, nib.load(p))
+    """
+    path = Path(path)
+    suffix = _nifti_suffix(path) or ".nii"
+    _check_size(path, img, suffix, tuple(int(n) for n in img.shape), img.header.get_data_dtype())
 
 
 def _check_size(path: Path, img: Any, suffix: str, shape: tuple[int, ...], dtype: np.dtype) -> None:

