@@ -55,7 +55,7 @@ _UNIT_TOLERANCE = 1e-3
 _MIN_ABS_DET = 1e-2
 _MAX_META_DEPTH = 32
 _HINT = "the .ctz header holds values no ctlens encoder writes; re-create the file"
-_BACKENDS = (0, 1, 2)  # blosc2, jpegls, htj2k (ctlens.codec.backends.BACKEND_IDS; stable format ids)
+_BACKENDS = (0, 1, 2, 3)  # blosc2, jpegls, htj2k, jpegxl (ctlens.codec.backends.BACKEND_IDS; stable format ids)
 _PREDICTORS = (0, 1)  # intra, inter (ctlens.codec.slice_codec)
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ctlens import __version__
-from ctlens.codec import backends, header_rules
+from ctlens.codec import backends
 from ctlens.codec import roi as roi_mod
 from ctlens.codec.container import FOOTER, RECORD, CtzReader, CtzWriter
 from ctlens.codec.ctz_json import JSON_FORMAT, as_ctz, export_json, import_json
@@ -70,8 +70,6 @@ the fastest small coder, HTJ2K decodes about 3x faster at about 5 % larger files
 ``smallest``: effort 7) is 0-20 % smaller than JPEG-LS at 3-30x its encode time."""
 PROFILE_EFFORT: dict[str, int] = {"small": 3, "smallest": 7}
 """JPEG XL effort of the profiles that try JPEG XL (others: 7, unused)."""
-if backends.BACKEND_IDS["jpegxl"] not in header_rules._BACKENDS:  # until header_rules lists it (asked of its owner)
-    header_rules._BACKENDS = (*header_rules._BACKENDS, backends.BACKEND_IDS["jpegxl"])
 DEFAULT_KEYFRAME_INTERVAL = 16
 """Every this many slices one is coded without the previous slice, so random access decodes at most this many."""
 

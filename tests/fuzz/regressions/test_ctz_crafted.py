@@ -142,14 +142,14 @@ def test_bad_record_fields(parts: dict[str, Any], tmp_path: Path) -> None:
 def test_streams_of_another_codec_or_size(parts: dict[str, Any], tmp_path: Path) -> None:
     """A stream labelled with another backend, or coding another image size, is refused before it is decoded."""
     main, corr, meta = parts["streams"][0]
-    for backend in (0, 1, 2):
+    for backend in (0, 1, 2, 3):
         if backend != meta.backend:
             swapped = SliceRecordMeta(backend=backend, predictor=0, bias=meta.bias, near=0)
             _decompress_fails(_raw(tmp_path, parts, streams=[(main, corr, swapped), *parts["streams"][1:]]), "slice 0")
     from ctlens.codec.backends import encode
 
     big = np.zeros((4000, 4000), np.uint16)
-    for name, backend in (("jpegls", 1), ("htj2k", 2), ("blosc2", 0)):
+    for name, backend in (("jpegls", 1), ("htj2k", 2), ("blosc2", 0), ("jpegxl", 3)):
         stream = (encode(name, big), b"", SliceRecordMeta(backend=backend, predictor=0, bias=0, near=0))
         _decompress_fails(_raw(tmp_path, parts, streams=[stream, *parts["streams"][1:]]), "slice 0")
 
