@@ -9,6 +9,10 @@ The truth dict gives the analytic volumes and the voxel counts actually drawn.
 and 3.5 mm radius from the mediastinum into the left lung), and optionally a nodule touching a 5 mm vessel
 and a juxta-pleural mass in the right lung, for the vessel-suppression tests.
 
+:func:`chest_case_phantom` and :func:`head_case_phantom`: the same anatomy with every choice a parameter (field
+of view, slice thickness, nodule side / position / size, vessel tree side, emphysema, white or smoothed noise,
+bleed position), for the held-out synthetic evaluation (:mod:`ctlens.analysis.synthetic_eval`).
+
 :func:`head_phantom`: a skull ring (1000 HU) around brain (30 HU), optionally a hyperdense blob (70 HU).
 
 Example:
@@ -25,7 +29,7 @@ import numpy as np
 
 from ctlens.core.volume import Volume
 
-__all__ = ["chest_phantom", "head_phantom", "lesion_phantom"]
+__all__ = ["chest_case_phantom", "chest_phantom", "head_case_phantom", "head_phantom", "lesion_phantom"]
 
 
 def _grid_mm(shape: Sequence[int], spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -181,4 +185,122 @@ def lesion_phantom(
         truth["mass_voxel"] = tuple(float(c) for c in np.argwhere(mass & (np.abs(x - edge) < 2 * r)).mean(axis=0))
     if noise_hu > 0:
         arr += np.random.default_rng(seed).normal(0.0, noise_hu, arr.shape).astype(np.float32)
+    return vol.with_array(np.round(arr).astype(np.int16)), truth
+
+
+def _noise(shape: Sequence[int], spacing: Sequence[float], std_hu: float, sigma_mm: float, seed: int) -> np.ndarray:
+    """Gaussian noise of standard deviation ``std_hu``: white, or smoothed in-plane by ``sigma_mm`` (soft kernel)."""
+    from scipy import ndimage
+
+    noise = np.random.default_rng(seed).normal(0.0, 1.0, tuple(shape)).astype(np.float32)
+    if sigma_mm > 0:
+        noise = ndimage.gaussian_filter(noise, (0.0, sigma_mm / spacing[1], sigma_mm / spacing[2]))
+        noise /= max(float(noise.std()), 1e-6)
+    return noise * np.float32(std_hu)
+
+
+def chest_case_phantom(
+    fov_mm: Sequence[float] = (160.0, 200.0, 260.0),
+    spacing: Sequence[float] = (2.5, 1.25, 1.25),
+    *,
+    lung_hu: float = -850.0,
+    nodule_radius_mm: float = 0.0,
+    nodule_side: str = "left",
+    nodule_offset: Sequence[float] = (0.2, -0.1, 0.0),
+    vessel_side: str | None = None,
+    emphysema_radius_mm: float = 0.0,
+    emphysema_side: str = "right",
+    noise_hu: float = 0.0,
+    noise_sigma_mm: float = 0.0,
+    seed: int = 0,
+) -> tuple[Volume, dict]:
+    """A chest phantom of ``fov_mm`` (z, y, x) on ``spacing``, with a nodule (radius ``nodule_radius_mm``) at
+    ``nodule_offset`` (fractions of the lung's semi-axes from its centre, z/y/x) in ``nodule_side``'s lung, a
+    vessel tree in ``vessel_side``'s lung (or none), an emphysema sphere (-980 HU) and noise (white, or smoothed
+    by ``noise_sigma_mm`` in-plane like a soft kernel). Truth: ``nodule_mask`` (bool, or None), ``nodule_ml``,
+    ``laa950_percent`` (drawn emphysema voxels over lung voxels) and ``tree`` (bool).
+
+    Example:
+        >>> vol, truth = chest_case_phantom(nodule_radius_mm=6.0, nodule_side="right", vessel_side="left")
+        >>> vol.shape, truth["nodule_ml"] > 0.8, truth["tree"]
+        ((64, 160, 208), True, True)
+    """
+    shape = tuple(max(8, round(f / s)) for f, s in zip(fov_mm, spacing, strict=True))
+    vol, _ = chest_phantom(shape, spacing, lung_hu=lung_hu)
+    arr = vol.array.astype(np.float32)
+    z, y, x = _grid_mm(shape, spacing)
+    cx = 0.23 * shape[2] * spacing[2]
+    a_lr, a_ap, a_z = 0.17 * shape[2] * spacing[2], 0.3 * shape[1] * spacing[1], 0.75 * (shape[0] - 1) / 2 * spacing[0]
+    sign = {"left": 1.0, "right": -1.0}  # LPS +x (array x) is the patient's left
+    lung = np.abs(arr - lung_hu) < 0.5
+    truth: dict = {"tree": vessel_side is not None, "nodule_mask": None, "nodule_ml": 0.0}
+    if vessel_side is not None:
+        s = sign[vessel_side]
+        segments = [((0, 0, s * 20), (0, 0, s * (cx - 15)), 6.0, 6.0)]
+        for dz, dy in ((0.35 * a_z, -12), (-0.35 * a_z, 12)):
+            mid = (dz, dy, s * (cx + 12))
+            segments.append(((0, 0, s * (cx - 15)), mid, 5.0, 4.5))
+            for ez, ey in ((0.2 * a_z, -8), (-0.15 * a_z, 10)):
+                segments.append((mid, (dz + ez, dy + ey, s * (cx + 36)), 4.0, 1.0))
+        tree = np.zeros(arr.shape, bool)
+        for p0, p1, r0, r1 in segments:
+            tree |= _in_tube(z, y, x, p0, p1, r0, r1)
+        arr[tree] = 40.0
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    if emphysema_radius_mm > 0:
+        s = sign[emphysema_side]
+        emph = ((x - s * cx) ** 2 + (y - 0.2 * a_ap) ** 2 + (z + 0.3 * a_z) ** 2 <= emphysema_radius_mm**2) & lung
+        arr[emph] = -980.0
+        truth["laa950_percent"] = 100.0 * float(emph.sum()) / max(float(lung.sum()), 1.0)
+    else:
+        truth["laa950_percent"] = 0.0
+    if nodule_radius_mm > 0:
+        oz, oy, ox = nodule_offset
+        c = (oz * a_z, oy * a_ap, sign[nodule_side] * cx + ox * a_lr)
+        nodule = (z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2 <= nodule_radius_mm**2
+        nodule = np.broadcast_to(nodule, arr.shape) & (arr > -990)  # inside the body (the lung, or on a vessel)
+        arr[nodule] = 40.0
+        truth["nodule_mask"] = nodule.copy()
+        truth["nodule_ml"] = float(nodule.sum()) * voxel_ml
+    if noise_hu > 0:
+        arr += _noise(shape, spacing, noise_hu, noise_sigma_mm, seed)
+    return vol.with_array(np.round(arr).astype(np.int16)), truth
+
+
+def head_case_phantom(
+    fov_mm: Sequence[float] = (120.0, 192.0, 192.0),
+    spacing: Sequence[float] = (5.0, 1.5, 1.5),
+    *,
+    bleed_radius_mm: float = 0.0,
+    bleed_hu: float = 70.0,
+    bleed_offset: Sequence[float] = (0.0, 0.0, 0.3),
+    noise_hu: float = 0.0,
+    noise_sigma_mm: float = 0.0,
+    seed: int = 0,
+) -> tuple[Volume, dict]:
+    """:func:`head_phantom`'s anatomy on ``fov_mm`` / ``spacing`` with the bleed at ``bleed_offset`` (fractions of
+    the brain's semi-axes, z/y/x) and optionally smoothed noise. Truth: ``bleed_mask`` (or None), ``bleed_ml``,
+    ``bleed_hu``.
+
+    Example:
+        >>> vol, truth = head_case_phantom(bleed_radius_mm=8.0, bleed_offset=(0.1, -0.3, -0.2))
+        >>> vol.shape, round(truth["bleed_ml"], 1)
+        ((24, 128, 128), 2.3)
+    """
+    shape = tuple(max(8, round(f / s)) for f, s in zip(fov_mm, spacing, strict=True))
+    vol, truth = head_phantom(shape, spacing)
+    arr = vol.array.astype(np.float32)
+    z, y, x = _grid_mm(shape, spacing)
+    r_out = 0.45 * min(shape[1] * spacing[1], shape[2] * spacing[2])
+    rz = 0.5 * shape[0] * spacing[0] * 1.2
+    truth.update({"bleed_mask": None, "bleed_ml": 0.0, "bleed_hu": bleed_hu})
+    if bleed_radius_mm > 0:
+        oz, oy, ox = bleed_offset
+        bleed = (z - oz * rz) ** 2 + (y - oy * r_out) ** 2 + (x - ox * r_out) ** 2 <= bleed_radius_mm**2
+        bleed = bleed & (np.abs(arr - 30.0) < 0.5)  # inside the brain
+        arr[bleed] = bleed_hu
+        truth["bleed_mask"] = bleed
+        truth["bleed_ml"] = float(bleed.sum()) * float(np.prod(spacing)) / 1000.0
+    if noise_hu > 0:
+        arr += _noise(shape, spacing, noise_hu, noise_sigma_mm, seed)
     return vol.with_array(np.round(arr).astype(np.int16)), truth

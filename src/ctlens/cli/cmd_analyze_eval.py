@@ -6,6 +6,10 @@ candidates per scan and LAA-950 per kernel (:mod:`ctlens.analysis.evaluation`). 
 analysis (Lung_Dx-A0002, and those named by ``--dev-series`` / ``--dev-series-file``) are marked, and every
 overall figure is also given for the held-out series alone. ``--out`` writes everything as JSON.
 
+``ctlens analyze-eval --synthetic N --seed S``: the held-out synthetic evaluation instead
+(:mod:`ctlens.analysis.synthetic_eval`): N fresh chest and N head phantoms from seed S (S >= 10000; development
+seeds are refused).
+
 Example:
     >>> import typer
     >>> app = typer.Typer(); register(app)
@@ -71,7 +75,9 @@ def register(app: typer.Typer) -> None:
     @app.command("analyze-eval")
     @one_line_errors
     def analyze_eval_command(
-        paths: Annotated[list[Path], typer.Argument(help="series (DICOM folders, NIfTI, MHA...) or folders of them")],
+        paths: Annotated[
+            list[Path] | None, typer.Argument(help="series (DICOM folders, NIfTI, MHA...) or folders of them")
+        ] = None,
         voc: Annotated[
             Path | None, typer.Option(help="folder of PASCAL VOC XML boxes named <SOPInstanceUID>.xml (recursive)")
         ] = None,
@@ -88,10 +94,25 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option(help="file with development series names, one a line")
         ] = None,
         out: Annotated[Path | None, typer.Option("--out", "-o", help="results JSON to write")] = None,
+        synthetic: Annotated[
+            int | None, typer.Option(help="held-out synthetic evaluation: N fresh chest and N head phantoms")
+        ] = None,
+        seed: Annotated[
+            int | None, typer.Option(help="seed of --synthetic; >= 10000, never a development seed")
+        ] = None,
+        grid_scale: Annotated[
+            float, typer.Option(help="--synthetic: multiply every voxel size by this (> 1: coarse, quick check)")
+        ] = 1.0,
     ) -> None:
         """Evaluate the analysis on annotated series: lesion ranks, FROC, box IoU, LAA-950 per kernel."""
         from ctlens.analysis.evaluation import format_report, format_series, run_evaluation
         from ctlens.io.files import atomic_output
+
+        if synthetic is not None:
+            _synthetic(synthetic, seed, paths, out, grid_scale)
+            return
+        if not paths:
+            raise typer.BadParameter("give series to evaluate, or --synthetic N --seed S")
 
         names = list(dev_series or [])
         if dev_series_file is not None:
@@ -113,3 +134,23 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"wrote {out}")
         if report.series and all(r.error for r in report.series):
             raise typer.Exit(2)
+
+
+def _synthetic(n: int, seed: int | None, paths: list[Path] | None, out: Path | None, scale: float) -> None:
+    """Run and print the held-out synthetic evaluation; write its JSON to ``out``."""
+    from ctlens.analysis.synthetic_eval import format_synthetic, run_synthetic
+    from ctlens.io.files import atomic_output
+
+    if paths:
+        raise typer.BadParameter("--synthetic takes no series")
+    if seed is None:
+        raise typer.BadParameter("--synthetic needs --seed S (a fresh seed >= 10000)")
+    if not 0.5 <= scale <= 4.0:
+        raise typer.BadParameter(f"--grid-scale must be within 0.5..4, got {scale}")
+    report = run_synthetic(n, seed, scale=scale, on_case=typer.echo)
+    for line in format_synthetic(report):
+        typer.echo(line)
+    if out is not None:
+        with atomic_output(out) as tmp:
+            Path(tmp).write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
+        typer.echo(f"wrote {out}")
