@@ -177,9 +177,13 @@ def test_4d_with_one_volume_is_squeezed(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got.array, data[..., 0].transpose(2, 1, 0))
 
 
-def test_4d_with_several_volumes_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedFormatError, match="3 volumes"):
-        read_nifti(_save(tmp_path, np.zeros((4, 3, 2, 3), np.int16), name="dwi.nii.gz"))
+def test_4d_with_several_volumes_reads_volume_0_or_k(tmp_path: Path) -> None:
+    data = np.arange(72, dtype=np.int16).reshape(4, 3, 2, 3)
+    path = _save(tmp_path, data, name="dwi.nii.gz")
+    got = read_nifti(path)
+    np.testing.assert_array_equal(got.array, data[..., 0].transpose(2, 1, 0))
+    assert got.meta["n_volumes"] == 3 and any("3 volumes" in w for w in got.meta["warnings"])
+    np.testing.assert_array_equal(read_nifti(path, volume=2).array, data[..., 2].transpose(2, 1, 0))
 
 
 def test_scaled_data_become_float32(tmp_path: Path) -> None:

@@ -88,7 +88,10 @@ def info(
 
 def _print_volume(name: str, vol: Volume) -> None:
     sp = " x ".join(f"{v:.4g}" for v in vol.spacing)
-    console.print(f"[bold]{name}[/]: {vol.shape} voxels (z, y, x), spacing {sp} mm, {vol.modality}")
+    n_volumes = int(vol.meta.get("n_volumes") or 1)
+    shown = int(vol.meta.get("volume_index") or 0)
+    volumes = f", {n_volumes} volumes (volume {shown} shown, 0-based)" if n_volumes > 1 else ""
+    console.print(f"[bold]{name}[/]: {vol.shape} voxels (z, y, x), spacing {sp} mm, {vol.modality}{volumes}")
     console.print(f"  values {vol.array.min()} .. {vol.array.max()} ({vol.array.dtype}), origin {vol.origin} (LPS mm)")
 
 
@@ -118,7 +121,7 @@ def convert(
     from ctlens.io.loader import file_kind
 
     extra = {} if volume is None else {"volume": volume}
-    if volume is None and file_kind(out) == "nifti" and file_kind(path) == "dicom":
+    if volume is None and file_kind(out) == "nifti" and file_kind(path) in ("dicom", "nifti"):
         from ctlens.io import load_volumes
 
         volumes = load_volumes(path, series, tilt=tilt, uneven=uneven)

@@ -78,7 +78,8 @@ def check_series_input(path: Path, series: str | None) -> None:
 
 
 def load_study(path: Path, series: str | None, **dicom_options: Any) -> Volume:
-    """Load ``path`` with ``series`` as given; ``dicom_options`` (``tilt=``, ``uneven=``) apply to DICOM only.
+    """Load ``path`` with ``series`` as given; ``dicom_options`` (``tilt=``, ``uneven=``) apply to DICOM only,
+    ``volume=`` also to a 4-D NIfTI.
 
     Example:
         >>> load_study(Path("study_folder"), "1", uneven="keep")  # doctest: +SKIP
@@ -88,5 +89,6 @@ def load_study(path: Path, series: str | None, **dicom_options: Any) -> Volume:
 
     check_series_input(path, series)
     if file_kind(path) != "dicom":
-        return load(path)
+        volume = dicom_options.get("volume")
+        return load(path) if volume is None else load(path, volume=volume)
     return load(path, series=series, **dicom_options)

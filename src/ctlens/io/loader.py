@@ -51,7 +51,7 @@ def load(path: PathInput, series: int | str | None = None, *, study: str | None 
     other keyword options go to :func:`ctlens.io.dicom_reader.read_dicom` (``tilt=``,
     ``uneven=``: ``"resample"`` by default, ``"keep"`` or ``"error"``; ``workers=``;
     ``volume=k``: volume ``k``, 0-based, of a series holding several time points or
-    diffusion directions, see :func:`load_volumes` for all of them).
+    diffusion directions, see :func:`load_volumes` for all of them; also for a 4-D NIfTI file).
     ``study`` (a StudyInstanceUID) goes with a ``dicomweb+http(s)://`` address: a series UID retrieves that series,
     otherwise the whole study is retrieved and ``series`` picks as for a folder.
     """
@@ -68,7 +68,7 @@ def load(path: PathInput, series: int | str | None = None, *, study: str | None 
         if kind == "nifti":
             from ctlens.io.nifti import read_nifti
 
-            return read_nifti(path)
+            return read_nifti(path, volume=options.get("volume"))
         if kind == "itk":
             from ctlens.io.itk_image import read_itk_image
 
@@ -85,9 +85,11 @@ def load(path: PathInput, series: int | str | None = None, *, study: str | None 
 def load_volumes(path: PathInput, series: int | str | None = None, **options: Any) -> list[Volume]:
     """Every volume of a 4-D series (time points, diffusion directions), in acquisition order, as a list.
 
-    A DICOM series holding one volume, and any other file, gives a list of one. Each volume equals
+    A DICOM series or 4-D NIfTI file (:func:`ctlens.io.nifti.read_nifti_volumes`, read once) gives all its volumes;
+    one holding one volume, and any other file, gives a list of one. Each volume equals
     ``load(path, series=series, volume=k)``; ``meta["n_volumes"]`` and ``meta["volume_index"]`` say which it is,
-    and diffusion series carry ``meta["bvals"]`` / ``meta["bvecs"]`` (LPS) for all volumes.
+    and diffusion series carry ``meta["bvals"]`` / ``meta["bvecs"]`` (LPS) for all volumes (for NIfTI: from the
+    FSL ``.bval`` / ``.bvec`` files beside it).
 
     Example:
         >>> import tempfile, pathlib, numpy as np
@@ -97,7 +99,12 @@ def load_volumes(path: PathInput, series: int | str | None = None, **options: An
         [(2, 2, 2)]
     """
     if isinstance(path, str | os.PathLike) and not str(path).lower().startswith(DICOMWEB_SCHEMES):
-        if file_kind(path) != "dicom":
+        kind = file_kind(path)
+        if kind == "nifti" and Path(path).exists():
+            from ctlens.io.nifti import read_nifti_volumes
+
+            return read_nifti_volumes(path)
+        if kind != "dicom":
             return [load(path, series, **options)]
     if isinstance(path, str) and path.lower().startswith(DICOMWEB_SCHEMES):
         raise SeriesSelectionError(

@@ -1,7 +1,10 @@
 """NIfTI-1/-2 (``.nii``, ``.nii.gz``) reading and writing with nibabel.
 
 NIfTI stores arrays ``[x, y, z]`` with a RAS affine; a :class:`~ctlens.core.volume.Volume` is ``[z, y, x]``
-in LPS. All geometry conversion goes through :mod:`ctlens.io.lps_ras`.
+in LPS. All geometry conversion goes through :mod:`ctlens.io.lps_ras`. A 4-D file (``[x, y, z, t]``: time
+points, diffusion directions, as dcm2niix and ``ctlens convert`` write them) is read volume by volume
+(:func:`read_nifti` with ``volume=k``, :func:`read_nifti_volumes`), with the FSL ``.bval`` / ``.bvec`` beside it
+(:func:`ctlens.io.fsl_gradients.read_gradients`).
 
 Also home of :func:`guess_modality`, which the other file formats share (files are written with
 :func:`ctlens.io.files.atomic_output`).
@@ -22,20 +25,33 @@ import contextlib
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
+import nibabel.openers
 import numpy as np
+from nibabel.volumeutils import apply_read_scaling, array_from_file
 
-from ctlens.core.errors import CorruptFileError, UnsupportedFormatError
+from ctlens.core.errors import CorruptFileError, CTLensError, SeriesSelectionError, UnsupportedFormatError
 from ctlens.core.volume import Volume
 from ctlens.io.files import MAX_DEFLATE_RATIO, atomic_output, check_readable
+from ctlens.io.fsl_gradients import read_gradients
 from ctlens.io.lps_ras import nifti_affine, volume_geometry_from_nifti_affine
 from ctlens.io.suffixes import NIFTI_SUFFIXES
 
-__all__ = ["check_voxel_bytes", "guess_modality", "nibabel_quiet", "read_nifti", "write_nifti"]
+__all__ = [
+    "check_voxel_bytes",
+    "guess_modality",
+    "nibabel_quiet",
+    "read_nifti",
+    "read_nifti_volumes",
+    "write_nifti",
+]
+
+log = logging.getLogger(__name__)
 
 _QUIET = threading.local()
 
@@ -132,39 +148,31 @@ def _load_error_reason(exc: Exception) -> str:
         return "not a NIfTI file (no valid NIfTI-1 or NIfTI-2 header)"
     if "not a gzip" in text.lower():
         return "not gzip-compressed although the name ends in .gz"
-    if isinstance(exc, EOFError) or "ended before" in text or "truncated" in text.lower():
+    if isinstance(exc, EOFError) or "ended before" in text or "truncated" in text.lower() or "Expected " in text:
         return "truncated file (the data ends early)"
     first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
     return f"unreadable NIfTI file ({first})"
 
 
-def read_nifti(path: str | Path, *, modality: str | None = None) -> Volume:
-    """Read a ``.nii`` / ``.nii.gz`` file into a :class:`Volume` (array ``[z, y, x]``, LPS geometry).
+@dataclass
+class _Opened:
+    """A checked NIfTI file, before any voxel is read: what every volume of it shares."""
 
-    * Data are transposed from NIfTI's ``[x, y, z]``; a 4-D file with one volume is squeezed to 3-D, other
-      4-D (or higher) files are refused with :class:`~ctlens.core.errors.UnsupportedFormatError`.
-    * Integer (or float) dtypes are kept when ``scl_slope`` / ``scl_inter`` are identity; otherwise the
-      scaled values are returned as float32.
-    * Geometry comes from nibabel's best affine (sform, else qform, else voxel sizes); spatial units in
-      metres or microns are converted to mm.
-    * ``modality``: taken from the argument, else from the tag :func:`write_nifti` writes, else from
-      :func:`guess_modality`. ``meta['modality_source']`` says which.
-    * ``meta`` holds only non-identifying facts (format, NIfTI version, compression, file dtype, scaling,
-      qform/sform codes, affine source). The free-text ``descrip`` / ``aux_file`` fields, which may hold
-      patient identifiers, are dropped.
+    path: Path
+    img: Any
+    grid: tuple[int, int, int]
+    """Voxels per volume along NIfTI's x, y, z."""
+    n_volumes: int
+    geometry: tuple[Any, Any, Any]
+    """spacing, origin, direction (LPS) of every volume."""
+    meta: dict[str, Any]
+    gradients: tuple[list[float], np.ndarray] | None
+    tag: str | None
+    """The modality :func:`write_nifti` tagged the file with."""
 
-    Empty, truncated or non-NIfTI files raise :class:`~ctlens.core.errors.CorruptFileError`.
 
-    Example:
-        >>> import tempfile, pathlib
-        >>> import nibabel as nib, numpy as np
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "labels.nii"
-        >>> nib.save(nib.Nifti1Image(np.arange(24, dtype=np.int16).reshape(2, 3, 4), np.eye(4)), path)
-        >>> v = read_nifti(path)
-        >>> v.shape, int(v.array[3, 2, 1]), v.modality, v.meta["source_format"]  # voxel x=1, y=2, z=3
-        ((4, 3, 2), 23, 'SEG', 'nifti')
-    """
-    path = Path(path)
+def _open(path: Path) -> _Opened:
+    """Load the header, refuse what cannot be read (before any voxel is read), read geometry and gradients."""
     check_readable(path, "NIfTI")
     suffix = _nifti_suffix(path)
     if suffix is None:
@@ -195,26 +203,14 @@ def read_nifti(path: str | Path, *, modality: str | None = None) -> Volume:
         raise UnsupportedFormatError(f"{len(shape)}-D image of shape {shape}", path=path, hint="store 2-D or 3-D data")
     if min(shape) < 1:
         raise CorruptFileError(f"invalid image shape {shape}", path=path, hint="re-export the file")
-    if len(shape) > 3 and any(n != 1 for n in shape[3:]):
+    if len(shape) > 4 and any(n != 1 for n in shape[4:]):
         raise UnsupportedFormatError(
-            f"{len(shape)}-D image of shape {shape} holds {int(np.prod(shape[3:]))} volumes",
+            f"{len(shape)}-D image of shape {shape}: dimensions past the 4th (vectors, tensors, echoes) are not "
+            "supported",
             path=path,
-            hint="split it into 3-D volumes first (e.g. nibabel.funcs.four_to_three) and read one",
+            hint="store scalar 3-D volumes, or several along the 4th dimension",
         )
     _check_size(path, img, suffix, shape, file_dtype)
-
-    # nibabel moves scl_slope / scl_inter from the header into the data proxy on load
-    slope, inter = float(getattr(img.dataobj, "slope", 1.0)), float(getattr(img.dataobj, "inter", 0.0))
-    identity = slope == 1.0 and inter == 0.0
-    try:
-        if identity:
-            data = np.asarray(img.dataobj.get_unscaled())
-        else:
-            data = img.get_fdata(dtype=np.float32)
-    except Exception as exc:
-        raise CorruptFileError(_load_error_reason(exc), path=path, hint="re-export or re-download the file") from exc
-    data = data.reshape(shape[:3] if len(shape) >= 3 else (*shape, 1))
-    array = np.ascontiguousarray(data.transpose(2, 1, 0))
 
     affine = np.array(img.affine, dtype=np.float64)
     try:
@@ -225,32 +221,151 @@ def read_nifti(path: str | Path, *, modality: str | None = None) -> Volume:
         ) from None
     affine[:3, :] *= _UNIT_TO_MM.get(space_unit, 1.0)
     try:
-        spacing, origin, direction = volume_geometry_from_nifti_affine(affine)
+        geometry = volume_geometry_from_nifti_affine(affine)
     except ValueError as exc:
         raise CorruptFileError(f"invalid geometry: {exc}", path=path, hint="fix the file's sform/qform") from exc
+    grid = (*shape[:3], 1, 1)[:3]
+    n_volumes = shape[3] if len(shape) > 3 else 1
 
+    # nibabel moves scl_slope / scl_inter from the header into the data proxy on load
+    slope, inter = float(getattr(img.dataobj, "slope", 1.0)), float(getattr(img.dataobj, "inter", 0.0))
     qform_code, sform_code = int(header["qform_code"]), int(header["sform_code"])
     meta: dict[str, Any] = {
         "source_format": "nifti",
         "nifti_version": 2 if isinstance(img, nib.Nifti2Image) else 1,
         "compressed": suffix == ".nii.gz",
         "dtype": str(file_dtype),
-        "scaled": not identity,
+        "scaled": not (slope == 1.0 and inter == 0.0),
         "qform_code": qform_code,
         "sform_code": sform_code,
         "affine_source": "sform" if sform_code > 0 else "qform" if qform_code > 0 else "pixdim",
+        "n_volumes": n_volumes,
     }
     if space_unit not in ("mm", "unknown"):
         meta["spatial_unit_in_file"] = space_unit
+    tag = _MODALITY_TAG.match(header["descrip"].item().decode("ascii", "replace").strip())
+    gradients = read_gradients(path, n_volumes, affine)
+    return _Opened(path, img, grid, n_volumes, geometry, meta, gradients, tag.group(1) if tag else None)
+
+
+def _arrays(opened: _Opened, indices: Sequence[int]) -> Iterator[np.ndarray]:
+    """Volumes ``indices`` (ascending) as ``[z, y, x]`` arrays, read one after the other from one open file.
+
+    NIfTI stores ``[x, y, z, t]`` in Fortran order, so each volume is one contiguous block: only the blocks asked
+    for are held in memory (a ``.nii.gz`` is decompressed up to the last of them).
+    """
+    img, path = opened.img, opened.path
+    dtype = img.header.get_data_dtype()
+    offset = int(img.dataobj.offset)  # the header nibabel hands out may say 0; the proxy knows
+    block = int(np.prod(opened.grid)) * dtype.itemsize
+    # nibabel's read scaling, with the scale factors cast as get_fdata(dtype=float32) casts them
+    slope, inter = np.asanyarray(img.dataobj.slope), np.asanyarray(img.dataobj.inter)
+    identity = float(slope) == 1.0 and float(inter) == 0.0
+    slope = slope.astype(np.float32) if np.can_cast(slope, np.float32) else slope
+    inter = inter.astype(np.float32) if np.can_cast(inter, np.float32) else inter
+    try:
+        with nib.openers.ImageOpener(path, "rb") as fobj:
+            for k in indices:
+                raw = array_from_file(opened.grid, dtype, fobj, offset + k * block, order="F", mmap=False)
+                data = raw if identity else apply_read_scaling(raw, slope, inter).astype(np.float32, copy=False)
+                yield np.ascontiguousarray(data.transpose(2, 1, 0))
+    except CTLensError:
+        raise
+    except Exception as exc:  # OSError (short data), EOFError / zlib.error (truncated or corrupt gzip)
+        raise CorruptFileError(_load_error_reason(exc), path=path, hint="re-export or re-download the file") from exc
+
+
+def _volume(opened: _Opened, k: int, array: np.ndarray, modality: str | None) -> Volume:
+    """Volume ``k`` of the file from its voxels: geometry, modality, volume and gradient facts in ``meta``."""
+    meta = {**opened.meta, "volume_index": k}
+    if opened.gradients is not None:
+        bvals, bvecs = opened.gradients
+        meta["bvals"] = list(bvals)
+        meta["bvecs"] = bvecs.tolist()
+        meta["diffusion_bvalue"] = bvals[k]
+        meta["diffusion_gradient"] = meta["bvecs"][k]
     if modality is not None:
         meta["modality_source"] = "caller"
+    elif opened.tag:
+        modality, meta["modality_source"] = opened.tag, "file"
     else:
-        tag = _MODALITY_TAG.match(header["descrip"].item().decode("ascii", "replace").strip())
-        if tag:
-            modality, meta["modality_source"] = tag.group(1), "file"
-        else:
-            modality, meta["modality_source"] = guess_modality(array), "heuristic"
+        modality, meta["modality_source"] = guess_modality(array), "heuristic"
+    spacing, origin, direction = opened.geometry
     return Volume(array, spacing=spacing, origin=origin, direction=direction, modality=modality, meta=meta)
+
+
+def read_nifti(path: str | Path, *, modality: str | None = None, volume: int | None = None) -> Volume:
+    """Read a ``.nii`` / ``.nii.gz`` file into a :class:`Volume` (array ``[z, y, x]``, LPS geometry).
+
+    * Data are transposed from NIfTI's ``[x, y, z]``. A 4-D file (time points, diffusion directions) holds
+      ``meta['n_volumes']`` volumes: ``volume=k`` (0-based) reads volume ``k`` alone, from its own bytes; without
+      ``volume`` volume 0 is read with a warning (:func:`read_nifti_volumes` reads all). Files with more than
+      four dimensions are refused with :class:`~ctlens.core.errors.UnsupportedFormatError`.
+    * FSL ``.bval`` / ``.bvec`` files beside it (as dcm2niix and ``ctlens convert`` write them) give
+      ``meta['bvals']`` and ``meta['bvecs']`` (directions in LPS, :func:`ctlens.io.fsl_gradients.read_gradients`).
+    * Integer (or float) dtypes are kept when ``scl_slope`` / ``scl_inter`` are identity; otherwise the
+      scaled values are returned as float32.
+    * Geometry comes from nibabel's best affine (sform, else qform, else voxel sizes); spatial units in
+      metres or microns are converted to mm.
+    * ``modality``: taken from the argument, else from the tag :func:`write_nifti` writes, else from
+      :func:`guess_modality`. ``meta['modality_source']`` says which.
+    * ``meta`` holds only non-identifying facts (format, NIfTI version, compression, file dtype, scaling,
+      qform/sform codes, affine source, volume count and index). The free-text ``descrip`` / ``aux_file``
+      fields, which may hold patient identifiers, are dropped.
+
+    Empty, truncated or non-NIfTI files, and gradient files that do not fit, raise
+    :class:`~ctlens.core.errors.CorruptFileError`.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> import nibabel as nib, numpy as np
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "labels.nii"
+        >>> nib.save(nib.Nifti1Image(np.arange(24, dtype=np.int16).reshape(2, 3, 4), np.eye(4)), path)
+        >>> v = read_nifti(path)
+        >>> v.shape, int(v.array[3, 2, 1]), v.modality, v.meta["source_format"]  # voxel x=1, y=2, z=3
+        ((4, 3, 2), 23, 'SEG', 'nifti')
+    """
+    opened = _open(Path(path))
+    n = opened.n_volumes
+    warning = None
+    if volume is None:
+        volume = 0
+        if n > 1:
+            warning = (
+                f"holds {n} volumes (time points, diffusion directions...): read volume 0; pass volume=k (0-based) "
+                "for another, or use ctlens.io.load_volumes for all"
+            )
+            log.warning("%s: %s", path, warning)
+    elif isinstance(volume, bool) or not isinstance(volume, (int, np.integer)) or not 0 <= volume < n:
+        raise SeriesSelectionError(
+            f"volume={volume!r} is not a volume of this file, which holds {n}",
+            path=path,
+            hint=f"pass volume=0 .. {n - 1}",
+        )
+    k = int(volume)
+    (array,) = _arrays(opened, [k])
+    result = _volume(opened, k, array, modality)
+    if warning:
+        result.meta["warnings"] = [warning]
+    return result
+
+
+def read_nifti_volumes(path: str | Path, *, modality: str | None = None) -> list[Volume]:
+    """Every volume of a ``.nii`` / ``.nii.gz`` file in order (one for a 3-D file), reading the file once.
+
+    Volume ``k`` equals ``read_nifti(path, modality=modality, volume=k)``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> import nibabel as nib, numpy as np
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "bold.nii.gz"
+        >>> nib.save(nib.Nifti1Image(np.arange(48, dtype=np.int16).reshape(2, 3, 4, 2), np.eye(4)), path)
+        >>> [(v.shape, v.meta["volume_index"], int(v.array[0, 0, 1])) for v in read_nifti_volumes(path)]
+        [((4, 3, 2), 0, 24), ((4, 3, 2), 1, 25)]
+    """
+    opened = _open(Path(path))
+    indices = range(opened.n_volumes)
+    return [_volume(opened, k, array, modality) for k, array in zip(indices, _arrays(opened, indices), strict=True)]
 
 
 def check_voxel_bytes(path: str | Path, img: Any) -> None:
@@ -270,7 +385,8 @@ def check_voxel_bytes(path: str | Path, img: Any) -> None:
 def _check_size(path: Path, img: Any, suffix: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
     """Refuse headers that claim more voxel data than the file can hold (truncated files, bombs)."""
     needed = int(np.prod(shape)) * dtype.itemsize
-    offset = int(img.header.get_data_offset())
+    # the proxy knows where the data start; the header nibabel hands out may say 0
+    offset = int(getattr(img.dataobj, "offset", img.header.get_data_offset()))
     size = path.stat().st_size
     if suffix == ".nii" and offset + needed > size:
         raise CorruptFileError(
