@@ -114,10 +114,10 @@ def read_checkpoint(path: Path) -> Any:
 
 
 def read_findings(path: Path) -> Any:
-    """Findings JSON read back (:meth:`ctlens.analysis.findings.Findings.from_json`, as the service and chat do)."""
+    """A findings JSON file read back (:meth:`ctlens.analysis.findings.Findings.load`)."""
     from ctlens.analysis.findings import Findings
 
-    return Findings.from_json(path.read_bytes())
+    return Findings.load(path)
 
 
 def read_labels(path: Path) -> Any:
@@ -205,11 +205,15 @@ READERS: dict[str, Reader] = {
         read_volume,
         dicom_bytes(),
         dicom_seeds,
-        ("ctlens.io.dicom_reader", "ctlens.io.dicom_pixels", "ctlens.io.dicom_headers", "ctlens.io.dicom_series"),
+        (
+            "ctlens.io.dicom_reader",
+            "ctlens.io.dicom_pixels",
+            "ctlens.io.dicom_headers",
+            "ctlens.io.dicom_series",
+            "ctlens.io.dicom_parse",
+            "ctlens.io.dicom_geometry",
+        ),
         short=10,
-        pending="io/dicom_*.py (H1's rewrite) still let ValueError / TypeError / HeaderDataError escape for negative "
-        "Rows or SliceThickness, BitsAllocated / BitsStored of another VR, a NaN or 1e-320 SliceThickness (fixes in "
-        "H4's report, issue #21)",
     ),
     "zip": Reader(
         read_zip,
@@ -254,8 +258,6 @@ READERS: dict[str, Reader] = {
         findings_bytes(),
         lambda: [(findings_seed(), ".json")],
         ("ctlens.analysis.findings",),
-        pending="Findings.from_json raises AttributeError / TypeError / JSONDecodeError on malformed documents "
-        "and cannot name the file (report of helper H4, issue #21)",
         short=20,
     ),
     "labels": Reader(

@@ -19,11 +19,14 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ctlens.core.errors import CorruptFileError
 
 __all__ = ["ZERO_SHOT_NOTE", "Candidate", "Findings"]
 
@@ -60,15 +63,98 @@ class Candidate:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Candidate:
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(cls, d: dict[str, Any], where: str = "candidate") -> Candidate:
+        """Inverse of :meth:`to_dict`; a field of the wrong type raises :class:`CorruptFileError` (``where`` names it).
+
+        Example:
+            >>> Candidate.from_dict({"bbox": [0, 1, 2, 3, 4, 5], "slice_boxes": {"2": [0, 0, 1, 1]}}).slice_boxes
+            {2: (0, 0, 1, 1)}
+            >>> Candidate.from_dict({"score": "high"})
+            Traceback (most recent call last):
+            ...
+            ctlens.core.errors.CorruptFileError: candidate.score is 'high', not a number
+        """
+        if not isinstance(d, dict):
+            raise _wrong(where, d, "an object")
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
-        for key in ("centre_voxel", "centre_mm", "slice_range", "bbox"):
+        for key, n in (("centre_voxel", 3), ("centre_mm", 3)):
             if key in d:
-                d[key] = tuple(d[key])
-        d["slice_boxes"] = {int(k): tuple(v) for k, v in d.get("slice_boxes", {}).items()}
+                d[key] = tuple(_numbers(d[key], f"{where}.{key}", n))
+        for key, n in (("slice_range", 2), ("bbox", 6)):
+            if key in d:
+                d[key] = tuple(_ints(d[key], f"{where}.{key}", n))
+        for key in ("diameter_mm", "volume_ml", "mean_hu", "score"):
+            if key in d:
+                d[key] = _number(d[key], f"{where}.{key}")
+        for key in ("side", "kind"):
+            if key in d and not isinstance(d[key], str):
+                raise _wrong(f"{where}.{key}", d[key], "text")
+        boxes = _mapping(d.get("slice_boxes", {}), f"{where}.slice_boxes")
+        d["slice_boxes"] = {
+            _index(k, f"{where}.slice_boxes"): tuple(_ints(v, f"{where}.slice_boxes[{k}]", 4)) for k, v in boxes.items()
+        }
+        if "features" in d:
+            features = _mapping(d["features"], f"{where}.features")
+            d["features"] = {str(k): _number(v, f"{where}.features[{k}]") for k, v in features.items()}
         return cls(**d)
+
+
+def _wrong(where: str, value: Any, expected: str) -> CorruptFileError:
+    return CorruptFileError(f"{where} is {_shown(value)}, not {expected}")
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, str | int | float | bool | type(None)) else type(value).__name__
+    text = repr(value) if isinstance(value, str) else text
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(value: Any, where: str, finite: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _wrong(where, value, "a number")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float (JSON allows any number of digits)
+        raise _wrong(where, value, "a number") from None
+    if finite and not math.isfinite(number):
+        raise _wrong(where, value, "a finite number")
+    return number
+
+
+def _numbers(value: Any, where: str, n: int | None = None) -> list[float]:
+    if not isinstance(value, list | tuple) or (n is not None and len(value) != n):
+        raise _wrong(where, value, f"a list of {n} numbers" if n else "a list of numbers")
+    return [_number(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+
+def _ints(value: Any, where: str, n: int | None = None, low: int = -(2**62), high: int = 2**62) -> list[int]:
+    if not isinstance(value, list | tuple) or (n is not None and len(value) != n):
+        raise _wrong(where, value, f"a list of {n} integers" if n else "a list of integers")
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            raise _wrong(f"{where}[{i}]", v, f"an integer in {low}..{high}")
+    return list(value)
+
+
+def _index(key: Any, where: str) -> int:
+    """A slice index written as a JSON object key (its decimal text)."""
+    text = str(key).strip()
+    if not text.lstrip("-").isdigit() or len(text) > 18:
+        raise _wrong(where, key, "a map from slice indices")
+    return int(text)
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _wrong(where, value, "an object")
+    return value
+
+
+def _texts(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise _wrong(where, value, "a list of texts")
+    return list(value)
 
 
 def _plain(value: Any) -> Any:
@@ -130,23 +216,82 @@ class Findings:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_json(cls, text: str) -> Findings:
-        """Inverse of :meth:`to_json` (arrays are ``None``; see :meth:`load_arrays`)."""
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str | bytes) -> Findings:
+        """Inverse of :meth:`to_json` (arrays are ``None``; see :meth:`load_arrays`).
+
+        Text that is not JSON, or a document of the wrong shape, raises :class:`CorruptFileError`.
+
+        Example:
+            >>> Findings.from_json('{"candidates": [1]}')
+            Traceback (most recent call last):
+            ...
+            ctlens.core.errors.CorruptFileError: candidates[0] is 1, not an object
+        """
+        try:
+            document = json.loads(text)
+        except RecursionError:
+            raise CorruptFileError("findings JSON nested too deeply") from None
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise CorruptFileError(f"not a findings JSON ({str(exc).splitlines()[0][:120]})") from None
+        return cls.from_dict(document)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Findings:
+        """Read a findings JSON file (:meth:`save`); any fault raises :class:`CorruptFileError` naming the file.
+
+        Example:
+            >>> import tempfile
+            >>> path = Path(tempfile.mkdtemp()) / "findings.json"
+            >>> _ = path.write_bytes(b"\\xff{")
+            >>> Findings.load(path)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            ctlens.core.errors.CorruptFileError: findings.json: not a findings JSON (...)
+        """
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CorruptFileError(f"cannot read ({exc.strerror or exc})", path=path.name) from None
+        try:
+            return cls.from_json(data)
+        except CorruptFileError as exc:
+            raise CorruptFileError(exc.reason, path=path.name, hint=exc.hint) from None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Findings:
-        """Inverse of :meth:`to_dict` (arrays are ``None``); keys missing in older files get their defaults."""
+        """Inverse of :meth:`to_dict` (arrays are ``None``); keys missing in older files get their defaults.
+
+        Each field is checked for its type (:class:`CorruptFileError` says which is wrong).
+
+        Example:
+            >>> Findings.from_dict({"region": "chest", "input_shape": [2, 3, 4]}).input_shape
+            (2, 3, 4)
+            >>> Findings.from_dict({"input_shape": 5})
+            Traceback (most recent call last):
+            ...
+            ctlens.core.errors.CorruptFileError: input_shape is 5, not a list of integers
+        """
+        if not isinstance(d, dict):
+            raise _wrong("the findings document", d, "an object")
+        for key in ("region", "method"):
+            if key in d and not isinstance(d[key], str):
+                raise _wrong(key, d[key], "text")
+        candidates = d.get("candidates", [])
+        if not isinstance(candidates, list):
+            raise _wrong("candidates", candidates, "a list")
+        timings = _mapping(d.get("timings", {}), "timings")
+        zero_shot = _mapping(d.get("zero_shot") or {}, "zero_shot")
         return cls(
             region=d.get("region", "unknown"),
             method=d.get("method", ""),
-            measurements=d.get("measurements", {}),
-            candidates=[Candidate.from_dict(c) for c in d.get("candidates", [])],
-            warnings=list(d.get("warnings", [])),
-            parameters=d.get("parameters", {}),
-            timings=d.get("timings", {}),
-            input_shape=tuple(d.get("input_shape", ())),
-            zero_shot={str(k): float(v) for k, v in (d.get("zero_shot") or {}).items()},
+            measurements=_mapping(d.get("measurements", {}), "measurements"),
+            candidates=[Candidate.from_dict(c, f"candidates[{i}]") for i, c in enumerate(candidates)],
+            warnings=_texts(d.get("warnings", []), "warnings"),
+            parameters=_mapping(d.get("parameters", {}), "parameters"),
+            timings={str(k): _number(v, f"timings[{k}]", True) for k, v in timings.items()},
+            input_shape=tuple(_ints(d.get("input_shape", []), "input_shape", low=0)),
+            zero_shot={str(k): _number(v, f"zero_shot[{k}]", True) for k, v in zero_shot.items()},
         )
 
     def save(self, path: str | Path) -> Path:

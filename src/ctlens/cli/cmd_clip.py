@@ -144,6 +144,46 @@ def train_cmd(
     )
 
 
+def read_split(path: Path, keys: tuple[str, ...]) -> dict[str, list[str]]:
+    """The volume-name lists ``keys`` of a split JSON; a fault raises :class:`CorruptFileError` naming the file.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "split.json"
+        >>> _ = path.write_text('{"val": ["a"], "test": ["b", "c"]}')
+        >>> read_split(path, ("test", "val"))
+        {'test': ['b', 'c'], 'val': ['a']}
+        >>> _ = path.write_text('{"val": ["a"]}')
+        >>> read_split(path, ("test", "val"))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ctlens.core.errors.CorruptFileError: .../split.json: no list "test" in the split (it has: val)
+    """
+    from ctlens.core.errors import CorruptFileError
+
+    name = str(path)  # as the user gave it
+    try:
+        document = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise CorruptFileError(f"cannot read the split ({exc.strerror or exc})", path=name) from None
+    except RecursionError:
+        raise CorruptFileError("split JSON nested too deeply", path=name) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise CorruptFileError(f"not a split JSON ({str(exc).splitlines()[0][:120]})", path=name) from None
+    if not isinstance(document, dict):
+        raise CorruptFileError("a split JSON is an object of name lists", path=name)
+    out: dict[str, list[str]] = {}
+    for key in keys:
+        if key not in document:
+            present = ", ".join(sorted(str(k) for k in document)[:10]) or "no keys"
+            raise CorruptFileError(f'no list "{key}" in the split (it has: {present})', path=name)
+        names = document[key]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise CorruptFileError(f'"{key}" in the split is not a list of volume names', path=name)
+        out[key] = names
+    return out
+
+
 @clip_app.command("evaluate")
 @one_line_errors
 def evaluate_cmd(
@@ -166,7 +206,7 @@ def evaluate_cmd(
     from ctlens.pipelines.embed import load_clip
     from ctlens.training.clip.evaluation import evaluate_zero_shot
 
-    names = json.loads(split.read_text())
+    names = read_split(split, (test_key, "val"))
     model = load_clip(checkpoint)
     test = CTReportDataset(ct, reports, labels, names=names[test_key], patient_column=patient_column)
     val = CTReportDataset(ct, reports, labels, names=names["val"], patient_column=patient_column)

@@ -31,6 +31,77 @@ JITTER_RELATIVE_TOLERANCE = 0.02
 then the stack is even, its step the first-to-last distance over the number of steps."""
 
 
+MAX_COORDINATE_MM = 1e8
+"""Largest position coordinate taken as a place (100 km; real ones are within a few metres)."""
+MIN_SPACING_MM, MAX_SPACING_MM = 1e-6, 1e6
+"""Pixel spacings and slice steps outside these bounds (and any non-finite or denormal one) are no sizes."""
+
+
+def _shown(values: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v:.6g}" for v in np.asarray(values, dtype=np.float64).ravel()[:6]) + ")"
+
+
+def usable_spacing(value: float) -> bool:
+    """Whether ``value`` (mm) is a pixel or slice spacing: finite, in ``MIN_SPACING_MM < value <= MAX_SPACING_MM``.
+
+    Example:
+        >>> usable_spacing(0.7), usable_spacing(0.0), usable_spacing(float("nan")), usable_spacing(1e-320)
+        (True, False, False, False)
+    """
+    return bool(np.isfinite(value)) and MIN_SPACING_MM < value <= MAX_SPACING_MM
+
+
+def single_slice_step(thickness: object) -> tuple[float, str | None]:
+    """The step of a one-slice volume from its SliceThickness: ``(step, None)``, or ``(1.0, warning)`` when the
+    value is no size (non-finite, not above ``MIN_SPACING_MM``, over ``MAX_SPACING_MM``); absent: ``(1.0, None)``.
+
+    Example:
+        >>> single_slice_step("2.5"), single_slice_step(None)
+        ((2.5, None), (1.0, None))
+        >>> single_slice_step("-3")
+        (1.0, "SliceThickness '-3' is no slice size: 1 mm used for the single slice")
+    """
+    if thickness is None or thickness == "":
+        return 1.0, None
+    try:
+        value = float(thickness)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        value = float("nan")
+    if usable_spacing(value):
+        return value, None
+    return 1.0, f"SliceThickness {str(thickness)[:30]!r} is no slice size: 1 mm used for the single slice"
+
+
+def plane_problem(position: np.ndarray, orientation: np.ndarray, spacing: np.ndarray | None) -> str | None:
+    """Why a plane's ImagePositionPatient, ImageOrientationPatient or PixelSpacing cannot place it, or None.
+
+    Refused: non-finite or far-off positions, direction cosines that are not finite, of zero (or absurd) length,
+    or parallel, and pixel spacings that :func:`usable_spacing` refuses (``spacing`` None: absent, 1 mm is used).
+
+    Example:
+        >>> iop = np.array([1, 0, 0, 0, 1, 0.0])
+        >>> plane_problem(np.zeros(3), iop, np.array([0.5, 0.5])) is None
+        True
+        >>> plane_problem(np.zeros(3), np.zeros(6), None)
+        'ImageOrientationPatient (0, 0, 0, 0, 0, 0) is not two directions'
+        >>> plane_problem(np.zeros(3), iop, np.array([0.5, float("nan")]))
+        'PixelSpacing (0.5, nan) is not two positive sizes'
+    """
+    pos = np.asarray(position, dtype=np.float64)
+    if not np.all(np.isfinite(pos)) or np.abs(pos).max(initial=0) > MAX_COORDINATE_MM:
+        return f"ImagePositionPatient {_shown(pos)} is not a position"
+    iop = np.asarray(orientation, dtype=np.float64)
+    norms = np.linalg.norm(iop.reshape(2, 3), axis=1) if np.all(np.isfinite(iop)) and iop.size == 6 else None
+    if norms is None or not np.all((norms > 1e-3) & (norms < 1e3)):
+        return f"ImageOrientationPatient {_shown(iop)} is not two directions"
+    row, col = iop[:3] / norms[0], iop[3:] / norms[1]
+    if np.linalg.norm(np.cross(row, col)) < 1e-3:
+        return f"ImageOrientationPatient {_shown(iop)} has parallel row and column directions"
+    if spacing is not None and not all(usable_spacing(float(s)) for s in np.asarray(spacing).ravel()):
+        return f"PixelSpacing {_shown(spacing)} is not two positive sizes"
+    return None
+
+
 @dataclass
 class StackGeometry:
     """Where each slice (in ascending order along the normal) lies relative to the first."""
@@ -91,6 +162,10 @@ def even_grid_step(offsets: np.ndarray, step: float) -> float:
 
 def stack_geometry(positions: list[np.ndarray], iop: np.ndarray, name: str = "") -> StackGeometry:
     """Order slices and measure spacing, gaps and tilt from positions and orientation."""
+    for position in positions:  # the header reader skips such planes; a caller's own values are checked here too
+        problem = plane_problem(position, iop, None)
+        if problem is not None:
+            raise GeometryError(problem, path=name or None)
     row, col = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
     row, col = row / np.linalg.norm(row), col / np.linalg.norm(col)
     normal = np.cross(row, col)

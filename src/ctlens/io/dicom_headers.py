@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 
 from ctlens.core.errors import CorruptFileError, CTLensError
 from ctlens.io.dicom_deflate import check_deflated
+from ctlens.io.dicom_geometry import plane_problem
 from ctlens.io.dicom_magic import is_raw_dataset, read_head
 from ctlens.io.dicom_parse import DEFER_BYTES, parse_file, plain
 from ctlens.io.dicom_source import CandidateFile
@@ -41,6 +43,10 @@ from ctlens.io.mosaic import MosaicLayout, csa_image_header, mosaic_layout
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _NON_IMAGE_HINTS = ("RTSTRUCT", "RTPLAN", "SR", "PR", "KO", "SEG", "REG")
+
+
+class UnreadableValueError(CorruptFileError):
+    """A header value pydicom cannot convert (:meth:`SliceRef.value`); while headers are read, the file is skipped."""
 
 
 @dataclass
@@ -87,7 +93,12 @@ class SliceRef:
         facts = self.facts
         if keyword in facts:
             return facts[keyword]
-        value = plain(self.header.get(keyword))
+        try:
+            value = plain(self.header.get(keyword))
+        except Exception as exc:  # noqa: BLE001 - pydicom cannot convert the value (odd length, bad number...)
+            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            display = getattr(self.file, "display", None)
+            raise UnreadableValueError(f"{keyword} cannot be read ({reason})", path=display) from None
         facts[keyword] = value
         return value
 
@@ -192,7 +203,47 @@ def _number(value: object, default: float) -> float:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return default
-    return number if number == number else default
+    return number if math.isfinite(number) else default
+
+
+MAX_DIMENSION = 65535
+"""Largest Rows / Columns a DICOM image can declare (both are US: PS3.3 C.7.6.3.1)."""
+
+
+def image_dimension(value: Any, keyword: str, display: str) -> int:
+    """``Rows`` / ``Columns`` as an integer in 1..65535, else :class:`CorruptFileError` naming ``display``.
+
+    Accepts what headers hold in practice (an int, an integer string; a single value), nothing else.
+
+    Example:
+        >>> image_dimension(512, "Rows", "a.dcm"), image_dimension("64", "Columns", "a.dcm")
+        (512, 64)
+        >>> image_dimension(-1, "Rows", "a.dcm")
+        Traceback (most recent call last):
+        ...
+        ctlens.core.errors.CorruptFileError: a.dcm: Rows is -1, not an image size (1 to 65535)
+    """
+    number: int | None = None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("+").isdigit() and len(value.strip()) <= 12:
+        number = int(value.strip())
+    if number is None or not 1 <= number <= MAX_DIMENSION:
+        shown = repr(value) if not isinstance(value, int) else str(value)
+        raise CorruptFileError(f"{keyword} is {shown[:40]}, not an image size (1 to {MAX_DIMENSION})", path=display)
+    return number
+
+
+def _size_problem(header: _Header, display: str) -> str | None:
+    """Why the file's Rows / Columns are no image size (:func:`image_dimension`), or None."""
+    try:
+        for keyword in ("Rows", "Columns"):
+            image_dimension(_get(header, keyword), keyword, display)
+    except CorruptFileError as exc:
+        return exc.reason
+    return None
 
 
 def _get(header: _Header, keyword: str) -> Any:
@@ -226,8 +277,8 @@ def _plane_ref(
         position=pos,
         orientation=iop,
         pixel_spacing=tuple(spacing) if spacing is not None else (1.0, 1.0),
-        rows=int(_get(header, "Rows")),
-        columns=int(_get(header, "Columns")),
+        rows=image_dimension(_get(header, "Rows"), "Rows", candidate.display),
+        columns=image_dimension(_get(header, "Columns"), "Columns", candidate.display),
         slope=_number(slope, 1.0) or 1.0,
         intercept=_number(intercept, 0.0),
         sop_uid=sop if frame is None else f"{sop}#{frame + 1}",
@@ -255,9 +306,15 @@ def _single_frame_refs(candidate: CandidateFile, header: _Header) -> list[SliceR
     iop = _floats(_get(header, "ImageOrientationPatient"), 6)
     if _get(header, "Rows") is None or _get(header, "Columns") is None:
         return "no image (Rows/Columns missing)"
+    problem = _size_problem(header, candidate.display)  # before the mosaic layout reads Rows / Columns
+    if problem is not None:
+        return problem
     if pos is None or iop is None:
         return "no ImagePositionPatient/ImageOrientationPatient (not a cross-sectional image)"
     spacing = _floats(_get(header, "PixelSpacing"), 2)
+    problem = plane_problem(pos, iop, spacing)
+    if problem is not None:
+        return problem
     is_mr = str(_get(header, "Modality") or "").upper() == "MR"
     csa = csa_image_header(ds) if is_mr else None
     layout = mosaic_layout(ds, csa, pos, iop) if is_mr else None  # mosaics are Siemens MR (fMRI, diffusion)
@@ -281,6 +338,9 @@ def _multi_frame_refs(candidate: CandidateFile, header: _Header) -> list[SliceRe
     n_frames = int(_number(_get(header, "NumberOfFrames"), 1) or 1)
     if not per_frame or len(per_frame) != n_frames:
         return "multi-frame file without one PerFrameFunctionalGroupsSequence item per frame"
+    problem = _size_problem(header, candidate.display)
+    if problem is not None:
+        return problem
     refs: list[SliceRef] = []
     for k, group in enumerate(per_frame):
         pos = _floats(getattr(_group(ds, group, "PlanePositionSequence"), "ImagePositionPatient", None), 3)
@@ -288,6 +348,9 @@ def _multi_frame_refs(candidate: CandidateFile, header: _Header) -> list[SliceRe
         if pos is None or iop is None:
             return f"frame {k + 1} has no plane position/orientation"
         spacing = _floats(getattr(_group(ds, group, "PixelMeasuresSequence"), "PixelSpacing", None), 2)
+        problem = plane_problem(pos, iop, spacing)
+        if problem is not None:
+            return f"frame {k + 1}: {problem}"
         transform = _group(ds, group, "PixelValueTransformationSequence")
         ref = _plane_ref(candidate, header, k, pos, iop, spacing, transform if transform is not None else ds)
         ref.extra.update(_frame_facts(ds, group))
@@ -362,6 +425,8 @@ def read_slice_refs(
         header = _read(candidate)
         try:
             result = header if isinstance(header, str) else slice_refs_of(candidate, header)
+        except UnreadableValueError as exc:
+            result = f"unreadable DICOM header ({exc.reason})"
         except CTLensError:
             raise
         except Exception as exc:  # noqa: BLE001 - a value pydicom cannot convert (wrong length, bad number...)

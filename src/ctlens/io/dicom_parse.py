@@ -14,7 +14,8 @@ ASCII (other character sets) is left to pydicom.
 
 Anything unusual returns ``None`` and the caller reads the file with pydicom: no preamble, a deflated data set,
 group 0000 elements, a VR that is not two capitals, a data set whose encoding differs from its transfer syntax, an
-undefined length on anything but a sequence or the pixel data, an element running past the end of the file.
+undefined length on anything but a sequence or the pixel data, an element running past the end of the file, sequences
+nested deeper than :data:`MAX_DEPTH`.
 
 Example:
     >>> parse_file(__file__) is None  # not a DICOM file: pydicom gets to say why
@@ -76,6 +77,8 @@ FACT_KEYWORDS: tuple[str, ...] = (
 )
 """Header values decoded in the parsing pass (``SliceRef.value``); add a keyword here to have it read there too."""
 
+MAX_DEPTH = 64
+"""Sequences nested deeper than this are left to pydicom (real files nest a few levels)."""
 _PIXEL_DATA = 0x7FE00010
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
@@ -167,6 +170,8 @@ class _Reader:
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
+        self.size = os.fstat(handle.fileno()).st_size
+        """The file's length: no element may run past it."""
         self.data = handle.read(_CHUNK)
         self.base = 0
         """File offset of ``data[0]`` (moves forward when a deferred value is skipped)."""
@@ -177,7 +182,9 @@ class _Reader:
         """Make ``data`` reach file offset ``end``; ``_Unusual`` past the end of the file."""
         missing = end - self.end
         if missing > 0:
-            more = self.handle.read(max(missing, _CHUNK))
+            if end > self.size:
+                raise _Unusual
+            more = self.handle.read(max(missing, _CHUNK, len(self.data)))  # doubling: linear for long sequences
             self.data += more
             self.end += len(more)
             if len(more) < missing:
@@ -192,6 +199,8 @@ class _Reader:
         """Continue at file ``offset`` without reading what lies before it."""
         if offset <= self.end:
             return
+        if offset > self.size:  # a declared length beyond the end of the file
+            raise _Unusual
         self.handle.seek(offset)
         self.data, self.base = self.handle.read(_CHUNK), offset
         self.end = offset + len(self.data)
@@ -207,8 +216,10 @@ _STRUCTS = {
 }
 
 
-def _walk_items(reader: _Reader, pos: int, endian: str, implicit: bool) -> int:
+def _walk_items(reader: _Reader, pos: int, endian: str, implicit: bool, depth: int = 0) -> int:
     """From the first item of an undefined-length sequence (or encapsulated value): the offset of its delimiter."""
+    if depth > MAX_DEPTH:
+        raise _Unusual
     tag_of, _, u32 = _STRUCTS[endian]
     while True:
         reader.need(pos + 8)
@@ -220,7 +231,7 @@ def _walk_items(reader: _Reader, pos: int, endian: str, implicit: bool) -> int:
             raise _Unusual
         length = u32(reader.data, pos - reader.base + 4)[0]
         pos += 8
-        pos = pos + length if length != _UNDEFINED else _walk_elements(reader, pos, endian, implicit)
+        pos = pos + length if length != _UNDEFINED else _walk_elements(reader, pos, endian, implicit, depth + 1)
 
 
 def _element_head(reader: _Reader, pos: int, endian: str, implicit: bool) -> tuple[int, str | None, int, int]:
@@ -257,7 +268,7 @@ def _is_sequence(reader: _Reader, tag: int, vr: str | None, value_at: int, endia
         return (group << 16 | elem) == _ITEM
 
 
-def _walk_elements(reader: _Reader, pos: int, endian: str, implicit: bool) -> int:
+def _walk_elements(reader: _Reader, pos: int, endian: str, implicit: bool, depth: int) -> int:
     """Skip the elements of an undefined-length item; return the offset after its delimiter."""
     while True:
         tag, vr, length, value_at = _element_head(reader, pos, endian, implicit)
@@ -266,8 +277,10 @@ def _walk_elements(reader: _Reader, pos: int, endian: str, implicit: bool) -> in
         if length == _UNDEFINED:
             if tag != _PIXEL_DATA and not _is_sequence(reader, tag, vr, value_at, endian):
                 raise _Unusual
-            pos = _walk_items(reader, value_at, endian, implicit) + 8
+            pos = _walk_items(reader, value_at, endian, implicit, depth) + 8
         else:
+            if value_at + length > reader.size:
+                raise _Unusual
             pos = value_at + length
 
 
@@ -387,6 +400,8 @@ def _parse(handle: Any, path: str) -> ParsedFile | None:
             elements[key] = RawDataElement(key, "SQ", len(value), value, value_at, implicit, little, True, False)
             pos = end + 8
             continue
+        if value_at + length > reader.size:
+            raise _Unusual  # a declared length beyond the end of the file: pydicom names the fault
         if length > DEFER_BYTES and tag != 0x00080005:
             elements[key] = RawDataElement(key, vr, length, None, value_at, implicit, little, True, False)
             reader.skip_to(value_at + length)

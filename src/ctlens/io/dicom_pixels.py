@@ -60,14 +60,101 @@ def _plugin_for(transfer_syntax: str) -> str:
     return ""
 
 
+def header_int(ref: SliceRef, keyword: str, default: int, low: int, high: int) -> int:
+    """The header's integer ``keyword`` (``default`` when absent) in ``low..high``, else :class:`CorruptFileError`.
+
+    An integer, or a decimal integer string (an IS value, or what an odd VR gives); anything else (a fraction,
+    ``nan``, ``1e308``, bytes of an unknown VR, several values) names the file and the element.
+
+    Example:
+        >>> from pydicom.dataset import Dataset
+        >>> from ctlens.io.dicom_source import CandidateFile
+        >>> ds = Dataset(); ds.BitsStored = 12
+        >>> file = CandidateFile(Path("a.dcm"), "a.dcm")
+        >>> ref = SliceRef(file, None, ds, np.zeros(3), np.zeros(6), (1, 1), 2, 2, 1, 0, "")
+        >>> header_int(ref, "BitsStored", 16, 1, 64), header_int(ref, "BitsAllocated", 16, 1, 64)
+        (12, 16)
+    """
+    value = ref.value(keyword)
+    if value is None:
+        return default
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and len(value) <= 20 and value.strip().lstrip("+-").isdigit():
+        number = int(value.strip())
+    if number is None or not low <= number <= high:
+        shown = str(value) if isinstance(value, int) else repr(value)[:40]
+        raise CorruptFileError(f"{keyword} is {shown}, not an integer in {low}..{high}", path=ref.file.display)
+    return number
+
+
+def bit_depths(ref: SliceRef) -> tuple[int, int]:
+    """``(BitsAllocated, BitsStored)`` checked: 1 <= BitsStored <= BitsAllocated <= 64 (absent: 16, allocated).
+
+    Example:
+        >>> from pydicom.dataset import Dataset
+        >>> from ctlens.io.dicom_source import CandidateFile
+        >>> ds = Dataset(); ds.BitsAllocated = 16; ds.BitsStored = 12
+        >>> file = CandidateFile(Path("a.dcm"), "a.dcm")
+        >>> bit_depths(SliceRef(file, None, ds, np.zeros(3), np.zeros(6), (1, 1), 2, 2, 1, 0, ""))
+        (16, 12)
+    """
+    bits = header_int(ref, "BitsAllocated", 16, 1, 64)
+    return bits, header_int(ref, "BitsStored", bits, 1, bits)
+
+
+EXPANSION_FLOOR = 64 << 20
+"""Declared pixel bytes a compressed file may always hold; above it, at most the archive ratio times its size."""
+
+
+def check_expansion(ref: SliceRef, frames: int) -> None:
+    """Refuse a compressed file whose header declares more decoded pixel bytes than its size can plausibly hold.
+
+    Decoders allocate ``frames x Rows x Columns x samples x bytes`` before they find the data short; above
+    :data:`EXPANSION_FLOOR` that must stay within ``CTLENS_MAX_ARCHIVE_RATIO`` times the file's size.
+
+    Example:
+        >>> from pydicom.dataset import Dataset
+        >>> from ctlens.io.dicom_source import CandidateFile
+        >>> file = CandidateFile(Path(__file__), "a.dcm")
+        >>> plane = lambda n: SliceRef(file, None, Dataset(), np.zeros(3), np.zeros(6), (1, 1), n, n, 1, 0, "")
+        >>> check_expansion(plane(512), 1)
+        >>> check_expansion(plane(65535), 9)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ctlens.core.errors.CorruptFileError: a.dcm: declares 77307052050 bytes of pixels, over ...
+    """
+    rows, columns = ref.rows, ref.columns
+    if ref.mosaic is not None:
+        rows, columns = ref.mosaic.rows * ref.mosaic.grid, ref.mosaic.columns * ref.mosaic.grid  # the whole grid
+    bits = bit_depths(ref)[0]
+    declared = frames * rows * columns * header_int(ref, "SamplesPerPixel", 1, 1, 64) * ((bits + 7) // 8)
+    if declared <= EXPANSION_FLOOR:
+        return
+    from ctlens.core.settings import get_settings
+
+    ratio = float(get_settings().max_archive_ratio)
+    try:
+        size = os.path.getsize(ref.file.path)
+    except OSError:
+        size = 0
+    if declared > ratio * size:
+        raise CorruptFileError(
+            f"declares {declared} bytes of pixels, over {ratio:.0f}x the {size} bytes of the compressed file",
+            path=ref.file.display,
+            hint="the header's Rows / Columns / NumberOfFrames do not match the pixel data",
+        )
+
+
 def _native_plane(ref: SliceRef) -> np.ndarray:
     """Stored values of an uncompressed single-frame slice straight from its bytes (no copy through pydicom).
 
     Where the one-pass parser noted the pixel data's offset, the values are read from there into a new array (one
     read, no pydicom); else from the header's deferred PixelData.
     """
-    bits = int(ref.value("BitsAllocated") or 16)
-    if bits not in (8, 16, 32) or int(ref.value("SamplesPerPixel") or 1) != 1:
+    bits, bits_stored = bit_depths(ref)
+    if bits not in (8, 16, 32) or header_int(ref, "SamplesPerPixel", 1, 1, 64) != 1:
         return _decode_file(ref.file.path, ref.file.display, None)
     signed = ref.value("PixelRepresentation") == 1
     order = ">" if ref.transfer_syntax == ExplicitVRBigEndian else "<"
@@ -88,7 +175,6 @@ def _native_plane(ref: SliceRef) -> np.ndarray:
             _truncated(ref, 0 if data is None else len(data), needed * dtype.itemsize)
         plane = np.frombuffer(data, dtype=dtype, count=needed)
     plane = plane.reshape(rows, columns)
-    bits_stored = int(ref.value("BitsStored") or bits)
     if bits_stored < bits:  # mask unused high bits, sign-extending signed data as pydicom does
         shift = bits - bits_stored
         plane = (plane << shift) >> shift if signed else plane & ((1 << bits_stored) - 1)
@@ -99,13 +185,13 @@ def _j2k_plane(ref: SliceRef) -> np.ndarray | None:
     """A JPEG 2000 slice decoded from the codestream at its noted offset (no second pydicom read), else None."""
     if ref.pixel_offset is None or ref.pixel_length != 0xFFFFFFFF or ref.mosaic is not None:
         return None
-    if int(ref.value("SamplesPerPixel") or 1) != 1 or int(ref.value("NumberOfFrames") or 1) != 1:
+    if header_int(ref, "SamplesPerPixel", 1, 1, 64) != 1 or header_int(ref, "NumberOfFrames", 1, 1, 2**31) != 1:
         return None
     codestream = encapsulated_frame(ref.file.path, ref.pixel_offset)
     if codestream is None:
         return None
     signed = ref.value("PixelRepresentation") == 1
-    return decode_plane(codestream, ref.rows, ref.columns, signed, int(ref.value("BitsAllocated") or 16))
+    return decode_plane(codestream, ref.rows, ref.columns, signed, bit_depths(ref)[0])
 
 
 def _truncated(ref: SliceRef, got: int, needed: int) -> None:
@@ -157,13 +243,18 @@ def _decode_file(path: Path, display: str, frames: list[int] | None, plugin: str
 def _padding_mask(ref: SliceRef, raw: np.ndarray) -> np.ndarray | None:
     """Pixels to set to air: PixelPaddingValue (or the padding range) in CT only (module docstring)."""
     pad = ref.value("PixelPaddingValue")
-    if pad is None or isinstance(pad, tuple) or ref.modality != "CT":
-        return None
+    if not _is_sample(pad) or ref.modality != "CT":
+        return None  # absent, or not one integer (several values, bytes of an unknown VR): no padding
     limit = ref.value("PixelPaddingRangeLimit")
-    if limit is None or isinstance(limit, tuple):
+    if not _is_sample(limit):
         return raw == pad
     lo, hi = sorted((int(pad), int(limit)))
     return (raw >= lo) & (raw <= hi)
+
+
+def _is_sample(value: object) -> bool:
+    """Whether a padding value is one integer (what PixelPaddingValue / PixelPaddingRangeLimit hold)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _integral(slope: float, intercept: float) -> bool:
@@ -264,6 +355,14 @@ def decode_hu(refs: list[SliceRef], workers: int | None = None) -> np.ndarray:
         n = 1  # uncompressed: a slice is read and converted in ~0.1 ms; handing it to a thread costs as much (measured)
     else:
         n = workers or default_workers()  # the setting is read only here (reading it costs a few ms)
+    for _, idx in jobs:  # decoders allocate what headers declare: measured before anything is allocated
+        first = refs[idx[0]]
+        if first.transfer_syntax not in NATIVE_SYNTAXES:
+            check_expansion(first, 1 if first.frame is None else header_int(first, "NumberOfFrames", 1, 1, 2**31))
+        elif first.pixel_length is not None and first.mosaic is None and first.frame is None:
+            needed = first.rows * first.columns * bit_depths(first)[0] // 8  # a lower bound (1-bit data packed)
+            if first.pixel_length < needed:
+                _truncated(first, first.pixel_length, needed)
     integral = all(_integral(r.slope, r.intercept) for r in refs)
     out = np.empty((len(refs), refs[0].rows, refs[0].columns), dtype=np.int16 if integral else np.float32)
     with contextlib.ExitStack() as stack:

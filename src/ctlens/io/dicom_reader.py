@@ -38,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -53,7 +54,7 @@ from ctlens.core.errors import (
     UnevenSpacingError,
 )
 from ctlens.core.volume import Volume
-from ctlens.io.dicom_geometry import StackGeometry, even_grid_step, stack_geometry
+from ctlens.io.dicom_geometry import StackGeometry, even_grid_step, single_slice_step, stack_geometry
 from ctlens.io.dicom_headers import SliceRef, read_slice_refs
 from ctlens.io.dicom_pixels import AIR_HU, decode_hu
 from ctlens.io.dicom_series import IMPLICIT_PART, SeriesInfo, group_series, select_series
@@ -169,8 +170,10 @@ def _meta(info: SeriesInfo, refs: list[SliceRef], geom: StackGeometry, n_files: 
     for keyword, key in _META_NUMBER.items():
         try:
             if header.get(keyword) not in (None, ""):
-                meta[key] = float(header.get(keyword))
-        except (TypeError, ValueError):
+                number = float(header.get(keyword))
+                if math.isfinite(number):  # NaN / inf would make the meta invalid JSON; thickness is checked later
+                    meta[key] = number
+        except (TypeError, ValueError, OverflowError):
             pass
     return meta
 
@@ -402,7 +405,9 @@ def plan_entry(
         )
     resample = bool(geom.uneven and uneven == "resample")
     n_slices = len(refs)
-    step = geom.step if len(refs) > 1 else float(meta.get("slice_thickness") or 1.0)
+    step, why_not = (geom.step, None) if len(refs) > 1 else single_slice_step(refs[0].value("SliceThickness"))
+    if why_not:
+        meta["warnings"].append(why_not)
     if resample:
         step = even_grid_step(geom.offsets, geom.step)
         n_slices = resampled_count(geom.offsets, step)

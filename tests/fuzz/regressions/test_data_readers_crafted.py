@@ -267,18 +267,46 @@ def test_service_odd_form_fields_are_4xx_json(server, path: str, parts: list, ct
     assert response.json()
 
 
-# ------------------------------------------------------------------------------------------ pending elsewhere
+# ------------------------------------------------------------------------------------------------ findings JSON
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ctlens.analysis.findings (not H4's): Findings.from_json lets AttributeError / TypeError / "
-    "JSONDecodeError escape; fix described in H4's report (issue #21)",
-)
-@pytest.mark.parametrize("text", ["[]", '{"candidates": [1]}', '{"input_shape": 5}', "{", '{"zero_shot": {"a": "x"}}'])
+_MALFORMED = [
+    "[]",
+    '{"candidates": [1]}',
+    '{"input_shape": 5}',
+    "{",
+    '{"zero_shot": {"a": "x"}}',
+    '{"candidates": {"a": 1}}',
+    '{"candidates": [{"bbox": [1, 2]}]}',
+    '{"candidates": [{"slice_boxes": {"x": [0, 0, 1, 1]}}]}',
+    '{"candidates": [{"score": true}]}',
+    '{"input_shape": [4, -1, 2]}',
+    '{"input_shape": [4.5]}',
+    '{"warnings": "w"}',
+    '{"region": 3}',
+    '{"timings": {"t": 1e999999}}',
+    '{"zero_shot": {"a": ' + "9" * 400 + "}}",
+    "[" * 100000,
+]
+
+
+@pytest.mark.parametrize("text", _MALFORMED)
 def test_findings_json_malformed(text: str) -> None:
     from ctlens.analysis.findings import Findings
 
-    assert json.loads(findings_seed())  # the valid seed reads
+    assert Findings.from_json(findings_seed()).region == "chest"  # the valid seed reads
     with pytest.raises(CTLensError):
         Findings.from_json(text)
+
+
+@pytest.mark.parametrize("data", [text.encode() for text in _MALFORMED[:6]] + [b"\xff\xfe{", b""])
+def test_findings_file_malformed_names_the_file(tmp_path: Path, data: bytes) -> None:
+    from ctlens.analysis.findings import Findings
+
+    path = tmp_path / "my-findings.json"
+    path.write_bytes(data)
+    with pytest.raises(CorruptFileError, match="my-findings.json") as info:
+        Findings.load(path)
+    assert "\n" not in str(info.value)
+    path.write_bytes(findings_seed())
+    assert Findings.load(path).candidates[0].kind == "nodule"

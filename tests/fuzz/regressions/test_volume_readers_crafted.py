@@ -156,17 +156,11 @@ def test_zip_member_declaring_a_huge_size(tmp_path: Path) -> None:
     _convert(path)
 
 
-_PENDING_DICOM = (
-    "io/dicom_*.py are H1's (reader rewrite): the fix is described in H4's report for issue #21; the lead "
-    "removes this mark once it is applied"
-)
-
-
 @pytest.mark.parametrize(
     ("keyword", "value"),
     [
         ("Rows", 65535),
-        pytest.param("Columns", 0, marks=pytest.mark.xfail(strict=True, reason=_PENDING_DICOM + " (0 columns)")),
+        ("Columns", 0),
         ("BitsAllocated", 33),
         ("BitsAllocated", 0),
         ("SamplesPerPixel", 0),
@@ -195,22 +189,12 @@ def test_dicom_deeply_nested_sequences(tmp_path: Path, depth: int) -> None:
     _result_or_error(path)
 
 
-@pytest.mark.xfail(strict=True, reason=_PENDING_DICOM + " (negative Rows: raw ValueError from numpy)")
 def test_dicom_negative_rows_through_an_odd_vr(tmp_path: Path) -> None:
     from pydicom.dataelem import DataElement
 
     ds = _dataset(6, 5, 0.0)
     ds[0x00280010] = DataElement(0x00280010, "SS", -1)  # Rows written as a signed short
     path = tmp_path / "rows.dcm"
-    path.write_bytes(_write(ds, "explicit"))
-    _convert(path)
-
-
-@pytest.mark.xfail(strict=True, reason=_PENDING_DICOM + " (negative SliceThickness: raw ValueError from Volume)")
-def test_dicom_single_slice_with_negative_thickness(tmp_path: Path) -> None:
-    ds = _dataset(6, 5, 0.0)
-    ds.SliceThickness = -32768
-    path = tmp_path / "thick.dcm"
     path.write_bytes(_write(ds, "explicit"))
     _convert(path)
 
@@ -229,28 +213,81 @@ def test_dicom_deflated_stream_damaged(tmp_path: Path) -> None:
     _convert(path)
 
 
-@pytest.mark.xfail(strict=True, reason=_PENDING_DICOM + " (BitsStored as text: raw ValueError from int())")
-@pytest.mark.parametrize("value", ["nan", "1e308"])
+def _with_text_element(ds: object, tag: bytes, vr: bytes, value: str) -> bytes:
+    """``ds`` written with element ``tag`` (its 4 bytes, little endian) holding ``value`` as raw text of ``vr``.
+
+    pydicom refuses to write such values itself: a placeholder of the same length is written, then replaced.
+    """
+    from pydicom.dataelem import DataElement
+
+    text = (value + " " * (len(value) % 2)).encode()
+    placeholder = b"9" * len(text)
+    number = int.from_bytes(tag[:2], "little") << 16 | int.from_bytes(tag[2:], "little")
+    ds[number] = DataElement(number, vr.decode(), placeholder.decode())  # type: ignore[index]
+    head = tag + vr + struct.pack("<H", len(text))
+    data = _write(ds, "explicit")
+    assert data.count(head + placeholder) == 1
+    return data.replace(head + placeholder, head + text)
+
+
+@pytest.mark.parametrize("value", ["nan", "1e308", "12.5", "-3", "0", "17", "x"])
 def test_dicom_bits_stored_as_text(tmp_path: Path, value: str) -> None:
-    from pydicom.dataelem import DataElement
-
-    ds = _dataset(6, 5, 0.0)
-    ds[0x00280101] = DataElement(0x00280101, "IS", value)  # BitsStored with a number string VR
+    """BitsStored (a US) written as an IS string: anything but an integer in 1..BitsAllocated is refused."""
     path = tmp_path / "bits.dcm"
-    path.write_bytes(_write(ds, "explicit"))
-    _convert(path)
+    path.write_bytes(_with_text_element(_dataset(6, 5, 0.0), b"\x28\x00\x01\x01", b"IS", value))
+    _convert(path, "BitsStored")
 
 
-@pytest.mark.xfail(strict=True, reason=_PENDING_DICOM + " (SliceThickness NaN / 1e-320: raw HeaderDataError)")
-@pytest.mark.parametrize("value", ["nan", "1e-320"])
+@pytest.mark.parametrize("value", ["nan", "1e308", "65"])
+def test_dicom_bits_allocated_as_text(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "alloc.dcm"
+    path.write_bytes(_with_text_element(_dataset(6, 5, 0.0), b"\x28\x00\x00\x01", b"IS", value))
+    _convert(path, "BitsAllocated")
+
+
+@pytest.mark.parametrize("value", ["nan", "1e-320", "-32768", "0", "inf", "1e308", "x"])
 def test_dicom_single_slice_with_unusable_thickness(tmp_path: Path, value: str) -> None:
-    from pydicom.dataelem import DataElement
+    """A single slice's SliceThickness that is no size: 1 mm is used (with a warning), the file converts."""
+    from ctlens.io import load
 
-    ds = _dataset(6, 5, 0.0)
-    ds[0x00180050] = DataElement(0x00180050, "DS", value)
-    path = tmp_path / "nan.dcm"
-    path.write_bytes(_write(ds, "explicit"))
-    _convert(path)
+    path = tmp_path / "thick.dcm"
+    path.write_bytes(_with_text_element(_dataset(6, 5, 0.0), b"\x18\x00\x50\x00", b"DS", value))
+    out = tmp_path / "out.nii.gz"
+    result = run_cli("convert", str(path), str(out))
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert load(out).spacing[0] == pytest.approx(1.0)
+
+
+def test_dicom_single_slice_with_usable_thickness(tmp_path: Path) -> None:
+    from ctlens.io import load
+
+    path = tmp_path / "thick.dcm"
+    path.write_bytes(_with_text_element(_dataset(6, 5, 0.0), b"\x18\x00\x50\x00", b"DS", "2.5"))
+    out = tmp_path / "out.nii.gz"
+    assert run_cli("convert", str(path), str(out)).exit_code == 0
+    assert load(out).spacing[0] == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize(
+    ("tag", "value", "field"),
+    [
+        (b"\x20\x00\x32\x00", "0\\0\\nan", "ImagePositionPatient"),
+        (b"\x20\x00\x32\x00", "0\\0\\1e300", "ImagePositionPatient"),
+        (b"\x20\x00\x37\x00", "0\\0\\0\\0\\0\\0", "ImageOrientationPatient"),
+        (b"\x20\x00\x37\x00", "1\\0\\0\\1\\0\\0", "ImageOrientationPatient"),
+        (b"\x20\x00\x37\x00", "1\\0\\0\\0\\inf\\0", "ImageOrientationPatient"),
+        (b"\x28\x00\x30\x00", "0.7\\0", "PixelSpacing"),
+        (b"\x28\x00\x30\x00", "-0.7\\0.7", "PixelSpacing"),
+        (b"\x28\x00\x30\x00", "1e-320\\0.7", "PixelSpacing"),
+        (b"\x28\x00\x30\x00", "nan\\0.7", "PixelSpacing"),
+    ],
+)
+def test_dicom_geometry_that_places_nothing(tmp_path: Path, tag: bytes, value: str, field: str) -> None:
+    """Non-finite, far-off, degenerate or denormal positions, orientations and spacings: one error naming them."""
+    path = tmp_path / "geometry.dcm"
+    path.write_bytes(_with_text_element(_dataset(6, 5, 0.0), tag, b"DS", value))
+    _convert(path, field)
 
 
 def test_dicom_bits_allocated_as_unknown_vr(tmp_path: Path) -> None:
