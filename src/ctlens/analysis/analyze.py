@@ -33,7 +33,14 @@ from ctlens.analysis.grid import AnalysisGrid
 from ctlens.analysis.head import analyze_head
 from ctlens.analysis.image2d import analyze_image2d
 from ctlens.analysis.lungs import LEFT, RIGHT, segment_lungs
-from ctlens.analysis.nodules import MASS_BLOB_ML, MIN_BLOB_FRACTION, MIN_BLOB_ML, detect_lung_candidates
+from ctlens.analysis.nodules import (
+    MASS_BLOB_ML,
+    MIN_BLOB_FRACTION,
+    MIN_BLOB_ML,
+    SMALL_BLOB_FRACTION,
+    SMALL_MAX_ATTACHED,
+    detect_lung_candidates,
+)
 from ctlens.analysis.vesselness import BLOB_RATIO, SCALES_MM
 from ctlens.core.errors import UnsupportedFormatError
 from ctlens.core.volume import Volume
@@ -173,6 +180,8 @@ def _chest(volume: Volume, grid: AnalysisGrid, hu_g: np.ndarray, lungs, findings
                 "min_blob_fraction": MIN_BLOB_FRACTION,
                 "mass_blob_ml": MASS_BLOB_ML,
                 "min_blob_ml": MIN_BLOB_ML,
+                "small_blob_fraction": SMALL_BLOB_FRACTION,
+                "small_max_attached": SMALL_MAX_ATTACHED,
             },
         }
     )

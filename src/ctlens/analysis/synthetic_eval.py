@@ -65,6 +65,7 @@ HELD_OUT_MIN_SEED = 10000
 REPORTED_SEEDS: dict[int, str] = {
     52817: "docs/analysis.md, held-out synthetic run 1 (N = 30)",
     61409: "docs/analysis.md, held-out synthetic run 2 (N = 30)",
+    73019: "docs/analysis.md, held-out synthetic run 3 (N = 30), small-nodule rule before / after",
 }
 """Seeds whose held-out figures were published (docs/analysis.md): refused for a new held-out run."""
 STORAGE_ORDERS = ("LPS", "RPS", "LAS", "RAS", "PLS", "ARS", "LPI", "RAI")
