@@ -121,6 +121,7 @@ def convert(
     from ctlens.io.loader import file_kind
 
     extra = {} if volume is None else {"volume": volume}
+    check_series_input(path, series)  # --series with a single-volume file: one clear error
     if volume is None and file_kind(out) == "nifti" and file_kind(path) in ("dicom", "nifti"):
         from ctlens.io import load_volumes
 
