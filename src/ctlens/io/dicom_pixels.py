@@ -171,6 +171,8 @@ def _native_plane(ref: SliceRef) -> np.ndarray:
             data = ref.header.PixelData
         except Exception as exc:  # noqa: BLE001 - a deferred read of a damaged file fails in many ways
             raise CorruptFileError(f"cannot read pixel data ({exc})", path=ref.file.display) from None
+        if data is not None and not isinstance(data, bytes | bytearray | memoryview):  # e.g. written with VR UL
+            raise CorruptFileError(f"PixelData is a {type(data).__name__}, not pixel bytes", path=ref.file.display)
         if data is None or len(data) < needed * dtype.itemsize:
             _truncated(ref, 0 if data is None else len(data), needed * dtype.itemsize)
         plane = np.frombuffer(data, dtype=dtype, count=needed)

@@ -298,3 +298,19 @@ def test_dicom_bits_allocated_as_unknown_vr(tmp_path: Path) -> None:
     path = tmp_path / "bitsalloc.dcm"
     path.write_bytes(data.replace(us, un, 1))
     _convert(path)
+
+
+def test_dicom_pixel_data_as_a_number(tmp_path: Path) -> None:
+    """A three-slice series whose first slice has PixelData written with VR UL (a number, not bytes), in a header
+    the fast parser hands to pydicom: the input `make fuzz` found (a raw TypeError before), kept as it was."""
+    from gen_volume import unbundle
+
+    data = (Path(__file__).parent / "inputs" / "dicom_pixel_data_ul.bundle").read_bytes()
+    for name, content in unbundle(data):
+        target = tmp_path / name
+        if name.endswith("/"):
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+    _convert(tmp_path / "series", "PixelData")
