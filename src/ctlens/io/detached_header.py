@@ -154,6 +154,15 @@ def _declared(sizes: list[str], itemsize: int | None, channels: int = 1) -> int 
     return math.prod(dims) * itemsize * max(channels, 1)
 
 
+def _check_sizes(value: str | None, field: str, path: Path | None) -> None:
+    """Sizes must be plain whole numbers from 1: C readers parse ``1e9`` or ``4294967296`` their own way (and wrap)."""
+    if value is None or not value.strip():
+        return
+    sizes = value.split()
+    if not all(re.fullmatch(r"[0-9]{1,10}", s) and 1 <= int(s) < 2**31 for s in sizes):
+        raise _malformed(path, f"{field} is {value[:40]!r}, not whole numbers from 1 to 2^31 - 1")
+
+
 def _check_dimension(value: str | None, most: int, field: str, path: Path | None) -> None:
     """Refuse a dimension count the C readers would overflow their fixed arrays with (MetaIO crashes at 1000)."""
     if value is not None and not (re.fullmatch(r"[0-9]{1,3}", value.strip()) and 1 <= int(value) <= most):
@@ -181,6 +190,7 @@ def _parse_nrrd(data: bytes, path: Path | None) -> HeaderInfo:
         elif not value.startswith("="):  # "key:=value" pairs are free text
             fields[key] = value.strip()
     _check_dimension(fields.get("dimension"), NRRD_MAX_DIM, "NRRD 'dimension'", path)
+    _check_sizes(fields.get("sizes"), "NRRD 'sizes'", path)
     itemsize = _NRRD_ITEMSIZE.get(re.sub(r"\s+", " ", fields.get("type", "").lower()))
     info.declared_bytes = _declared(fields.get("sizes", "").split(), itemsize)
     info.compressed = fields.get("encoding", "").lower() in ("gz", "gzip", "bz2", "bzip2", "zstd")
@@ -216,6 +226,7 @@ def _parse_metaio(data: bytes, path: Path | None) -> HeaderInfo:
         raise CorruptFileError("not a MetaImage header (no ElementDataFile field)", path=path)
     ndims = next((v for k, v in fields.items() if k.lower() == "ndims"), None)
     _check_dimension(ndims, METAIO_MAX_DIM, "MetaImage 'NDims'", path)
+    _check_sizes(fields.get("DimSize"), "MetaImage 'DimSize'", path)
     channels = fields.get("ElementNumberOfChannels", "1")
     kind = fields.get("ElementType", "").upper().removeprefix("MET_").removesuffix("_ARRAY")
     info.declared_bytes = _declared(

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -82,12 +83,15 @@ def _format_or_error(path: Path, hint: str) -> str:
     return fmt
 
 
-def _check_header(path: Path, allow_outside: bool, hint: str) -> None:
-    """Refuse, before any library opens ``path``, data files outside its folder and impossible voxel sizes."""
+def _check_header(path: Path, allow_outside: bool, hint: str) -> int | None:
+    """Refuse, before any library opens ``path``, data files outside its folder and impossible voxel sizes.
+
+    Returns the most voxel bytes the stored data can hold (None when the file is not NRRD at all), so the size
+    SimpleITK itself reads from the header can be checked against it too (:func:`_check_read_size`)."""
     with open(path, "rb") as f:
         nrrd = f.read(7) == b"NRRD000"
     if path.suffix.lower() in (".nrrd", ".nhdr") and not nrrd:
-        return  # not a NRRD file at all: SimpleITK says so
+        return None  # not a NRRD file at all: SimpleITK says so
     info = read_header(path)
     if not info.data_files:
         stored = path.stat().st_size - info.header_bytes
@@ -105,6 +109,44 @@ def _check_header(path: Path, allow_outside: bool, hint: str) -> None:
             path=path,
             hint=hint,
         )
+    return most
+
+
+_BYTES_PER_VOXEL = {sitk.sitkUInt8: 1, sitk.sitkInt8: 1, sitk.sitkUInt16: 2, sitk.sitkInt16: 2, sitk.sitkFloat32: 4}
+
+
+def _check_read_size(reader: sitk.ImageFileReader, most: int | None, path: Path, hint: str) -> None:
+    """The size SimpleITK read from the header (its own parse) must be whole and fit the stored bytes."""
+    size = [int(n) for n in reader.GetSize()]
+    if any(n < 1 for n in size):
+        raise CorruptFileError(f"the header's size {tuple(size)} has an empty axis", path=path, hint=hint)
+    itemsize = _BYTES_PER_VOXEL.get(reader.GetPixelID())
+    if most is None or itemsize is None:  # other pixel types (vector, complex) are refused just after
+        return
+    declared = math.prod(size) * itemsize
+    if declared > most:
+        raise CorruptFileError(
+            f"truncated or corrupt file: the header's size {tuple(size)} needs {declared} bytes of voxels, "
+            "more than the stored data can hold",
+            path=path,
+            hint=hint,
+        )
+
+
+def _check_geometry(spacing: list[float], origin: list[float], direction: np.ndarray, path: Path, hint: str) -> None:
+    """Spacing, origin and direction a volume can have: finite, spacing 1e-6..1e6 mm, |origin| <= 1e8 mm, unit axes."""
+    values = np.asarray([*spacing, *origin, *direction.ravel()], dtype=np.float64)
+    problem = ""
+    if not np.all(np.isfinite(values)):
+        problem = "non-finite spacing, origin or direction"
+    elif any(not 1e-6 < abs(s) <= 1e6 for s in spacing):
+        problem = f"spacing {tuple(spacing)} mm is not between 1e-6 and 1e6"
+    elif any(abs(o) > 1e8 for o in origin):
+        problem = f"origin {tuple(origin)} mm is out of range"
+    elif np.any(np.abs(direction) > 1.001) or np.any(np.abs(np.linalg.norm(direction, axis=0) - 1.0) > 1e-3):
+        problem = "the direction's axes are not unit vectors"
+    if problem:
+        raise CorruptFileError(f"invalid geometry: {problem}", path=path, hint=hint)
 
 
 def read_itk_image(path: str | Path, *, modality: str | None = None, allow_outside: bool = False) -> Volume:
@@ -133,7 +175,7 @@ def read_itk_image(path: str | Path, *, modality: str | None = None, allow_outsi
     fmt = _format_or_error(path, hint="rename the file or use the reader for its format")
     check_readable(path, "NRRD/MetaImage" if fmt == "nrrd" else "MetaImage")
     hint = "re-export or re-download the file"
-    _check_header(path, allow_outside, hint)
+    most = _check_header(path, allow_outside, hint)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     reader.SetImageIO(_IMAGE_IO[fmt])
@@ -142,6 +184,7 @@ def read_itk_image(path: str | Path, *, modality: str | None = None, allow_outsi
     except RuntimeError as exc:
         raise CorruptFileError(short_reason(exc, path), path=path, hint=hint) from None
 
+    _check_read_size(reader, most, path, hint)
     size = tuple(int(n) for n in reader.GetSize())
     dim = len(size)
     components = int(reader.GetNumberOfComponents())
@@ -179,6 +222,7 @@ def read_itk_image(path: str | Path, *, modality: str | None = None, allow_outsi
         array = array.reshape(array.shape[dim - 3 :])
         spacing, origin, direction = spacing[:3], origin[:3], direction[:3, :3]
 
+    _check_geometry(spacing, origin, direction, path, hint)
     keys = set(reader.GetMetaDataKeys())
     meta: dict[str, Any] = {
         "source_format": fmt,

@@ -303,14 +303,38 @@ def test_dicom_bits_allocated_as_unknown_vr(tmp_path: Path) -> None:
 def test_dicom_pixel_data_as_a_number(tmp_path: Path) -> None:
     """A three-slice series whose first slice has PixelData written with VR UL (a number, not bytes), in a header
     the fast parser hands to pydicom: the input `make fuzz` found (a raw TypeError before), kept as it was."""
+    _unbundled((Path(__file__).parent / "inputs" / "dicom_pixel_data_ul.bundle").read_bytes(), tmp_path)
+    _convert(tmp_path / "series", "PixelData")
+
+
+def _unbundled(data: bytes, folder: Path) -> None:
     from gen_volume import unbundle
 
-    data = (Path(__file__).parent / "inputs" / "dicom_pixel_data_ul.bundle").read_bytes()
     for name, content in unbundle(data):
-        target = tmp_path / name
+        target = folder / name
         if name.endswith("/"):
             target.mkdir(parents=True, exist_ok=True)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
-    _convert(tmp_path / "series", "PixelData")
+
+
+@pytest.mark.parametrize(
+    ("name", "header", "must"),
+    [
+        ("nrrd_sizes_wrap.nrrd", None, "sizes"),  # 2 4294967296 1e9: SimpleITK read (2, 0, 1), teem filled 17 GB
+        ("mha_direction_1e308.mha", None, "geometry"),  # nibabel's HeaderDataError escaped
+        ("mhd_dimsize_1e9.bundle", "v.mhd", "DimSize"),  # the fuzz worker was killed for memory
+        ("mhd_spacing_7e307.bundle", "v.mhd", "geometry"),
+    ],
+)
+def test_itk_inputs_make_fuzz_found(tmp_path: Path, name: str, header: str | None, must: str) -> None:
+    """The inputs a 10-minute `make fuzz` run of the NRRD/MHA reader found, kept as they were: one error line."""
+    data = (Path(__file__).parent / "inputs" / name).read_bytes()
+    if header is None:
+        path = tmp_path / name
+        path.write_bytes(data)
+    else:
+        _unbundled(data, tmp_path)
+        path = tmp_path / header
+    _convert(path, must)
