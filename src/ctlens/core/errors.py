@@ -10,7 +10,11 @@ Example:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""Characters that would break a one-line message (line ends, tabs, terminal escapes)."""
 
 
 class CTLensError(Exception):
@@ -23,8 +27,10 @@ class CTLensError(Exception):
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
+        """The error on one line: control characters from file or member names (``\\n``) are shown escaped."""
         text = f"{self.path}: {self.reason}" if self.path else self.reason
-        return f"{text} ({self.hint})" if self.hint else text
+        text = f"{text} ({self.hint})" if self.hint else text
+        return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class InputNotFoundError(CTLensError):

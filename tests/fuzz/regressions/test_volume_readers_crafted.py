@@ -338,3 +338,12 @@ def test_itk_inputs_make_fuzz_found(tmp_path: Path, name: str, header: str | Non
         _unbundled(data, tmp_path)
         path = tmp_path / header
     _convert(path, must)
+
+
+def test_zip_member_name_with_a_newline(tmp_path: Path) -> None:
+    """A zip whose symbolic-link member is named with a line end and control characters (found by `make fuzz`):
+    the error stays one line, the name shown escaped."""
+    path = tmp_path / "input.zip"
+    path.write_bytes((Path(__file__).parent / "inputs" / "zip_member_name_newline.zip").read_bytes())
+    line = _convert(path, "symbolic link")
+    assert "\\n" in line
