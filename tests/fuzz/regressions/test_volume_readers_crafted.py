@@ -302,22 +302,22 @@ def test_dicom_bits_allocated_as_unknown_vr(tmp_path: Path) -> None:
 
 
 def test_dicom_pixel_data_as_a_number(tmp_path: Path) -> None:
-    """A three-slice series whose first slice has PixelData written with VR UL (a number, not bytes), in a header
-    the fast parser hands to pydicom: the input `make fuzz` found (a raw TypeError before), kept as it was."""
-    _unbundled((Path(__file__).parent / "inputs" / "dicom_pixel_data_ul.bundle").read_bytes(), tmp_path)
-    _convert(tmp_path / "series", "PixelData")
+    """A three-slice series whose first slice has PixelData written with VR UL (a number, not bytes) behind deeply
+    nested sequences, so the fast parser hands it to pydicom: as `make fuzz` found it (a raw TypeError before)."""
+    from pydicom.dataelem import DataElement
+    from pydicom.sequence import Sequence
 
-
-def _unbundled(data: bytes, folder: Path) -> None:
-    from gen_volume import unbundle
-
-    for name, content in unbundle(data):
-        target = folder / name
-        if name.endswith("/"):
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
+    series = tmp_path / "series"
+    series.mkdir()
+    for k in range(3):
+        ds = _dataset(6, 5, float(k))
+        data = _write(ds, "explicit")
+        if k == 0:
+            ds.ReferencedImageSequence = Sequence([])
+            ds[0x7FE00010] = DataElement(0x7FE00010, "UL", 2147483647)
+            data = with_nesting(_write(ds, "explicit"), 100)
+        (series / f"{k}.dcm").write_bytes(data)
+    _convert(series, "PixelData")
 
 
 def _metaio(matrix: str, dim_size: str, data: bytes, compressed: bool) -> bytes:
