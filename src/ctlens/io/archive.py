@@ -72,7 +72,7 @@ def check_zip(zip_path: Path, *, max_members: int | None = None, budget: Budget 
     try:
         with zipfile.ZipFile(zip_path) as archive:
             infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:  # e.g. 'zip file version'
         raise CorruptFileError(f"not a readable zip archive ({exc})", path=zip_path) from exc
     if len(infos) > limit:
         raise UnsafeArchiveError(f"{len(infos)} members, more than the limit of {limit}", path=zip_path)

@@ -396,3 +396,28 @@ def test_zip_member_name_with_a_newline(tmp_path: Path) -> None:
         zf.writestr(link, "target")
     line = _convert(path, "symbolic link")
     assert "\\n" in line
+
+
+def _zip_needing_version(tmp_path: Path, version: int) -> Path:
+    """A zip whose central directory says a member needs zip version ``version`` / 10 to extract."""
+    path = tmp_path / "input.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("0.dcm", b"not dicom")
+    data = bytearray(path.read_bytes())
+    central = data.rindex(b"PK\x01\x02")
+    struct.pack_into("<H", data, central + 6, version)  # "version needed to extract"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_zip_needing_an_unknown_zip_version(tmp_path: Path) -> None:
+    """A member marked as needing zip version 25.5 (found by `make fuzz`): zipfile raised NotImplementedError while
+    listing the archive; now one error line, from the CLI and from the service's extraction."""
+    from ctlens.core.errors import CTLensError
+    from ctlens.io.archive import safe_extract_zip
+
+    path = _zip_needing_version(tmp_path, 255)
+    _convert(path, "zip file version 25.5")
+    with pytest.raises(CTLensError, match="zip file version"):
+        safe_extract_zip(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
