@@ -42,12 +42,12 @@ from typing import Any
 import numpy as np
 
 from ctlens.core.errors import CorruptFileError, UnsupportedFormatError
+from ctlens.core.volume import spacing_in_range
 
 __all__ = ["MAX_SIDE", "SeriesHeader", "check_header", "check_records", "decoded_budget", "open_checked"]
 
 MAX_SIDE = 65535
 """Largest number of rows or columns of a slice (JPEG-LS codes at most 65535 x 65535 samples)."""
-MAX_SPACING_MM = 1e6
 MAX_ABS_ORIGIN_MM = 1e9
 MAX_MODALITY_CHARS = 16
 MAX_NEAR = 127
@@ -203,8 +203,8 @@ def check_header(header: Any, path: str | Path, *, n_slices: int, budget: int | 
             hint="set CTLENS_MAX_ARCHIVE_BYTES if this file is trusted",
         )
     spacing = _numbers(header, "spacing", 3, path)
-    if not all(0 < s <= MAX_SPACING_MM for s in spacing):
-        raise _fail(path, f"header spacing {_short(header['spacing'])} is not three numbers in (0, 1e6] mm")
+    if not spacing_in_range(spacing):
+        raise _fail(path, f"header spacing {_short(header['spacing'])} is not three numbers in (1e-6, 1e6] mm")
     origin = _numbers(header, "origin", 3, path)
     if not all(abs(o) <= MAX_ABS_ORIGIN_MM for o in origin):
         raise _fail(path, f"header origin {_short(header['origin'])} is not within +-1e9 mm")

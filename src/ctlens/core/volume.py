@@ -28,6 +28,25 @@ from typing import Any
 
 import numpy as np
 
+MIN_SPACING_MM = 1e-6
+"""Smallest voxel spacing a reader accepts from a file (a nanometre; below it affines lose their precision)."""
+MAX_SPACING_MM = 1e6
+"""Largest voxel spacing a reader accepts from a file (a kilometre)."""
+
+
+def spacing_in_range(spacing: Any) -> bool:
+    """True when every value is a finite spacing in (``MIN_SPACING_MM``, ``MAX_SPACING_MM``] mm.
+
+    Readers check a file's spacings with it before building a :class:`Volume` (tiny values such as 1e-320 make
+    singular affines; huge ones overflow them).
+
+    Example:
+        >>> spacing_in_range([0.7, 0.7, 2.5]), spacing_in_range([1e-320, 1, 1]), spacing_in_range([float("nan")])
+        (True, False, False)
+    """
+    return all(MIN_SPACING_MM < float(s) <= MAX_SPACING_MM for s in spacing)
+
+
 _IDENTITY_ZYX = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
 """Axial default: array z -> LPS z, array y -> LPS y, array x -> LPS x."""
 

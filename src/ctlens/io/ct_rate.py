@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ctlens.core.errors import CorruptFileError, CTLensError, InputNotFoundError
-from ctlens.core.volume import Volume
+from ctlens.core.volume import Volume, spacing_in_range
 from ctlens.io.files import check_readable
 
 __all__ = ["CT_RATE_AXES", "ct_rate_row", "load_ct_rate", "parse_list", "read_ct_rate_metadata", "volume_key"]
@@ -44,8 +44,6 @@ __all__ = ["CT_RATE_AXES", "ct_rate_row", "load_ct_rate", "parse_list", "read_ct
 CT_RATE_AXES = ("yxz", "xyz")
 """NIfTI array layouts: ``[row, column, slice]`` (default) or ``[column, row, slice]``."""
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-MAX_SPACING_MM = 1e6
-"""Largest voxel spacing accepted from the metadata (as for ``.ctz`` headers); NIfTI stores it as float32."""
 MAX_POSITION_MM = 1e9
 """Largest absolute position / orientation component accepted from the metadata."""
 MAX_RESCALE = 1e9
@@ -148,7 +146,7 @@ def _geometry(row: dict, name: str, z_sign: int) -> tuple[tuple[float, float, fl
     if len(xy) == 1:
         xy = xy * 2
     dz = _number(row, "ZSpacing", name)
-    if len(xy) != 2 or not all(0 < abs(v) <= MAX_SPACING_MM for v in (*xy, dz)) or min(xy) <= 0:
+    if len(xy) != 2 or not spacing_in_range(abs(v) for v in (*xy, dz)) or min(xy) <= 0:
         raise CorruptFileError(
             f"metadata spacing XYSpacing={row.get('XYSpacing')!r} ZSpacing={row.get('ZSpacing')!r} is not usable",
             path=name,

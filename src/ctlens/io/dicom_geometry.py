@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ctlens.core.errors import GeometryError
+from ctlens.core.volume import spacing_in_range
 
 POSITION_TOLERANCE_MM = 0.01
 """Slice positions closer than this are the same position; in-plane drift below it is not tilt."""
@@ -33,8 +34,6 @@ then the stack is even, its step the first-to-last distance over the number of s
 
 MAX_COORDINATE_MM = 1e8
 """Largest position coordinate taken as a place (100 km; real ones are within a few metres)."""
-MIN_SPACING_MM, MAX_SPACING_MM = 1e-6, 1e6
-"""Pixel spacings and slice steps outside these bounds (and any non-finite or denormal one) are no sizes."""
 
 
 def _shown(values: np.ndarray) -> str:
@@ -48,7 +47,7 @@ def usable_spacing(value: float) -> bool:
         >>> usable_spacing(0.7), usable_spacing(0.0), usable_spacing(float("nan")), usable_spacing(1e-320)
         (True, False, False, False)
     """
-    return bool(np.isfinite(value)) and MIN_SPACING_MM < value <= MAX_SPACING_MM
+    return spacing_in_range([value])  # one rule for every reader (ctlens.core.volume)
 
 
 def single_slice_step(thickness: object) -> tuple[float, str | None]:

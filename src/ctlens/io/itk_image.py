@@ -30,7 +30,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ctlens.core.errors import CorruptFileError, CTLensError, UnsupportedFormatError
-from ctlens.core.volume import Volume
+from ctlens.core.volume import Volume, spacing_in_range
 from ctlens.io.detached_header import check_data_files, read_header
 from ctlens.io.files import MAX_DEFLATE_RATIO, atomic_output, check_readable
 from ctlens.io.nifti import guess_modality
@@ -139,7 +139,7 @@ def _check_geometry(spacing: list[float], origin: list[float], direction: np.nda
     problem = ""
     if not np.all(np.isfinite(values)):
         problem = "non-finite spacing, origin or direction"
-    elif any(not 1e-6 < abs(s) <= 1e6 for s in spacing):
+    elif not spacing_in_range(abs(s) for s in spacing):
         problem = f"spacing {tuple(spacing)} mm is not between 1e-6 and 1e6"
     elif any(abs(o) > 1e8 for o in origin):
         problem = f"origin {tuple(origin)} mm is out of range"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from nibabel.orientations import aff2axcodes
 
-from ctlens.core.volume import Volume
+from ctlens.core.volume import Volume, spacing_in_range
 
 _FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])
 """LPS <-> RAS: negate the first two world coordinates (its own inverse)."""
@@ -101,8 +101,8 @@ def volume_geometry_from_nifti_affine(
         raise ValueError("the affine holds non-finite numbers")
     linear = lps[:3, :3]
     spacing = np.linalg.norm(linear, axis=0)
-    if np.any(spacing <= 0):
-        raise ValueError(f"the affine has a zero-length axis (voxel sizes {spacing.tolist()})")
+    if not spacing_in_range(spacing):
+        raise ValueError(f"voxel sizes {spacing.tolist()} mm are not between 1e-6 and 1e6 (a zero-length axis?)")
     direction = linear / spacing[None, :]
     if abs(np.linalg.det(direction)) < 1e-6:
         raise ValueError("the affine's axes are linearly dependent (singular direction matrix)")

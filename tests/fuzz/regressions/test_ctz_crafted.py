@@ -89,6 +89,7 @@ MORE_CASES = {
     "nan spacing": ({"spacing": [float("nan"), 1, 1]}, "spacing"),
     "spacing of strings": ({"spacing": ["1", "1", "1"]}, "spacing"),
     "huge integer spacing": ({"spacing": [10**400, 1, 1]}, "spacing"),
+    "subnormal spacing": ({"spacing": [1e-320, 1, 1]}, "spacing"),  # a singular affine on save
     "infinite origin": ({"origin": [float("inf"), 0, 0]}, "origin"),
     "short origin": ({"origin": [0, 0]}, "origin"),
     "parallel direction": ({"direction": [[1, 1, 0], [0, 0, 1], [0, 0, 0]]}, "direction"),

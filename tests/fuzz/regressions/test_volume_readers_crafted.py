@@ -421,3 +421,51 @@ def test_zip_needing_an_unknown_zip_version(tmp_path: Path) -> None:
     with pytest.raises(CTLensError, match="zip file version"):
         safe_extract_zip(path, tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# One spacing rule for every reader (``ctlens.core.volume.spacing_in_range``): the CT-RATE metadata fuzz run found a
+# ZSpacing of 1e-320 reaching nibabel, which could not decompose the affine on save. The same value in any format.
+
+
+def test_nifti_with_a_subnormal_voxel_size(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    img = nib.Nifti1Image(np.zeros((4, 3, 2), np.int16), np.diag([1e-40, 0.7, 2.0, 1.0]))
+    img.header.set_qform(img.affine, code=1)
+    img.header.set_sform(img.affine, code=1)
+    path = tmp_path / "tiny.nii"
+    nib.save(img, path)
+    _convert(path, "voxel sizes")
+
+
+@pytest.mark.parametrize("fmt", ["nrrd", "mha"])
+def test_itk_image_with_a_subnormal_spacing(tmp_path: Path, fmt: str) -> None:
+    if fmt == "nrrd":
+        lines = _nrrd_lines(False, None)
+        lines["space directions"] = "(1e-320,0,0) (0,0.7,0) (0,0,2)"
+        path = tmp_path / "tiny.nrrd"
+        path.write_bytes(_nrrd_header(lines) + _voxels(False))
+    else:
+        lines = _meta_lines(False, "LOCAL")
+        lines["ElementSpacing"] = "0.7 1e-320 2"
+        path = tmp_path / "tiny.mha"
+        path.write_bytes(_meta_header(lines) + _voxels(False))
+    _convert(path, "spacing")
+
+
+def test_dicom_with_a_subnormal_pixel_spacing(tmp_path: Path) -> None:
+    """A DICOM pixel spacing of 1e-320 is no size: a volume with a warning, or one error line."""
+    import pydicom
+
+    path = tmp_path / "tiny.dcm"
+    path.write_bytes(dicom_seed())
+    ds = pydicom.dcmread(path)
+    ds.PixelSpacing = ["1e-320", "1e-320"]
+    ds.save_as(path)
+    _result_or_error(path)
+    out = tmp_path / "out.nii.gz"
+    if out.exists():
+        import nibabel as nib
+
+        zooms = nib.load(out).header.get_zooms()
+        assert all(z >= 1e-6 for z in zooms)
