@@ -59,8 +59,13 @@ def register() -> bool:
     return True
 
 
-def decode_plane(codestream: bytes, rows: int, columns: int, signed: bool, bits_allocated: int) -> np.ndarray | None:
+def decode_plane(
+    codestream: bytes, rows: int, columns: int, signed: bool, bits_allocated: int, threads: int = 1
+) -> np.ndarray | None:
     """One grayscale JPEG 2000 plane as stored values, or None where pydicom should decode it (module docstring).
+
+    ``threads``: OpenJPEG's own threads for this one codestream (code-blocks and wavelet rows in parallel); 1 where
+    the caller already decodes one slice per core.
 
     Example:
         >>> decode_plane(b"not a codestream", 2, 2, False, 16) is None
@@ -69,7 +74,7 @@ def decode_plane(codestream: bytes, rows: int, columns: int, signed: bool, bits_
     try:
         import imagecodecs
 
-        arr = imagecodecs.jpeg2k_decode(codestream, numthreads=1)  # releases the GIL
+        arr = imagecodecs.jpeg2k_decode(codestream, numthreads=threads)  # releases the GIL
     except Exception:  # noqa: BLE001 - any decoder failure: pydicom decodes and reports it by file
         return None
     if arr.shape != (rows, columns) or arr.dtype.itemsize * 8 != bits_allocated or (arr.dtype.kind == "i") != signed:
