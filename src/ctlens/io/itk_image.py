@@ -133,6 +133,17 @@ def _check_read_size(reader: sitk.ImageFileReader, most: int | None, path: Path,
         )
 
 
+def _geometry(reader: sitk.ImageFileReader, dim: int) -> tuple[list[float], list[float], np.ndarray]:
+    """Spacing, origin and direction of the image's first three axes, from its header (a 2-D image: one slice)."""
+    spacing = list(reader.GetSpacing())
+    origin = list(reader.GetOrigin())
+    direction = np.asarray(reader.GetDirection(), dtype=np.float64).reshape(dim, dim)
+    if dim == 2:
+        spacing, origin = [*spacing, 1.0], [*origin, 0.0]
+        direction = np.block([[direction, np.zeros((2, 1))], [np.zeros((1, 2)), np.ones((1, 1))]])
+    return spacing[:3], origin[:3], direction[:3, :3]
+
+
 def _check_geometry(spacing: list[float], origin: list[float], direction: np.ndarray, path: Path, hint: str) -> None:
     """Spacing, origin and direction a volume can have: finite, spacing 1e-6..1e6 mm, |origin| <= 1e8 mm, unit axes."""
     values = np.asarray([*spacing, *origin, *direction.ravel()], dtype=np.float64)
@@ -201,6 +212,8 @@ def read_itk_image(path: str | Path, *, modality: str | None = None, allow_outsi
             path=path,
             hint="split it into 3-D volumes first and read one",
         )
+    spacing, origin, direction = _geometry(reader, dim)
+    _check_geometry(spacing, origin, direction, path, hint)  # before any voxel: ITK loops on absurd directions
     try:
         image = reader.Execute()
     except RuntimeError as exc:
@@ -211,18 +224,7 @@ def read_itk_image(path: str | Path, *, modality: str | None = None, allow_outsi
         raise CorruptFileError(reason, path=path, hint=hint) from None
 
     array = sitk.GetArrayFromImage(image)
-    spacing = list(image.GetSpacing())
-    origin = list(image.GetOrigin())
-    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(dim, dim)
-    if dim == 2:
-        array = array[None]
-        spacing, origin = [*spacing, 1.0], [*origin, 0.0]
-        direction = np.block([[direction, np.zeros((2, 1))], [np.zeros((1, 2)), np.ones((1, 1))]])
-    elif dim > 3:
-        array = array.reshape(array.shape[dim - 3 :])
-        spacing, origin, direction = spacing[:3], origin[:3], direction[:3, :3]
-
-    _check_geometry(spacing, origin, direction, path, hint)
+    array = array[None] if dim == 2 else array.reshape(array.shape[dim - 3 :]) if dim > 3 else array
     keys = set(reader.GetMetaDataKeys())
     meta: dict[str, Any] = {
         "source_format": fmt,

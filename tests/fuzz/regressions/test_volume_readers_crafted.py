@@ -356,6 +356,11 @@ def _itk_case(case: str, folder: Path) -> Path:
         path = folder / "v.mha"
         matrix = "0 1e308 0  1e308 x 1e-320 1e308 (nan,1,1)"
         path.write_bytes(_metaio(matrix, "4 3 2", _VOXELS, False) + _local(_VOXELS))
+    elif case == "mha_direction_all_1e308":  # ITK's reader looped (over 100 s) on the matrix before reading a voxel
+        path = folder / "v.mha"
+        raw = gzip.compress(_VOXELS)
+        matrix = "1e308 1e308 1e308 1e308 1e308  x (0,0,0) x"
+        path.write_bytes(_metaio(matrix, "4 3 2", raw, True) + _local(raw))
     else:
         raw = gzip.compress(_VOXELS)
         if case == "mhd_dimsize_1e9":  # the fuzz worker was killed for memory
@@ -377,12 +382,13 @@ def _local(data: bytes) -> bytes:
     [
         ("nrrd_sizes_wrap", "sizes"),
         ("mha_direction_1e308", "geometry"),
+        ("mha_direction_all_1e308", "geometry"),
         ("mhd_dimsize_1e9", "DimSize"),
         ("mhd_spacing_7e307", "geometry"),
     ],
 )
 def test_itk_inputs_make_fuzz_found(tmp_path: Path, case: str, must: str) -> None:
-    """NRRD/MHA headers a 10-minute fuzz run found (a 17 GB fill, a kill for memory, a raw nibabel error): one line."""
+    """NRRD/MHA headers fuzz runs found (a 17 GB fill, a kill for memory, a raw nibabel error, a hang): one line."""
     _convert(_itk_case(case, tmp_path), must)
 
 
