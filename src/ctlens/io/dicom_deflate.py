@@ -52,10 +52,10 @@ def check_deflated(path: str | os.PathLike[str], display: str, budget: Budget | 
     with open(path, "rb") as fh:
         try:
             read_preamble(fh, force=True)
-            meta = _read_file_meta_info(fh)
+            syntax = str(_read_file_meta_info(fh).get("TransferSyntaxUID", ""))  # values convert on access
         except Exception:  # noqa: BLE001 - pydicom reports a damaged header later, with its own reason
             return None
-        if str(meta.get("TransferSyntaxUID", "")) != DeflatedExplicitVRLittleEndian:
+        if syntax != DeflatedExplicitVRLittleEndian:
             return None
         compressed = Path(path).stat().st_size - fh.tell()
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)

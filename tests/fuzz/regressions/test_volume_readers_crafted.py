@@ -475,3 +475,18 @@ def test_dicom_with_a_subnormal_pixel_spacing(tmp_path: Path) -> None:
 
         zooms = nib.load(out).header.get_zooms()
         assert all(z >= 1e-6 for z in zooms)
+
+
+@pytest.mark.parametrize("vr", [b"EI", b"\x00\x00"])
+def test_dicom_series_with_a_file_meta_element_of_unknown_vr(tmp_path: Path, vr: bytes) -> None:
+    """A deflated slice whose transfer syntax element (0002,0010) is written with an unknown VR (found by `make fuzz`):
+    pydicom's NotImplementedError escaped the deflate-bomb check; now the slice is skipped as unreadable."""
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for k in range(3):
+        data = dicom_seed("deflate" if k == 1 else "explicit", k)
+        if k == 1:
+            at = data.index(b"\x02\x00\x10\x00UI")
+            data = data[: at + 4] + vr + data[at + 6 :]
+        (folder / f"{k}.dcm").write_bytes(data)
+    _result_or_error(folder)
