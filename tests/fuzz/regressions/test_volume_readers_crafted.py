@@ -89,12 +89,18 @@ def test_nifti_gz_declaring_a_huge_volume(tmp_path: Path) -> None:
     _convert(path)
 
 
+def _itk_file(folder: Path, name: str, field: str, value: str, gz: bool = False) -> Path:
+    """The seed NRRD (``name`` ending in .nrrd) or MetaImage (.mha) file with header ``field`` set to ``value``."""
+    nrrd = name.endswith(".nrrd")
+    lines = _nrrd_lines(gz, None) if nrrd else _meta_lines(gz, "LOCAL")
+    lines[field] = value
+    path = folder / name
+    path.write_bytes((_nrrd_header(lines) if nrrd else _meta_header(lines)) + _voxels(gz))
+    return path
+
+
 def test_metaimage_with_1000_axes_does_not_crash(tmp_path: Path) -> None:
-    lines = _meta_lines(True, "LOCAL")
-    lines["NDims"] = "1000"
-    path = tmp_path / "axes.mha"
-    path.write_bytes(_meta_header(lines) + _voxels(True))
-    _convert(path, "NDims")
+    _convert(_itk_file(tmp_path, "axes.mha", "NDims", "1000", gz=True), "NDims")
 
 
 def test_nrrd_with_too_many_dimensions(tmp_path: Path) -> None:
@@ -444,19 +450,15 @@ def test_nifti_with_a_subnormal_voxel_size(tmp_path: Path) -> None:
     _convert(path, "voxel sizes")
 
 
-@pytest.mark.parametrize("fmt", ["nrrd", "mha"])
-def test_itk_image_with_a_subnormal_spacing(tmp_path: Path, fmt: str) -> None:
-    if fmt == "nrrd":
-        lines = _nrrd_lines(False, None)
-        lines["space directions"] = "(1e-320,0,0) (0,0.7,0) (0,0,2)"
-        path = tmp_path / "tiny.nrrd"
-        path.write_bytes(_nrrd_header(lines) + _voxels(False))
-    else:
-        lines = _meta_lines(False, "LOCAL")
-        lines["ElementSpacing"] = "0.7 1e-320 2"
-        path = tmp_path / "tiny.mha"
-        path.write_bytes(_meta_header(lines) + _voxels(False))
-    _convert(path, "spacing")
+@pytest.mark.parametrize(
+    ("name", "field", "value"),
+    [
+        ("tiny.nrrd", "space directions", "(1e-320,0,0) (0,0.7,0) (0,0,2)"),
+        ("tiny.mha", "ElementSpacing", "0.7 1e-320 2"),
+    ],
+)
+def test_itk_image_with_a_subnormal_spacing(tmp_path: Path, name: str, field: str, value: str) -> None:
+    _convert(_itk_file(tmp_path, name, field, value), "spacing")
 
 
 def test_dicom_with_a_subnormal_pixel_spacing(tmp_path: Path) -> None:
