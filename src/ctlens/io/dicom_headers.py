@@ -27,9 +27,11 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.valuerep import VR
 
 from ctlens.core.errors import CorruptFileError, CTLensError
 from ctlens.io.dicom_deflate import check_deflated
@@ -139,9 +141,21 @@ def _read(candidate: CandidateFile) -> _Header | str:
     """The file's header in one pass (:mod:`ctlens.io.dicom_parse`), else through pydicom; or why it has none."""
     parsed = parse_file(candidate.path)
     if parsed is not None:
-        return _Header(parsed.dataset, parsed.facts, parsed.pixel_offset, parsed.pixel_length)
+        return _Header(_known_vrs(parsed.dataset), parsed.facts, parsed.pixel_offset, parsed.pixel_length)
     header = _read_header(candidate)
-    return header if isinstance(header, str) else _Header(header, {})
+    return header if isinstance(header, str) else _Header(_known_vrs(header), {})
+
+
+_KNOWN_VRS = frozenset(str(vr) for vr in VR)
+
+
+def _known_vrs(ds: Dataset) -> Dataset:
+    """``ds`` with its top-level elements of a VR that DICOM does not define read as UN (hence by the dictionary's
+    VR): pydicom raises NotImplementedError for them at first access, deep inside any rule that reads one."""
+    for elem in list(ds.elements()):
+        if isinstance(elem, RawDataElement) and elem.VR is not None and elem.VR not in _KNOWN_VRS:
+            ds[elem.tag] = elem._replace(VR=VR.UN)
+    return ds
 
 
 def _read_header(candidate: CandidateFile) -> Dataset | str:

@@ -492,3 +492,17 @@ def test_dicom_series_with_a_file_meta_element_of_unknown_vr(tmp_path: Path, vr:
             data = data[: at + 4] + vr + data[at + 6 :]
         (folder / f"{k}.dcm").write_bytes(data)
     _result_or_error(folder)
+
+
+@pytest.mark.parametrize("vr", [b"TI", b"ZZ"])
+def test_dicom_element_of_unknown_vr_is_read_as_un(tmp_path: Path, vr: bytes) -> None:
+    """StudyInstanceUID written with the VR 'TI', which DICOM does not define (found by `make fuzz`): pydicom raised
+    NotImplementedError when the series rules read it; now it is read as UN, by its dictionary VR, and the file loads.
+    """
+    data = dicom_seed("explicit")
+    at = data.index(b"\x20\x00\x0d\x00UI")
+    path = tmp_path / "odd_vr.dcm"
+    path.write_bytes(data[: at + 4] + vr + data[at + 6 :])
+    result = run_cli("convert", str(path), str(tmp_path / "out.nii.gz"))
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "out.nii.gz").exists()
