@@ -152,9 +152,10 @@ _KNOWN_VRS = frozenset(str(vr) for vr in VR)
 def _known_vrs(ds: Dataset) -> Dataset:
     """``ds`` with its top-level elements of a VR that DICOM does not define read as UN (hence by the dictionary's
     VR): pydicom raises NotImplementedError for them at first access, deep inside any rule that reads one."""
-    for elem in list(ds.elements()):
+    for tag in list(ds.keys()):
+        elem = ds.get_item(tag, keep_deferred=True)  # as stored: nothing converted or read
         if isinstance(elem, RawDataElement) and elem.VR is not None and elem.VR not in _KNOWN_VRS:
-            ds[elem.tag] = elem._replace(VR=VR.UN)
+            ds[tag] = elem._replace(VR=VR.UN)
     return ds
 
 
