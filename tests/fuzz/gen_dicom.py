@@ -194,7 +194,10 @@ def _mutate(draw: Any, ds: Any) -> None:
             vr, value = "IS", value  # an odd VR holding text
         ds[tag] = DataElement(tag, vr, value)
     elif kind == "pixels":
-        data = bytes(ds.PixelData)
+        data = ds.get("PixelData")
+        if not isinstance(data, bytes | bytearray):  # retyped by an earlier change (an IS of 99999999999: no bytes())
+            return
+        data = bytes(data)
         how = draw(st.sampled_from(["short", "long", "empty", "odd"]))
         if how == "short":
             data = data[: draw(st.integers(0, len(data) - 1))]
