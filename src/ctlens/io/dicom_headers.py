@@ -141,7 +141,7 @@ def _read(candidate: CandidateFile) -> _Header | str:
     """The file's header in one pass (:mod:`ctlens.io.dicom_parse`), else through pydicom; or why it has none."""
     parsed = parse_file(candidate.path)
     if parsed is not None:
-        return _Header(_known_vrs(parsed.dataset), parsed.facts, parsed.pixel_offset, parsed.pixel_length)
+        return _Header(parsed.dataset, parsed.facts, parsed.pixel_offset, parsed.pixel_length)  # VRs all defined
     header = _read_header(candidate)
     return header if isinstance(header, str) else _Header(_known_vrs(header), {})
 

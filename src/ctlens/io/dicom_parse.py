@@ -35,6 +35,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.tag import BaseTag
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
+from pydicom.valuerep import VR
 
 __all__ = ["DEFER_BYTES", "FACT_KEYWORDS", "ParsedFile", "encapsulated_frame", "parse_file", "plain"]
 
@@ -82,6 +83,7 @@ MAX_DEPTH = 64
 _PIXEL_DATA = 0x7FE00010
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
+_DEFINED_VRS = frozenset(str(vr) for vr in VR)
 _LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
 _SINGLE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UR"})
 """Text VRs that hold one value (a backslash is text there)."""
@@ -248,13 +250,19 @@ def _element_head(reader: _Reader, pos: int, endian: str, implicit: bool) -> tup
     if not (65 <= first <= 90 and 65 <= second <= 90):
         raise _Unusual
     vr = _VR_NAMES[first - 65][second - 65]
+    if vr is None:
+        raise _Unusual
     if vr in _LONG_VRS:
         reader.need(pos + 12)
         return tag, vr, u32(reader.data, at + 8)[0], pos + 12
     return tag, vr, u16(data, at + 6)[0], pos + 8
 
 
-_VR_NAMES = [[chr(65 + a) + chr(65 + b) for b in range(26)] for a in range(26)]
+_VR_NAMES = [
+    [name if name in _DEFINED_VRS else None for name in (chr(65 + a) + chr(65 + b) for b in range(26))]
+    for a in range(26)
+]
+"""Two capital letters -> their VR, None where DICOM defines none (such a file is left to pydicom)."""
 
 
 def _is_sequence(reader: _Reader, tag: int, vr: str | None, value_at: int, endian: str) -> bool:
@@ -366,6 +374,8 @@ def _parse(handle: Any, path: str) -> ParsedFile | None:
                 if not (65 <= c1 <= 90 and 65 <= c2 <= 90):
                     raise _Unusual
                 vr = _VR_NAMES[c1 - 65][c2 - 65]
+                if vr is None:
+                    raise _Unusual
                 if vr in _LONG_VRS:
                     length, value_at = u32(data, at + 8)[0], pos + 12
                 else:
