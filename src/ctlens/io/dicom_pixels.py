@@ -365,15 +365,13 @@ def decode_hu(refs: list[SliceRef], workers: int | None = None) -> np.ndarray:
             if first.pixel_length < needed:
                 _truncated(first, first.pixel_length, needed)
     integral = all(_integral(r.slope, r.intercept) for r in refs)
-    parallel = n > 1 and len(jobs) > 1  # decoders release the GIL: slices decode on every core
-    output = [np.empty((len(refs), refs[0].rows, refs[0].columns), dtype=np.int16 if integral else np.float32)]
+    out = np.empty((len(refs), refs[0].rows, refs[0].columns), dtype=np.int16 if integral else np.float32)
 
     def run(k: int) -> list[tuple[int, np.ndarray, float]]:
-        """Decode the job's planes and write their HU into the output (in the worker: numpy releases the GIL).
+        """Decode the job's planes and write their HU into ``out`` (in the worker: numpy releases the GIL).
 
-        A plane whose HU do not fit an int16 output widens it to float32 at once when one thread decodes; with
-        several, such planes come back as ``(index, stored values, largest value)`` and the output is widened
-        after every worker is done (no worker writes into an array being replaced).
+        Planes whose HU do not fit an int16 ``out`` come back as ``(index, stored values, largest value)``: ``out``
+        is widened once, after every worker is done (no worker writes into an array being replaced).
         """
         wide = []
         # the last files leave cores idle before they are done (one file alone: all but one): the last m files
@@ -386,34 +384,32 @@ def decode_hu(refs: list[SliceRef], workers: int | None = None) -> np.ndarray:
                     f"pixel array is {raw.shape}, header says {ref.rows}x{ref.columns}", path=ref.file.display
                 )
             low, high = (float(raw.min()), float(raw.max())) if raw.size else (0.0, 0.0)
-            if output[0].dtype == np.int16 and not _fits_int16(raw, ref.slope, ref.intercept, (low, high)):
-                if parallel:
-                    wide.append((i, raw, high))
-                    continue
-                output[0] = output[0].astype(np.float32)  # exact: every int16 is a float32
-            _plane_hu(ref, raw, high, output[0][i])
-            if "PixelData" in ref.header:
-                del ref.header.PixelData  # the stored bytes are in the output now (headers live on in refs)
+            if out.dtype == np.int16 and not _fits_int16(raw, ref.slope, ref.intercept, (low, high)):
+                wide.append((i, raw, high))
+            else:
+                _plane_hu(ref, raw, high, out[i])
         return wide
 
     with contextlib.ExitStack() as stack:
-        if parallel:
+        if n > 1 and len(jobs) > 1:  # decoders release the GIL: slices decode on every core
             pool = stack.enter_context(ThreadPoolExecutor(max_workers=n))
             results: Iterator[list[tuple[int, np.ndarray, float]]] = pool.map(run, range(len(jobs)))
         else:
             results = map(run, range(len(jobs)))
         wide = [plane for found in results for plane in found]
-    out = output[0].astype(np.float32) if wide else output[0]  # widened once
-    for i, raw, high in wide:
-        _plane_hu(refs[i], raw, high, out[i])
-        if "PixelData" in refs[i].header:
-            del refs[i].header.PixelData
+    if wide:
+        out = out.astype(np.float32)  # exact: every int16 is a float32
+        for i, raw, high in wide:
+            _plane_hu(refs[i], raw, high, out[i])
     return out
 
 
 def _plane_hu(ref: SliceRef, raw: np.ndarray, high: float, out: np.ndarray) -> None:
-    """``out[...]``: the HU of one plane's stored values ``raw`` (largest ``high``), padding set to air."""
+    """``out[...]``: the HU of one plane's stored values ``raw`` (largest ``high``), padding set to air; the stored
+    bytes then leave the header (they are in ``out``; headers live on in refs)."""
     pad = _padding_mask(ref, raw)
     _to_hu(raw, ref.slope, ref.intercept, high, out)
     if pad is not None:
         np.copyto(out, AIR_HU, where=pad)
+    if "PixelData" in ref.header:
+        del ref.header.PixelData
