@@ -26,6 +26,8 @@ Example:
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
+import ctypes.util
 import dataclasses
 import tempfile
 import time
@@ -83,7 +85,30 @@ def _status_kb(field: str) -> int | None:
     return None
 
 
+def _release_free_memory() -> None:
+    """Give memory freed by earlier inputs back to the system (glibc ``malloc_trim``), where the C library has it.
+
+    Without it, a long run undercounts: glibc keeps freed heap pages resident (and raises its mmap threshold after
+    a large free), so a later input reusing them adds nothing to the resident peak. Found when an input that grew
+    the peak by 361 MB in a fresh process grew it by 165 MB on its second call.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+
+
 def _reset_peak() -> bool:
+    _release_free_memory()
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
@@ -133,8 +158,9 @@ def check_input(
             path, names = Path(tmp) / files[0][0], {Path(name).name for name, _ in files}
         else:
             path.write_bytes(data)
+        measured = _reset_peak()
         base = _status_kb("VmRSS:")
-        measured = _reset_peak() and base is not None
+        measured = measured and base is not None
         start = time.perf_counter()
         future = _POOL.submit(reader, path)
         try:

@@ -42,7 +42,8 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 SMALL_IMAGE_BYTES = 64 * 1024**2
 """Decoded size any image may have whatever its file size (a 16-bit 4096 x 4096 X-ray is 32 MiB)."""
-_LUMA_ROWS = 256  # rows converted to grey at a time: the float32 copy stays small
+_LUMA_PIXELS = 1 << 20  # about this many pixels are converted to grey at a time: the copies stay small
+# (a fixed number of rows is not enough: 256 rows of a 52264-pixel-wide CMYK JPEG made 350 MB of copies)
 _MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "I": 4, "F": 4, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}
 
 
@@ -91,13 +92,15 @@ def to_grayscale(image: Image.Image, *, source_format: str | None = None) -> tup
         return np.asarray(image.convert("L")), None
     if mode == "LA":
         return np.asarray(image.getchannel("L")), mode
-    rgb = image if mode in ("RGB", "RGBA", "RGBX") else image.convert("RGBA" if "A" in mode else "RGB")
-    pixels = np.asarray(rgb)
     weights = np.asarray(LUMA_WEIGHTS, dtype=np.float32)
-    out = np.empty(pixels.shape[:2], np.uint8)
-    for top in range(0, pixels.shape[0], _LUMA_ROWS):  # in blocks: no float copy of the whole image
-        luma = pixels[top : top + _LUMA_ROWS, :, :3].astype(np.float32) @ weights
-        out[top : top + _LUMA_ROWS] = np.clip(np.rint(luma), 0, 255)
+    width, height = image.size
+    out = np.empty((height, width), np.uint8)
+    rows = max(1, _LUMA_PIXELS // max(width, 1))
+    for top in range(0, height, rows):  # in bands of rows: no RGB or float copy of the whole image
+        band = image.crop((0, top, width, min(height, top + rows)))
+        rgb = band if mode in ("RGB", "RGBA", "RGBX") else band.convert("RGBA" if "A" in mode else "RGB")
+        luma = np.asarray(rgb)[:, :, :3].astype(np.float32) @ weights
+        out[top : top + rows] = np.clip(np.rint(luma), 0, 255)
     return out, mode
 
 

@@ -11,6 +11,7 @@ import base64
 import json
 import struct
 import time
+import tracemalloc
 import zlib
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from gen_image import _pack_png, jpeg_seed, png_chunks, png_seed
 from ctlens.codec import encode_volume
 from ctlens.core.errors import CorruptFileError
 from ctlens.data.labels import load_study_labels
+from ctlens.io.image2d_reader import read_image2d
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +138,25 @@ def test_jpeg_crafted_frame_sizes(tmp_path: Path) -> None:
         _compress_fails(path)
     (tmp_path / "cut.jpg").write_bytes(seed[:200])
     _compress_fails(tmp_path / "cut.jpg")
+
+
+def test_wide_colour_jpeg_is_made_grey_in_small_blocks(tmp_path: Path) -> None:
+    """A 960-byte CMYK JPEG of 52264 x 255 (found by ``make test``'s fuzz run): 13 MB of grey pixels.
+
+    Its rows were converted 256 at a time, so the whole image was one block: an RGB copy and a float32 copy of it
+    (350 MB of peak memory, over the harness's 282 MB). Now the grey image is made in bands of about a million
+    pixels; the Python-side peak (numpy arrays, bytes: what tracemalloc sees) stays near the result's size.
+    """
+    path = tmp_path / "wide.jpg"
+    path.write_bytes(_sof(jpeg_seed("CMYK", 16, 16), 52264, 255))
+    tracemalloc.start()
+    try:
+        volume = read_image2d(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert volume.shape == (1, 255, 52264) and volume.meta["grayscale_from"] == "CMYK"
+    assert peak < 2 * volume.array.nbytes + 32 * 1024**2, peak
 
 
 def test_labels_class_explosion_is_refused_fast(tmp_path: Path) -> None:
