@@ -42,13 +42,12 @@ from typing import Any
 import numpy as np
 
 from ctlens.core.errors import CorruptFileError, UnsupportedFormatError
-from ctlens.core.volume import spacing_in_range
+from ctlens.core.volume import MAX_POSITION_MM, position_in_range, spacing_in_range
 
 __all__ = ["MAX_SIDE", "SeriesHeader", "check_header", "check_records", "decoded_budget", "open_checked"]
 
 MAX_SIDE = 65535
 """Largest number of rows or columns of a slice (JPEG-LS codes at most 65535 x 65535 samples)."""
-MAX_ABS_ORIGIN_MM = 1e9
 MAX_MODALITY_CHARS = 16
 MAX_NEAR = 127
 _UNIT_TOLERANCE = 1e-3
@@ -206,8 +205,8 @@ def check_header(header: Any, path: str | Path, *, n_slices: int, budget: int | 
     if not spacing_in_range(spacing):
         raise _fail(path, f"header spacing {_short(header['spacing'])} is not three numbers in (1e-6, 1e6] mm")
     origin = _numbers(header, "origin", 3, path)
-    if not all(abs(o) <= MAX_ABS_ORIGIN_MM for o in origin):
-        raise _fail(path, f"header origin {_short(header['origin'])} is not within +-1e9 mm")
+    if not position_in_range(origin):
+        raise _fail(path, f"header origin {_short(header['origin'])} is not within +-{MAX_POSITION_MM:g} mm")
     direction = _direction(header, path)
     modality = header.get("modality", "CT")
     if not isinstance(modality, str) or len(modality) > MAX_MODALITY_CHARS or not modality.isprintable():

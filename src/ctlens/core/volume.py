@@ -32,6 +32,9 @@ MIN_SPACING_MM = 1e-6
 """Smallest voxel spacing a reader accepts from a file (a nanometre; below it affines lose their precision)."""
 MAX_SPACING_MM = 1e6
 """Largest voxel spacing a reader accepts from a file (a kilometre)."""
+MAX_POSITION_MM = 1e9
+"""Largest absolute coordinate of a position (origin, slice position) a reader accepts from a file (1000 km; real
+ones are within a few metres of the scanner's isocentre)."""
 
 
 def spacing_in_range(spacing: Any) -> bool:
@@ -45,6 +48,16 @@ def spacing_in_range(spacing: Any) -> bool:
         (True, False, False)
     """
     return all(MIN_SPACING_MM < float(s) <= MAX_SPACING_MM for s in spacing)
+
+
+def position_in_range(position: Any) -> bool:
+    """True when every coordinate is finite and within +-``MAX_POSITION_MM`` mm (one rule for every reader).
+
+    Example:
+        >>> position_in_range([-250.0, 180.5, 1e3]), position_in_range([0, 0, 2e9]), position_in_range([float("inf")])
+        (True, False, False)
+    """
+    return all(abs(float(p)) <= MAX_POSITION_MM for p in position)
 
 
 _IDENTITY_ZYX = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])

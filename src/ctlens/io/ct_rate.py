@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ctlens.core.errors import CorruptFileError, CTLensError, InputNotFoundError
-from ctlens.core.volume import Volume, spacing_in_range
+from ctlens.core.volume import MAX_POSITION_MM, Volume, position_in_range, spacing_in_range
 from ctlens.io.files import check_readable
 
 __all__ = ["CT_RATE_AXES", "ct_rate_row", "load_ct_rate", "parse_list", "read_ct_rate_metadata", "volume_key"]
@@ -44,8 +44,6 @@ __all__ = ["CT_RATE_AXES", "ct_rate_row", "load_ct_rate", "parse_list", "read_ct
 CT_RATE_AXES = ("yxz", "xyz")
 """NIfTI array layouts: ``[row, column, slice]`` (default) or ``[column, row, slice]``."""
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-MAX_POSITION_MM = 1e9
-"""Largest absolute position / orientation component accepted from the metadata."""
 MAX_RESCALE = 1e9
 """Largest absolute rescale slope or intercept (HU of any real scanner stay far below)."""
 _REQUIRED = ("VolumeName", "RescaleSlope", "RescaleIntercept", "XYSpacing", "ZSpacing")
@@ -153,7 +151,7 @@ def _geometry(row: dict, name: str, z_sign: int) -> tuple[tuple[float, float, fl
         )
     iop = parse_list(row.get("ImageOrientationPatient", "")) or [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     ipp = parse_list(row.get("ImagePositionPatient", "")) or [0.0, 0.0, 0.0]
-    if len(iop) != 6 or len(ipp) != 3 or not all(abs(v) <= MAX_POSITION_MM for v in (*iop, *ipp)):
+    if len(iop) != 6 or len(ipp) != 3 or not position_in_range((*iop, *ipp)):
         raise CorruptFileError(
             f"metadata ImageOrientationPatient / ImagePositionPatient have {len(iop)} / {len(ipp)} numbers "
             f"(6 and 3 finite ones within +-{MAX_POSITION_MM:g} mm expected)",

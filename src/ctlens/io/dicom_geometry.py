@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ctlens.core.errors import GeometryError
-from ctlens.core.volume import spacing_in_range
+from ctlens.core.volume import position_in_range, spacing_in_range
 
 POSITION_TOLERANCE_MM = 0.01
 """Slice positions closer than this are the same position; in-plane drift below it is not tilt."""
@@ -30,10 +30,6 @@ UNEVEN_RELATIVE_TOLERANCE = 0.01
 JITTER_RELATIVE_TOLERANCE = 0.02
 """... unless every slice lies within this fraction of a step of an even grid (jitter, as real scanners write it):
 then the stack is even, its step the first-to-last distance over the number of steps."""
-
-
-MAX_COORDINATE_MM = 1e8
-"""Largest position coordinate taken as a place (100 km; real ones are within a few metres)."""
 
 
 def _shown(values: np.ndarray) -> str:
@@ -87,7 +83,7 @@ def plane_problem(position: np.ndarray, orientation: np.ndarray, spacing: np.nda
         'PixelSpacing (0.5, nan) is not two positive sizes'
     """
     pos = np.asarray(position, dtype=np.float64)
-    if not np.all(np.isfinite(pos)) or np.abs(pos).max(initial=0) > MAX_COORDINATE_MM:
+    if not position_in_range(pos.ravel()):
         return f"ImagePositionPatient {_shown(pos)} is not a position"
     iop = np.asarray(orientation, dtype=np.float64)
     norms = np.linalg.norm(iop.reshape(2, 3), axis=1) if np.all(np.isfinite(iop)) and iop.size == 6 else None

@@ -30,7 +30,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ctlens.core.errors import CorruptFileError, CTLensError, UnsupportedFormatError
-from ctlens.core.volume import Volume, spacing_in_range
+from ctlens.core.volume import Volume, position_in_range, spacing_in_range
 from ctlens.io.detached_header import check_data_files, read_header
 from ctlens.io.files import MAX_DEFLATE_RATIO, atomic_output, check_readable
 from ctlens.io.nifti import guess_modality
@@ -145,14 +145,14 @@ def _geometry(reader: sitk.ImageFileReader, dim: int) -> tuple[list[float], list
 
 
 def _check_geometry(spacing: list[float], origin: list[float], direction: np.ndarray, path: Path, hint: str) -> None:
-    """Spacing, origin and direction a volume can have: finite, spacing 1e-6..1e6 mm, |origin| <= 1e8 mm, unit axes."""
+    """Spacing, origin and direction a volume can have: finite, spacing 1e-6..1e6 mm, |origin| <= 1e9 mm, unit axes."""
     values = np.asarray([*spacing, *origin, *direction.ravel()], dtype=np.float64)
     problem = ""
     if not np.all(np.isfinite(values)):
         problem = "non-finite spacing, origin or direction"
     elif not spacing_in_range(abs(s) for s in spacing):
         problem = f"spacing {tuple(spacing)} mm is not between 1e-6 and 1e6"
-    elif any(abs(o) > 1e8 for o in origin):
+    elif not position_in_range(origin):
         problem = f"origin {tuple(origin)} mm is out of range"
     elif np.any(np.abs(direction) > 1.001) or np.any(np.abs(np.linalg.norm(direction, axis=0) - 1.0) > 1e-3):
         problem = "the direction's axes are not unit vectors"

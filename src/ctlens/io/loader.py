@@ -29,6 +29,7 @@ __all__ = ["DICOMWEB_SCHEMES", "file_kind", "load", "load_volumes", "save"]
 from ctlens.io.suffixes import IMAGE2D_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES
 
 DICOMWEB_SCHEMES = ("dicomweb+http://", "dicomweb+https://")
+_CONTAINER_SUFFIXES = (".ctz",)  # the codec layer's own container (io may not import codec: DESIGN.md's layers)
 
 
 def file_kind(path: str | os.PathLike) -> str:
@@ -65,6 +66,12 @@ def load(path: PathInput, series: int | str | None = None, *, study: str | None 
         kind = file_kind(path)
         if kind != "dicom" and not Path(path).exists():
             raise InputNotFoundError("no such file", path=path)
+        if str(path).lower().endswith(_CONTAINER_SUFFIXES) and Path(path).is_file():
+            raise UnsupportedFormatError(
+                "a ctlens .ctz container, not an image file: ctlens.io.load reads images",
+                path=path,
+                hint="decode it with ctlens.codec.decode_volume(path) or `ctlens decompress` it to .nii.gz",
+            )
         if kind == "nifti":
             from ctlens.io.nifti import read_nifti
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from nibabel.orientations import aff2axcodes
 
-from ctlens.core.volume import Volume, spacing_in_range
+from ctlens.core.volume import MAX_POSITION_MM, Volume, position_in_range, spacing_in_range
 
 _FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])
 """LPS <-> RAS: negate the first two world coordinates (its own inverse)."""
@@ -106,6 +106,8 @@ def volume_geometry_from_nifti_affine(
     direction = linear / spacing[None, :]
     if abs(np.linalg.det(direction)) < 1e-6:
         raise ValueError("the affine's axes are linearly dependent (singular direction matrix)")
+    if not position_in_range(lps[:3, 3]):
+        raise ValueError(f"origin {lps[:3, 3].tolist()} mm is not within +-{MAX_POSITION_MM:g} mm")
     return (
         tuple(float(s) for s in spacing),  # type: ignore[return-value]
         tuple(float(o) for o in lps[:3, 3]),
