@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
+from ctlens.cli.group import EXIT_INTERNAL_ERROR, CtlensGroup
 from ctlens.cli.main import app
 
 CASES = {
@@ -75,3 +77,39 @@ def test_help_is_unchanged() -> None:
     assert "Usage:" in result.stdout and "--series" in result.stdout and result.stderr == ""
     bare = CliRunner().invoke(app, [])
     assert "Usage:" in bare.stdout and "analyze" in bare.stdout
+
+
+def _app_raising(exc: BaseException) -> typer.Typer:
+    app = typer.Typer(cls=CtlensGroup)
+
+    @app.command()
+    def read(path: str) -> None:
+        raise exc
+
+    @app.command()
+    def other() -> None:
+        pass
+
+    return app
+
+
+def test_an_unexpected_exception_is_one_line_and_exit_70(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CTLENS_DEBUG", raising=False)
+    result = CliRunner().invoke(_app_raising(ValueError("bad value\nsecond line " + "x" * 500)), ["read", "a.nii"])
+    assert result.exit_code == EXIT_INTERNAL_ERROR, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("ctlens: error: read: unexpected ValueError: bad value (a ctlens bug")
+    assert "second line" not in lines[0] and "CTLENS_DEBUG=1" in lines[0]
+
+
+def test_ctlens_debug_lets_the_traceback_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTLENS_DEBUG", "1")
+    result = CliRunner().invoke(_app_raising(KeyError("k")), ["read", "a.nii"])
+    assert isinstance(result.exception, KeyError)
+
+
+def test_out_of_memory_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CTLENS_DEBUG", raising=False)
+    result = CliRunner().invoke(_app_raising(MemoryError()), ["read", "a.nii"])
+    assert result.exit_code == 1 and result.stderr.startswith("ctlens: error: read: out of memory"), result.stderr

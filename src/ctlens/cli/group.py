@@ -1,5 +1,9 @@
 """The root ``ctlens`` command group: usage errors as one line, grouped warnings printed when a command ends.
 
+An unexpected exception (a ctlens bug) is one line too, ``ctlens: error: <command>: unexpected <type>: <message>
+(a ctlens bug: ...)`` with exit status 70; ``CTLENS_DEBUG=1`` lets the traceback through. Running out of memory
+is one line with exit status 1.
+
 Click reports a usage error (unknown option, missing argument, bad value, ``typer.BadParameter`` raised by a
 command) as a usage block and a boxed message; here it is the line every other ``ctlens`` error uses,
 ``ctlens: error: <command>: <message>; see 'ctlens <command> --help'``, on stderr, exit status 2. ``--help`` and
@@ -22,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -37,7 +42,7 @@ try:  # Typer >= 0.20 carries its own copy of Click
 except ImportError:  # pragma: no cover - older Typer runs on the click package
     from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
-__all__ = ["CtlensGroup", "usage_message"]
+__all__ = ["EXIT_INTERNAL_ERROR", "CtlensGroup", "usage_message"]
 
 
 def usage_message(exc: ClickException) -> str:
@@ -55,6 +60,23 @@ def usage_message(exc: ClickException) -> str:
     command = path.split(" ", 1)[1] if " " in path else ""
     where = f"{command}: " if command else ""
     return f"{where}{message.rstrip('.')}; see '{path} --help'"
+
+
+EXIT_INTERNAL_ERROR = 70
+"""Exit status of an unexpected error inside ctlens (``EX_SOFTWARE`` of BSD's sysexits.h)."""
+
+
+def _command(args: Sequence[str] | None) -> str:
+    """``"<command>: "`` for the error line: the first argument that is not an option, else nothing."""
+    words = list(sys.argv[1:] if args is None else args)
+    command = next((w for w in words if not str(w).startswith("-")), "")
+    return f"{command}: " if command else ""
+
+
+def _first_line(exc: BaseException) -> str:
+    """The exception's message, first line only and at most 200 characters (no dump of data into the terminal)."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else "no message")[:200]
 
 
 class CtlensGroup(TyperGroup):
@@ -82,5 +104,15 @@ class CtlensGroup(TyperGroup):
                 fail(usage_message(exc), exc.exit_code)
             except typer.Abort:
                 fail("aborted", 1)
+            except MemoryError:
+                fail(f"{_command(args)}out of memory (the input may be larger than this machine can hold)", 1)
+            except Exception as exc:  # noqa: BLE001 - a bug: one line, not a traceback (CTLENS_DEBUG=1 shows it)
+                if os.environ.get("CTLENS_DEBUG", "") not in ("", "0"):
+                    raise
+                fail(
+                    f"{_command(args)}unexpected {type(exc).__name__}: {_first_line(exc)} (a ctlens bug: rerun "
+                    "with CTLENS_DEBUG=1 for the traceback and report it)",
+                    EXIT_INTERNAL_ERROR,
+                )
         # Without standalone mode click returns the command's value (None) or the code of a ctx.exit / typer.Exit.
         sys.exit(code if isinstance(code, int) else 0)
