@@ -5,7 +5,7 @@ writes NIfTI), so a file that passes the reader's checks but breaks a later step
 
 Example:
     >>> sorted(READERS)[:6]
-    ['checkpoint', 'ct_rate_csv', 'ctz', 'ctz_json', 'dicom', 'findings_json']
+    ['bmp', 'checkpoint', 'ct_rate_csv', 'ctz', 'ctz_json', 'dicom']
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from gen_dicom import dicom_bytes, dicom_seeds
 from gen_findings import findings_bytes, findings_seed
 from gen_form import form_bytes, form_seed, post_form
 from gen_h5 import h5_bytes, h5_seed
-from gen_image import jpeg_bytes, jpeg_seed, png_bytes, png_seed
+from gen_image import BMP_SEEDS, bmp_bytes, bmp_seed, jpeg_bytes, jpeg_seed, png_bytes, png_seed
 from gen_labels import csv_seed, labels_bytes
 from gen_tables import VOLUME, metadata_bundle, metadata_bytes, metadata_seed, reports_bytes, reports_seed
+from gen_tiff import PILLOW_SEEDS, TIFFFILE_SEEDS, tiff_bytes, tiff_seed, tifffile_seed
 from gen_volume import itk_bytes, itk_seeds, nifti_bytes, nifti_seed
 from gen_zip import zip_bytes, zip_seed
 from hypothesis import strategies as st
@@ -52,7 +53,7 @@ def read_ctz_json(path: Path) -> Any:
 
 
 def read_image(path: Path) -> Any:
-    """``ctlens.load`` of a PNG / JPEG (:func:`ctlens.io.image2d_reader.read_image2d`)."""
+    """``ctlens.load`` of a PNG / JPEG / TIFF / BMP (:func:`ctlens.io.image2d_reader.read_image2d`)."""
     from ctlens.io.image2d_reader import read_image2d
 
     return read_image2d(path)
@@ -186,6 +187,26 @@ READERS: dict[str, Reader] = {
         jpeg_bytes().map(lambda b: (b, ".jpg")),
         lambda: [(jpeg_seed(m, 9, 7), ".jpg") for m in ("L", "RGB", "CMYK")],
         ("ctlens.io.image2d_reader",),
+    ),
+    "bmp": Reader(
+        read_image,
+        bmp_bytes().map(lambda b: (b, ".bmp")),
+        lambda: [(bmp_seed(k), ".bmp") for k in BMP_SEEDS],
+        ("ctlens.io.image2d_reader", "ctlens.io.bmp_rle"),
+    ),
+    "tiff": Reader(
+        read_image,
+        tiff_bytes().map(lambda b: (b, ".tif")),
+        lambda: (
+            [(tiff_seed(m, c, 9, 7), ".tif") for m, c in PILLOW_SEEDS]
+            + [
+                (tifffile_seed(k), ".tiff")
+                for k in TIFFFILE_SEEDS
+                if k not in ("planar", "float16", "float64", "pages")
+            ]
+        ),
+        ("ctlens.io.image2d_reader",),
+        short=30,
     ),
     "nifti": Reader(
         read_volume,

@@ -5,7 +5,12 @@ mutations with every chunk CRC recomputed: IHDR width/height/bit depth/colour ty
 IDAT replaced by zlib data of another size (decompression bombs), chunks dropped, duplicated or reordered,
 ancillary chunks added (eXIf with any orientation, tEXt, iCCP garbage, PLTE of any length).
 JPEG: a Pillow-written L / RGB / CMYK image, then the SOF frame size set to extremes, an EXIF orientation
-segment added, markers duplicated or cut. Either may get raw byte damage on top.
+segment added, markers duplicated or cut.
+BMP: a Pillow-written 1 / L / P / RGB / RGBA bitmap or a hand-made one (RLE8, RLE4, 16-bit and 32-bit BITFIELDS,
+OS/2 12-byte header, top-down rows, V4 / V5 headers), then one header field set to an extreme (width, height
+of either sign, planes, bits per pixel, compression, image size, colours used, data offset, header size, colour
+masks) or the RLE stream given runs past the row end, deltas past the image, huge end-of-line padding.
+Any of them may get raw byte damage on top.
 
 Example:
     >>> png_chunks(png_seed("L", 3, 2))[0][0]
@@ -25,7 +30,7 @@ from gen_ctz import mutate_bytes
 from hypothesis import strategies as st
 from PIL import Image
 
-__all__ = ["jpeg_bytes", "jpeg_seed", "png_bytes", "png_chunks", "png_seed"]
+__all__ = ["BMP_SEEDS", "bmp_bytes", "bmp_seed", "jpeg_bytes", "jpeg_seed", "png_bytes", "png_chunks", "png_seed"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "I;16"]
@@ -179,6 +184,125 @@ def jpeg_bytes(draw: Any) -> bytes:
             data[pos:pos] = data[pos : pos + length]
         elif kind == "cut":
             del data[draw(st.integers(2, len(data))) :]
+    out = bytes(data)
+    if draw(st.integers(0, 3)) == 0:
+        out = mutate_bytes(out, draw)
+    return out
+
+
+BMP_SEEDS = ["1", "L", "P", "RGB", "RGBA", "rle8", "rle4", "bitfields16", "bitfields32", "core", "topdown", "v5"]
+_BMP_FIELDS = {"width": (18, "i"), "height": (22, "i"), "planes": (26, "H"), "bpp": (28, "H"), "compression": (30, "I")}
+_BMP_FIELDS |= {"image_size": (34, "I"), "colours": (46, "I"), "offset": (10, "I"), "header_size": (14, "I")}
+
+
+def _rle(rows: np.ndarray, four: bool) -> bytes:
+    """RLE8 / RLE4 (Microsoft's BMP run-length encoding) of palette indices, bottom row first: runs of equal
+    pixels, an absolute run where they differ, end-of-line after each row and end-of-bitmap at the end."""
+    out = bytearray()
+    for row in rows[::-1]:
+        x = 0
+        while x < len(row):
+            run = 1
+            while x + run < len(row) and run < 255 and row[x + run] == row[x]:
+                run += 1
+            value = (int(row[x]) << 4 | int(row[x])) if four else int(row[x])
+            out += bytes([run, value])
+            x += run
+        out += b"\x00\x00"
+    return bytes(out + b"\x00\x01")
+
+
+def bmp_seed(kind: str, width: int = 9, height: int = 7) -> bytes:
+    """A valid BMP of one of :data:`BMP_SEEDS` (Pillow's modes, or a layout built here)."""
+    rng = np.random.default_rng(width * 7 + height)
+    rgb = Image.fromarray(rng.integers(0, 255, (height, width, 3)).astype(np.uint8), "RGB")
+    if kind in ("1", "L", "P", "RGB", "RGBA"):
+        buf = io.BytesIO()
+        rgb.convert(kind).save(buf, format="BMP")
+        return buf.getvalue()
+    header, bpp, compression, palette, masks = 40, 24, 0, b"", b""
+    indices = rng.integers(0, 16, (height, width)) // 3  # runs of equal values, for RLE
+    if kind in ("rle8", "rle4"):
+        bpp, compression = (8, 1) if kind == "rle8" else (4, 2)
+        palette = b"".join(struct.pack("<BBBB", 16 * k, 16 * k, 16 * k, 0) for k in range(16))
+        pixels = _rle(indices, kind == "rle4")
+    elif kind.startswith("bitfields"):
+        bpp, compression = int(kind[9:]), 3
+        masks = (
+            struct.pack("<III", 0xF800, 0x07E0, 0x001F) if bpp == 16 else struct.pack("<III", 255 << 16, 255 << 8, 255)
+        )
+        values = np.asarray(rgb).astype(np.uint32)
+        packed = (
+            (values[..., 0] >> 3) << 11 | (values[..., 1] >> 2) << 5 | values[..., 2] >> 3
+            if bpp == 16
+            else values[..., 0] << 16 | values[..., 1] << 8 | values[..., 2]
+        )
+        stride = -(-width * bpp // 32) * 4
+        rows = packed[::-1].astype("<u2" if bpp == 16 else "<u4").reshape(height, -1).view(np.uint8)
+        pixels = b"".join(bytes(r) + bytes(stride - len(r)) for r in rows)
+    else:
+        stride = -(-width * 3 // 4) * 4
+        rows = np.asarray(rgb)[::-1, :, ::-1] if kind != "topdown" else np.asarray(rgb)[:, :, ::-1]
+        pixels = b"".join(bytes(r.reshape(-1)) + bytes(stride - width * 3) for r in rows)
+        header = {"core": 12, "v5": 124}.get(kind, 40)
+    if header == 12:
+        dib = struct.pack("<IHHHH", 12, width, height, 1, bpp)
+    else:
+        sign = -1 if kind == "topdown" else 1
+        dib = struct.pack(
+            "<IiiHHIIiiII",
+            header,
+            width,
+            sign * height,
+            1,
+            bpp,
+            compression,
+            len(pixels),
+            2835,
+            2835,
+            len(palette) // 4,
+            0,
+        )
+        dib += masks + bytes(header - 40 - len(masks)) if header > 40 else b""
+        palette = palette if header > 40 else masks + palette
+    offset = 14 + len(dib) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + dib + palette + pixels
+
+
+@st.composite
+def bmp_bytes(draw: Any) -> bytes:
+    """A crafted BMP (module doc)."""
+    kind = draw(st.sampled_from(BMP_SEEDS))
+    data = bytearray(bmp_seed(kind, draw(st.integers(1, 30)), draw(st.integers(1, 30))))
+    for _ in range(draw(st.integers(1, 3))):
+        action = draw(st.sampled_from(["field", "field", "field", "masks", "rle", "cut"]))
+        if action == "field":
+            name = draw(st.sampled_from(sorted(_BMP_FIELDS)))
+            at, fmt = _BMP_FIELDS[name]
+            if kind == "core" and name in ("width", "height", "planes", "bpp"):
+                at, fmt = {"width": (18, "H"), "height": (20, "H"), "planes": (22, "H"), "bpp": (24, "H")}[name]
+            bits = 8 * struct.calcsize(fmt)
+            low = -(1 << (bits - 1)) if fmt == "i" else 0
+            value = draw(
+                st.sampled_from([0, 1, 2, 4, 8, 12, 16, 24, 32, 40, 64, 124, 255, 9000, 65535, 2**31 - 1])
+                | st.integers(low, (1 << bits) - 1 + low)
+            )
+            value = max(low, min((1 << bits) - 1 + low, value))
+            if at + struct.calcsize(fmt) <= len(data):
+                data[at : at + struct.calcsize(fmt)] = struct.pack("<" + fmt, value)
+        elif action == "masks" and len(data) >= 66:
+            data[54:66] = struct.pack(
+                "<III",
+                *(draw(st.sampled_from([0, 1, 0xFF, 0xFF00, 2**32 - 1]) | st.integers(0, 2**32 - 1)) for _ in range(3)),
+            )
+        elif action == "rle":  # a run, delta, absolute run or end-of-line with extreme values spliced in
+            op = draw(
+                st.sampled_from([b"\xff\x11", b"\x00\x02\xff\xff", b"\x00\xff", b"\x00\x00", b"\x00\x01", b"\x00\x03"])
+            )
+            at = draw(st.integers(min(54, len(data)), len(data)))
+            data[at:at] = op * draw(st.sampled_from([1, 2, 100, 5000]))
+        elif action == "cut":
+            del data[draw(st.integers(0, len(data))) :]
     out = bytes(data)
     if draw(st.integers(0, 3)) == 0:
         out = mutate_bytes(out, draw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from PIL import Image
 
 from ctlens.core.errors import CorruptFileError, InputNotFoundError, UnsupportedFormatError
-from ctlens.io.image2d_reader import LUMA_WEIGHTS, read_image2d
+from ctlens.io.image2d_reader import LUMA_WEIGHTS, read_image2d, to_grayscale
 
 
 def _gradient(h: int = 16, w: int = 20) -> np.ndarray:
@@ -147,3 +148,105 @@ def test_decompression_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lim
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", int(100 * 100 * limit_factor))
     with pytest.raises(CorruptFileError, match=r"big\.png.*decompression bomb"):
         read_image2d(tmp_path / "big.png")
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "uint32", "float32", "uint16"])
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+@pytest.mark.parametrize("compression", [None, "packbits", "zlib", "lzw"])
+def test_tiff_sample_formats_keep_their_values(
+    dtype: str, byteorder: str, compression: str | None, tmp_path: Path
+) -> None:
+    """TIFFs written by tifffile: Pillow read int8 as uint8, uint32 as int32 and byte-swapped signed / float samples
+    of compressed big-endian files twice (-5000 -> 30956); every value now comes back (Pillow refuses big-endian
+    uint32: a clear error)."""
+    import tifffile
+
+    arr = ((np.arange(30).reshape(5, 6) - 13) * (9 if dtype == "int8" else 2000)).astype(dtype)
+    if dtype.startswith("uint"):
+        arr = arr.astype(np.int64).astype(dtype)  # wrapped: the high half of the range too
+    path = tmp_path / "s.tif"
+    tifffile.imwrite(path, arr, byteorder=byteorder, compression=compression)
+    if dtype == "uint32" and byteorder == ">":
+        with pytest.raises(CorruptFileError, match=r"s\.tif"):
+            read_image2d(path)
+        return
+    got = read_image2d(path).array[0]
+    np.testing.assert_array_equal(got, arr)
+    assert got.dtype == {"int16": np.int32}.get(dtype, np.dtype(dtype))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("dtype", ["int16", "uint16", "uint8"])
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_tiff_orientation(orientation: int, dtype: str, compression: str | None, tmp_path: Path) -> None:
+    """Every TIFF orientation gives what EXIF says it means, read by Pillow (which applies it itself: right for
+    compressed files, scrambled for uncompressed ones turned by 90 degrees) or by tifffile (signed samples)."""
+    import tifffile
+
+    arr = (np.arange(4 * 7).reshape(4, 7) * 3).astype(dtype)
+    tifffile.imwrite(tmp_path / "o.tif", arr, extratags=[(274, "H", 1, orientation, True)], compression=compression)
+    shown = {2: arr[:, ::-1], 3: arr[::-1, ::-1], 4: arr[::-1], 5: arr.T, 6: np.rot90(arr, -1)}
+    shown |= {7: arr[::-1, ::-1].T, 8: np.rot90(arr, 1)}
+    np.testing.assert_array_equal(read_image2d(tmp_path / "o.tif").array[0], shown.get(orientation, arr))
+
+
+def _rle_bmp(width: int, height: int, stream: bytes, *, four: bool = False, pad: int = 0) -> bytes:
+    """An RLE8 / RLE4 BMP around ``stream`` (non-grey palette: mode P); ``pad`` bytes between palette and data."""
+    colours = 16 if four else 256
+    palette = b"".join(bytes([k % 256, 255 - k % 256, 7, 0]) for k in range(colours)) + bytes(pad)
+    offset = 14 + 40 + len(palette)
+    dib = struct.pack(
+        "<IiiHHIIiiII", 40, width, height, 1, 4 if four else 8, 2 if four else 1, len(stream), 0, 0, colours, 0
+    )
+    return b"BM" + struct.pack("<IHHI", offset + len(stream), 0, 0, offset) + dib + palette + stream
+
+
+RLE_STREAMS = {
+    "runs_and_rows": (5, 3, bytes([2, 1, 3, 2, 0, 0, 5, 3, 0, 0, 1, 4, 4, 5, 0, 1])),
+    "run_past_row_end": (4, 2, bytes([9, 1, 0, 0, 200, 2, 0, 1])),
+    "absolute_into_next_row": (3, 3, bytes([0, 5, 1, 2, 3, 4, 5, 0, 1, 6, 0, 0, 3, 7, 0, 1])),
+    "absolute_odd_pad": (4, 2, bytes([0, 3, 9, 8, 7, 0, 1, 5, 0, 0, 4, 1, 0, 1])),
+    "delta": (6, 3, bytes([1, 4, 0, 2, 2, 1, 2, 6, 0, 0, 6, 1, 0, 1])),
+    "delta_past_end": (4, 2, bytes([1, 4, 0, 2, 255, 255, 0, 1])),
+    "ends_early": (4, 3, bytes([4, 1, 0, 0, 0, 1])),
+    "data_ends": (4, 2, bytes([4, 1, 0, 0, 4])),
+    "absolute_cut": (8, 1, bytes([0, 8, 1, 2])),
+    "eol_only": (3, 2, bytes([0, 0, 0, 0, 0, 0, 3, 1, 0, 0, 3, 2])),
+}
+
+
+@pytest.mark.parametrize("four", [False, True], ids=["rle8", "rle4"])
+@pytest.mark.parametrize("name", sorted(RLE_STREAMS))
+@pytest.mark.parametrize("pad", [0, 1])
+def test_rle_bmp_is_decoded_as_pillow_does(name: str, four: bool, pad: int, tmp_path: Path) -> None:
+    """:mod:`ctlens.io.bmp_rle` against Pillow's own BMP RLE decoder, edge cases of the format: the same pixels,
+    or an error from both (``pad`` shifts the data to an odd file position: absolute runs pad to even ones)."""
+    width, height, stream = RLE_STREAMS[name]
+    path = tmp_path / "rle.bmp"
+    path.write_bytes(_rle_bmp(width, height, stream, four=four, pad=pad))
+    try:
+        with Image.open(path) as image:
+            image.load()
+            expected = to_grayscale(image)[0]
+    except (OSError, ValueError):
+        expected = None
+    if expected is None:
+        with pytest.raises(CorruptFileError, match=r"rle\.bmp"):
+            read_image2d(path)
+    else:
+        np.testing.assert_array_equal(read_image2d(path).array[0], expected)
+
+
+def test_png_16bit_grey_alpha_keeps_16_bits(tmp_path: Path) -> None:
+    """Pillow opens 16-bit grey + alpha PNGs as 8-bit RGBA (5001 became 19); the grey channel now stays uint16."""
+    import imagecodecs
+
+    grey = (np.arange(20, dtype=np.uint16).reshape(4, 5) * 3001 + 7).astype(np.uint16)
+    data = bytes(imagecodecs.png_encode(np.dstack([grey, np.full_like(grey, 40000)])))
+    (tmp_path / "la.png").write_bytes(data)
+    volume = read_image2d(tmp_path / "la.png")
+    assert volume.array.dtype == np.uint16
+    np.testing.assert_array_equal(volume.array[0], grey)
+    (tmp_path / "cut.png").write_bytes(data[: len(data) - 30])
+    with pytest.raises(CorruptFileError, match=r"cut\.png"):
+        read_image2d(tmp_path / "cut.png")

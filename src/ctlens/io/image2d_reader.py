@@ -6,7 +6,15 @@ default axial direction and modality ``"OT"`` (DICOM's "other").
 Colour is reduced to one grey channel with the ITU-R BT.601 luma formula
 ``Y = 0.299 R + 0.587 G + 0.114 B`` (the one Pillow's ``convert("L")`` uses), rounded to the nearest integer;
 an alpha channel is dropped (not blended). Grayscale images keep their values and dtype: 8-bit as uint8,
-16-bit (PNG / TIFF) as uint16, 32-bit integer as int32, float TIFF as float32.
+16-bit (PNG / TIFF) as uint16, 32-bit integer as int32, float TIFF as float32; TIFF samples Pillow gets wrong
+(signed 8-bit, 32-bit unsigned, signed and float samples of big-endian compressed files) are read with tifffile,
+signed 8-bit as int8 and 32-bit unsigned as uint32; a 16-bit grey + alpha PNG keeps its 16 bits (imagecodecs).
+
+Damaged files: Pillow's format plugins raise whatever their code meets on malformed data (``TypeError`` for a
+TIFF page without ImageWidth, ``KeyError`` for an unknown TIFF compression, ``struct.error``, ``IndexError``...),
+so every exception Pillow raises while opening or decoding a file is that file's
+:class:`~ctlens.core.errors.CorruptFileError`. Work is bounded by the file's size where Pillow's is not: the
+pages of a TIFF are counted only up to 65, and RLE BMP pixels are decoded by :mod:`ctlens.io.bmp_rle`.
 
 Example:
     >>> import tempfile, pathlib
@@ -29,8 +37,9 @@ from typing import Any
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from ctlens.core.errors import CorruptFileError, UnsupportedFormatError
+from ctlens.core.errors import CorruptFileError, CTLensError, UnsupportedFormatError
 from ctlens.core.volume import Volume
+from ctlens.io.bmp_rle import decode_bmp_rle
 from ctlens.io.files import check_readable
 from ctlens.io.suffixes import IMAGE2D_SUFFIXES
 
@@ -44,18 +53,26 @@ SMALL_IMAGE_BYTES = 64 * 1024**2
 """Decoded size any image may have whatever its file size (a 16-bit 4096 x 4096 X-ray is 32 MiB)."""
 _LUMA_PIXELS = 1 << 20  # about this many pixels are converted to grey at a time: the copies stay small
 # (a fixed number of rows is not enough: 256 rows of a 52264-pixel-wide CMYK JPEG made 350 MB of copies)
+_PAGES_COUNTED = 64
+"""Pages of a TIFF counted before it is called "over 64 pages" (only single images are read)."""
 _MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "I": 4, "F": 4, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}
 
 
+_ROW_POINTER = 8
+"""Bytes Pillow keeps per row of every image besides its pixels (a pointer to the row: ``im->image[y]``)."""
+
+
 def decoded_bytes(mode: str, width: int, height: int) -> int:
-    """Bytes Pillow holds for a ``mode`` image of ``width`` x ``height`` (4 per pixel for modes not listed).
+    """Bytes Pillow holds for a ``mode`` image of ``width`` x ``height`` (4 per pixel for modes not listed), its
+    row pointers included (they dominate tall narrow images: 2 x 16777224 pixels of mode "1" hold 134 MB of
+    pointers for 34 MB of pixels).
 
     Example:
         >>> decoded_bytes("RGB", 10, 2), decoded_bytes("I;16", 10, 2), decoded_bytes("CMYK", 10, 2)
-        (60, 40, 80)
+        (76, 56, 96)
     """
     per_pixel = 2 if mode in _SIXTEEN_BIT else _MODE_BYTES.get(mode, 4)
-    return int(width) * int(height) * per_pixel
+    return int(height) * (int(width) * per_pixel + _ROW_POINTER)
 
 
 def _max_ratio() -> float:
@@ -175,6 +192,120 @@ def _check_png_rows(path: Path) -> None:
         )
 
 
+def _pages(opened: Image.Image) -> int:
+    """Pages (frames) of an opened image: 1 for a single image; a TIFF's are counted up to one past
+    :data:`_PAGES_COUNTED` (Pillow parses each page's directory to find the next one: 0.9 ms a page, so counting
+    all 100000 pages of an 11 MB file took 90 s)."""
+    if not getattr(opened, "is_animated", False):
+        return 1
+    if opened.format != "TIFF":
+        return int(getattr(opened, "n_frames", 1) or 1)  # declared in one header field (APNG acTL, MPO index)
+    count = 1
+    try:
+        while count <= _PAGES_COUNTED:
+            opened.seek(count)
+            count += 1
+    except EOFError:
+        pass
+    opened.seek(0)
+    return count
+
+
+_EXIF_TURNS = {2: (False, 0, True), 3: (False, 2, False), 4: (False, 2, True), 5: (True, 0, False)}
+_EXIF_TURNS |= {6: (False, -1, False), 7: (True, 2, False), 8: (False, 1, False)}
+"""EXIF / TIFF orientation -> (transpose, quarter turns counter-clockwise, then flip left-right): what
+:func:`PIL.ImageOps.exif_transpose` does, on a numpy array."""
+
+
+def _tiff_samples(path: Path, opened: Image.Image) -> np.ndarray | None:
+    """The pixels of a one-sample TIFF whose samples Pillow decodes wrongly, decoded by tifffile; else None.
+
+    Pillow reads signed 8-bit samples as unsigned, 32-bit unsigned ones as signed, and swaps the bytes of signed and
+    float samples of big-endian files twice when libtiff decompresses them (-5000 came back as 30956). tifffile
+    follows SampleFormat and byte order for every compression. Pillow also scrambles uncompressed TIFFs whose
+    orientation turns them by 90 degrees (5-8): it fills the turned raster with the stored rows. Those (grey) come
+    from tifffile too, and the orientation is applied here as Pillow applies it to compressed ones.
+    """
+    tags = opened.tag_v2  # type: ignore[attr-defined]
+
+    def first(tag: int, default: int) -> int:
+        value = tags.get(tag, default)
+        return int(value[0] if isinstance(value, tuple) else value)
+
+    if first(277, 1) != 1 or first(262, 1) != 1 or first(258, 1) not in (8, 16, 32):  # grey, 0 = black
+        return None
+    wrong_samples = first(339, 1) != 1 or first(258, 1) == 32
+    turned_raw = first(274, 1) in (5, 6, 7, 8) and first(259, 1) == 1
+    if not (wrong_samples or turned_raw):
+        return None
+    import tifffile
+
+    with tifffile.TiffFile(path) as tiff:
+        page = tiff.pages.first
+        if len(page.shape) != 2 or page.dtype is None or page.dtype.itemsize > 4:
+            raise ValueError(f"unexpected TIFF layout {page.shape} {page.dtype}")
+        array = page.asarray()
+    return _orient(array, first(274, 1))
+
+
+def _orient(array: np.ndarray, orientation: int | None) -> np.ndarray:
+    """``array`` (stored rows) as EXIF ``orientation`` says it is shown, in native byte order."""
+    transpose, turns, flip = _EXIF_TURNS.get(orientation or 1, (False, 0, False))
+    array = np.rot90(array.T if transpose else array, turns)
+    array = array[:, ::-1] if flip else array
+    return array.astype(array.dtype.newbyteorder("="), copy=False)  # big-endian files: native order
+
+
+def _png_grey_alpha16(path: Path, opened: Image.Image) -> np.ndarray | None:
+    """The grey channel of a 16-bit grey + alpha PNG (colour type 4), as uint16; None for any other PNG.
+
+    Pillow opens those as 8-bit RGBA (it has no 16-bit LA mode): the low 8 bits of every sample were lost.
+    They are decoded with imagecodecs' libpng instead; the eXIf orientation is applied as for other images.
+    """
+    with path.open("rb") as fh:
+        header = fh.read(26)
+    if len(header) < 26 or header[12:16] != b"IHDR" or header[24] != 16 or header[25] != 4:
+        return None
+    import imagecodecs
+
+    array = np.asarray(imagecodecs.png_decode(path.read_bytes()))
+    if array.shape != (opened.size[1], opened.size[0], 2) or array.dtype != np.uint16:
+        raise ValueError(f"unexpected PNG layout {array.shape} {array.dtype}")
+    return _orient(array[:, :, 0], opened.getexif().get(ExifTags.Base.Orientation, 1))
+
+
+def _load_bmp_rle(path: Path, opened: Image.Image) -> Image.Image:
+    """The pixels of an RLE8 / RLE4 BMP that Pillow has opened (header, palette), decoded by
+    :func:`ctlens.io.bmp_rle.decode_bmp_rle` instead of Pillow's pixel-at-a-time Python decoder."""
+    _, _, offset, args = opened.tile[0]
+    width, height = opened.size
+    indices = decode_bmp_rle(path.read_bytes(), int(offset), width, height, four=bool(args[1]))
+    if indices.size < width * height:
+        raise CorruptFileError(
+            f"truncated image: the run-length data ends after {indices.size} of the {width}x{height} pixels",
+            path=path,
+            hint="re-export or re-download the image",
+        )
+    rawmode = "L" if opened.mode in ("1", "L") else "P"  # what Pillow's own BMP RLE decoder hands on
+    image = Image.frombytes(opened.mode, opened.size, indices.tobytes(), "raw", rawmode, 0, args[-1])
+    if opened.mode == "P" and opened.palette is not None:
+        image.palette = opened.palette.copy()
+        image.load()  # applies the palette
+    return image
+
+
+def _reason(exc: Exception, fmt: str) -> str:
+    """One line saying why Pillow could not decode the file (its own words for the errors it means to raise)."""
+    text = str(exc).splitlines()[0][:200] if str(exc).strip() else ""
+    if isinstance(exc, MemoryError):
+        return "not enough memory to decode it"
+    if not isinstance(exc, OSError | SyntaxError | ValueError | EOFError):  # Pillow did not expect the damage
+        return f"malformed {fmt} structure ({type(exc).__name__}{': ' + text if text else ''})"
+    if "truncated" in text.lower():
+        return "truncated image (the data ends early)"
+    return text or type(exc).__name__
+
+
 def read_image2d(path: str | Path) -> Volume:
     """Read a PNG / JPEG / BMP / TIFF image as a one-slice grey :class:`Volume` of shape ``(1, H, W)``.
 
@@ -207,6 +338,7 @@ def read_image2d(path: str | Path) -> Volume:
     limit = Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow on damaged metadata it skips (dropped anyway)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path, formats=sorted(set(IMAGE2D_SUFFIXES.values()))) as opened:
                 width, height = opened.size
@@ -215,19 +347,32 @@ def read_image2d(path: str | Path) -> Volume:
                 _check_expansion(path, opened.mode, width, height)
                 if opened.format == "PNG":
                     _check_png_rows(path)
-                frames = int(getattr(opened, "n_frames", 1) or 1)
+                frames = _pages(opened)
                 if frames > 1:
+                    many = f"over {_PAGES_COUNTED}" if frames > _PAGES_COUNTED else str(frames)
                     raise UnsupportedFormatError(
-                        f"multi-page image ({frames} pages); only single 2-D images are read",
+                        f"multi-page image ({many} pages); only single 2-D images are read",
                         path=path,
                         hint="split the pages into separate files or store the stack as NIfTI/NRRD",
                     )
-                opened.load()
                 source_format = (opened.format or fmt).lower()
                 source_mode = opened.mode
-                orientation = opened.getexif().get(ExifTags.Base.Orientation, 1)
-                image = opened if orientation in (None, 1) else (ImageOps.exif_transpose(opened) or opened)
-                array, converted_from = to_grayscale(image, source_format=opened.format)
+                samples = _tiff_samples(path, opened) if opened.format == "TIFF" else None
+                if opened.format == "PNG":
+                    samples = _png_grey_alpha16(path, opened)
+                if samples is not None:
+                    image = decoded = opened  # decoded by tifffile / libpng; orientation applied to ``samples``
+                elif opened.tile and opened.tile[0][0] == "bmp_rle":
+                    image = decoded = _load_bmp_rle(path, opened)  # BMP has no EXIF
+                else:
+                    opened.load()
+                    decoded = opened
+                    orientation = opened.getexif().get(ExifTags.Base.Orientation, 1)
+                    image = opened if orientation in (None, 1) else (ImageOps.exif_transpose(opened) or opened)
+                if samples is not None:
+                    array, converted_from = (samples.astype(np.int32) if samples.dtype == np.int16 else samples), None
+                else:
+                    array, converted_from = to_grayscale(image, source_format=opened.format)
     except UnidentifiedImageError:
         raise CorruptFileError(
             f"not a readable {'/'.join(sorted(set(IMAGE2D_SUFFIXES.values())))} image", path=path, hint=hint
@@ -238,15 +383,14 @@ def read_image2d(path: str | Path) -> Volume:
             path=path,
             hint="if the image is trusted, raise PIL.Image.MAX_IMAGE_PIXELS",
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "truncated" in reason.lower():
-            reason = "truncated image (the data ends early)"
-        raise CorruptFileError(f"cannot decode image: {reason}", path=path, hint=hint) from None
+    except CTLensError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise any type on malformed data (module doc)
+        raise CorruptFileError(f"cannot decode image: {_reason(exc, fmt)}", path=path, hint=hint) from None
 
     meta: dict[str, Any] = {"source_format": source_format, "mode": source_mode}
     if converted_from is not None:
         meta["grayscale_from"] = converted_from
-    if image is not opened:
+    if image is not decoded:
         meta["exif_transposed"] = True
     return Volume(np.ascontiguousarray(array[None]), spacing=(1.0, 1.0, 1.0), modality="OT", meta=meta)

@@ -1,8 +1,10 @@
-"""Crafted JSON exports, PNG / JPEG images and labels files: one ``ctlens: error:`` line (or one CTLensError).
+"""Crafted JSON exports, PNG / JPEG / TIFF / BMP images and labels files: one ``ctlens: error:`` line (or one
+CTLensError), in bounded time and memory.
 
 JSON exports and images are run through the real command line (``ctlens decompress x.json``, ``ctlens compress
-x.png``); labels files have no command of their own (``ctlens.data.labels`` serves the training API), so their
-errors are checked on :func:`ctlens.data.labels.load_study_labels`.
+x.png``), except where a test measures time or checks pixels (:func:`ctlens.io.image2d_reader.read_image2d`);
+labels files have no command of their own (``ctlens.data.labels`` serves the training API), so their errors are
+checked on :func:`ctlens.data.labels.load_study_labels`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 from cli_run import assert_one_line_error, run_cli
 from ctz_craft import pack_ctz, unpack_ctz
 from gen_image import _pack_png, jpeg_seed, png_chunks, png_seed
+from gen_tiff import append_ifd, ifd_entries, tiff_seed, tifffile_seed
 
 from ctlens.codec import encode_volume
 from ctlens.core.errors import CorruptFileError
@@ -157,6 +160,103 @@ def test_wide_colour_jpeg_is_made_grey_in_small_blocks(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert volume.shape == (1, 255, 52264) and volume.meta["grayscale_from"] == "CMYK"
     assert peak < 2 * volume.array.nbytes + 32 * 1024**2, peak
+
+
+@pytest.mark.parametrize("kind", ["tiled", "predictor", "tiled_jpeg", "bigendian", "palette", "ycbcr"])
+def test_tiff_control_compresses(kind: str, tmp_path: Path) -> None:
+    path = tmp_path / "ok.tif"
+    path.write_bytes(tifffile_seed(kind))
+    res = run_cli("compress", str(path), str(tmp_path / "ok.ctz"))
+    assert res.exit_code == 0, res.stderr
+
+
+def _second_page(seed: bytes, change: Any) -> bytes:
+    """``seed`` with a second page: a copy of its IFD, ``change``d (``{tag: raw 12-byte entry}``, byte order)."""
+    order, entries, next_at = ifd_entries(seed)
+    raw = {tag: bytearray(seed[pos : pos + 12]) for tag, _, _, pos in entries}
+    change(raw, order)
+    buf = append_ifd(bytearray(seed), order, [bytes(entry) for _, entry in sorted(raw.items())], 0)
+    buf[next_at : next_at + 4], buf[4:8] = buf[4:8], seed[4:8]  # page 1 -> the new IFD; page 1 first again
+    return bytes(buf)
+
+
+@pytest.mark.parametrize(
+    "mode,damage",
+    [
+        ("L", lambda raw, order: raw.pop(256)),  # no ImageWidth: Pillow's TypeError "Missing dimensions"
+        ("L", lambda raw, order: raw[259].__setitem__(slice(8, 10), struct.pack(order + "H", 0))),  # KeyError: 0
+        ("P", lambda raw, order: raw[320].__setitem__(slice(2, 4), struct.pack(order + "H", 13))),  # KeyError: 320
+        ("P", lambda raw, order: raw[320].__setitem__(slice(8, 12), struct.pack(order + "I", 10**6))),
+    ],
+    ids=["no_width", "compression_0", "colormap_type", "colormap_past_end"],
+)
+def test_tiff_damaged_second_page(mode: str, damage: Any, tmp_path: Path) -> None:
+    """Found by ``scripts/fuzz.py --reader tiff``: counting pages made Pillow parse page 2, whose damage raised
+    TypeError / KeyError out of ``TiffImagePlugin._setup`` (a traceback). Any Pillow exception is now the file's
+    CorruptFileError."""
+    path = tmp_path / "paged.tif"
+    path.write_bytes(_second_page(tiff_seed(mode, "raw", 6, 5), damage))
+    _compress_fails(path, "malformed TIFF")
+
+
+def test_tiff_with_many_pages_is_refused_fast(tmp_path: Path) -> None:
+    """30000 one-IFD pages (3.4 MB): Pillow's ``n_frames`` parsed every page's directory (0.9 ms each: 27 s, past
+    the fuzz time limit; 100000 pages took 90 s). Pages are now counted up to 65."""
+    seed = tiff_seed("L", "raw", 6, 5)
+    order, entries, _ = ifd_entries(seed)
+    raw = [seed[pos : pos + 12] for *_, pos in entries]
+    buf = bytearray(seed)
+    for _ in range(30000):
+        buf = append_ifd(buf, order, raw, struct.unpack(order + "I", buf[4:8])[0])
+    path = tmp_path / "pages.tif"
+    path.write_bytes(bytes(buf))
+    start = time.perf_counter()
+    _compress_fails(path, "over 64 pages")
+    assert time.perf_counter() - start < 5
+
+
+def test_tall_narrow_tiff_counts_pillows_row_pointers(tmp_path: Path) -> None:
+    """Found by ``scripts/fuzz.py --reader tiff``: a 118-byte 1-bit TIFF declaring 2 x 16777224 pixels (34 MB, under
+    the 64 MiB any image may decode to) grew peak memory by 357 MB: Pillow keeps an 8-byte pointer per row (134 MB),
+    twice (the image and its grey copy). The size check now counts the pointers: 168 MB, refused from the header."""
+    seed = tiff_seed("1", "raw", 2, 8)
+    order, entries, _ = ifd_entries(seed)
+    buf = bytearray(seed)
+    for tag, _, _, pos in entries:
+        if tag == 257:
+            buf[pos : pos + 12] = struct.pack(order + "HHII", 257, 4, 1, 16777224)
+    path = _write(tmp_path / "tall.tif", bytes(buf))
+    with pytest.raises(CorruptFileError, match=r"tall\.tif.*2x16777224.*decompression bomb"):
+        read_image2d(path)
+
+
+def _rle8_bmp(width: int, height: int, stream: bytes) -> bytes:
+    """An RLE8 BMP (palette of 256 greys made non-grey so it stays mode P) around ``stream``."""
+    palette = b"".join(struct.pack("<BBBB", k, 255 - k, k, 0) for k in range(256))
+    offset = 14 + 40 + len(palette)
+    dib = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(stream), 2835, 2835, 256, 0)
+    return b"BM" + struct.pack("<IHHI", offset + len(stream), 0, 0, offset) + dib + palette + stream
+
+
+def test_rle_bmp_row_padding_is_decoded_fast(tmp_path: Path) -> None:
+    """A 5 kB RLE8 BMP of 60000 x 1000 whose rows are one pixel and an end-of-line: Pillow pads each row in a
+    Python loop, one byte at a time (14 s for 66 M pixels; 60 M here: under the service's 64 M pixel limit, which
+    ``create_app`` sets process-wide). :mod:`ctlens.io.bmp_rle` fills them with numpy (0.5 s)."""
+    path = tmp_path / "rows.bmp"
+    path.write_bytes(_rle8_bmp(60000, 1000, b"\x01\x05\x00\x00" * 1000 + b"\x00\x01"))
+    start = time.perf_counter()
+    volume = read_image2d(path)
+    assert time.perf_counter() - start < 5
+    assert volume.shape == (1, 1000, 60000)
+    column = volume.array[0, :, 0]
+    assert (column == column[0]).all() and (volume.array[0, :, 1:] == volume.array[0, 0, 1]).all()
+    assert column[0] != volume.array[0, 0, 1]  # index 5 in column 0, index 0 after it: different greys
+    _compress_fails(_write(tmp_path / "cut.bmp", _rle8_bmp(60000, 1000, b"\x01\x05\x00\x00" * 10)), "truncated")
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
 
 
 def test_labels_class_explosion_is_refused_fast(tmp_path: Path) -> None:
