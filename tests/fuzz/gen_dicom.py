@@ -5,8 +5,10 @@ pydicom; a strategy sets one to three image elements (``Rows``, ``Columns``, ``B
 ``HighBit``, ``PixelRepresentation``, ``SamplesPerPixel``, ``NumberOfFrames``, ``PlanarConfiguration``) to
 extreme values of their width, or geometry strings (``PixelSpacing``, ``ImagePositionPatient``,
 ``ImageOrientationPatient``, rescale) to extreme text, makes the pixel data shorter or longer than declared, nests
-sequences deeply, gives an element an odd VR, and sometimes truncates or flips bytes. Series (a folder of three
-slices, one of them crafted) come as bundles (``gen_volume.bundle``).
+sequences deeply, gives an element an odd VR, and sometimes truncates or flips bytes, or damages one byte of the
+encapsulated (RLE) pixel data or an element's length field (:func:`damage_encapsulated`, :func:`damage_length`: what a
+byte-mutation fuzzer of real files does; an RLE run past the plane made the Rust decoder panic). Series (a folder
+of three slices, one of them crafted) come as bundles (``gen_volume.bundle``).
 
 Example:
     >>> dicom_seed()[128:132]
@@ -25,7 +27,7 @@ from gen_ctz import mutate_bytes
 from gen_volume import bundle
 from hypothesis import strategies as st
 
-__all__ = ["dicom_bytes", "dicom_seed", "dicom_seeds"]
+__all__ = ["damage_encapsulated", "damage_length", "dicom_bytes", "dicom_seed", "dicom_seeds"]
 
 SYNTAXES = {
     "explicit": "1.2.840.10008.1.2.1",
@@ -95,7 +97,8 @@ def _dataset(rows: int, cols: int, position: float, frames: int = 1) -> Any:
     ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
     if frames > 1:
         ds.NumberOfFrames = frames
-    ds.PixelData = (np.arange(rows * cols * frames) % 2000).astype("<i2").tobytes()
+    # a texture, not a ramp: RLE then writes literal runs too (a damaged one is what made its decoder panic)
+    ds.PixelData = (np.arange(rows * cols * frames) * 7919 % 2000).astype("<i2").tobytes()
     return ds
 
 
@@ -123,6 +126,54 @@ def dicom_seeds() -> list[tuple[bytes, str]]:
         (bundle([("series/", b"")] + [(f"series/{k}.dcm", dicom_seed("explicit", k)) for k in range(3)]), ".bundle")
     )
     return out
+
+
+INTERESTING = [0, 1, 0x7F, 0x80, 0xFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFE, 0x7FFFFFFF]
+"""Values a byte-mutation fuzzer writes (over one byte, or a whole length field, cut to its width)."""
+_ENCAPSULATED = b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff"
+"""Explicit VR little endian PixelData of undefined length (encapsulated): where its items begin."""
+_LONG_VRS = (b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UN", b"UT", b"UC", b"UR", b"SV", b"UV")
+
+
+def damage_encapsulated(data: bytes, at: int, value: int) -> bytes:
+    """``data`` with one byte of its encapsulated pixel data (items, offset table, codec stream) set to ``value``.
+
+    ``at`` picks the byte (modulo the pixel data's length); data that is not encapsulated comes back unchanged.
+
+    Example:
+        >>> seed = dicom_seed("rle")
+        >>> damage_encapsulated(seed, 100, 0xFF) != seed, damage_encapsulated(dicom_seed(), 1, 0) == dicom_seed()
+        (True, True)
+    """
+    start = data.find(_ENCAPSULATED)
+    if start < 0 or start + len(_ENCAPSULATED) >= len(data):
+        return data
+    start += len(_ENCAPSULATED)
+    where = start + at % (len(data) - start)
+    return data[:where] + bytes([value & 0xFF]) + data[where + 1 :]
+
+
+def damage_length(data: bytes, which: int, value: int) -> bytes:
+    """``data`` (explicit VR little endian) with the length field of one top-level element (``which``, modulo their
+    number, file meta included) set to ``value`` cut to its 2 or 4 bytes.
+
+    Example:
+        >>> len(damage_length(dicom_seed(), 3, 0xFFFF)) == len(dicom_seed())
+        True
+    """
+    fields, pos = [], 132
+    while pos + 12 <= len(data) and data[128:132] == b"DICM":
+        if data[pos + 4 : pos + 6] in _LONG_VRS:
+            fields.append((pos + 8, 4))
+            length, head = struct.unpack_from("<I", data, pos + 8)[0], 12
+        else:
+            fields.append((pos + 6, 2))
+            length, head = struct.unpack_from("<H", data, pos + 6)[0], 8
+        pos += head + (0 if length == 0xFFFFFFFF else length)
+    if not fields:
+        return data
+    at, width = fields[which % len(fields)]
+    return data[:at] + (value & (256**width - 1)).to_bytes(width, "little") + data[at + width :]
 
 
 _EMPTY_SQ = b"\x08\x00\x40\x11SQ\x00\x00\x00\x00\x00\x00"
@@ -228,15 +279,25 @@ def _crafted(draw: Any, position: float = 0.0) -> bytes:
             _mutate(draw, ds)
         except (ValueError, TypeError, OverflowError, UnicodeError, AttributeError, struct.error):
             pass  # pydicom refuses to hold this value: the file goes without this change
-    syntax = draw(st.sampled_from(["explicit", "explicit", "implicit", "big", "deflate"]))
+    damage = draw(
+        st.sampled_from(["none", "none", "none", "truncate", "bytes", "encapsulated", "encapsulated", "length"])
+    )
+    syntax = draw(st.sampled_from(["explicit", "explicit", "implicit", "big", "deflate", "rle"]))
+    if damage == "encapsulated":  # the codec stream is what is damaged: an encapsulated syntax
+        syntax = "rle"
     try:
         data = _write(ds, syntax)
     except Exception:  # noqa: BLE001 - pydicom refuses to write some crafted values: write them without checks
         data = _write(_dataset(6, 5, position, frames), syntax)
     if _EMPTY_SQ in data:
         data = with_nesting(data, draw(st.sampled_from([1, 10, 100, 1000, 20000])))
-    damage = draw(st.sampled_from(["none", "none", "none", "truncate", "bytes"]))
-    if damage == "truncate":
+    if damage == "encapsulated":
+        rng = draw(st.randoms(use_true_random=False))  # spread over the stream (drawn integers favour the ends)
+        for _ in range(draw(st.integers(1, 8))):
+            data = damage_encapsulated(data, rng.randrange(2**16), rng.choice([0, 0x7F, 0x80, 0xFF]))
+    elif damage == "length":
+        data = damage_length(data, draw(st.integers(0, 2**16)), draw(st.sampled_from(INTERESTING)))
+    elif damage == "truncate":
         data = data[: draw(st.integers(0, len(data)))]
     elif damage == "bytes":
         data = mutate_bytes(data, draw)

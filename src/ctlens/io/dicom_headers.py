@@ -104,6 +104,17 @@ class SliceRef:
         facts[keyword] = value
         return value
 
+    def optional(self, keyword: str) -> Any:
+        """:meth:`value`, or None where pydicom cannot convert it: for values that describe and decide nothing (meta).
+
+        Example:
+            >>> SliceRef(None, None, Dataset(), np.zeros(3), np.zeros(6), (1, 1), 2, 2, 1, 0, "").optional("KVP")
+        """
+        try:
+            return self.value(keyword)
+        except UnreadableValueError:
+            return None
+
     @functools.cached_property
     def modality(self) -> str:
         """The header's Modality ("" if absent), read once."""
@@ -155,7 +166,10 @@ def _known_vrs(ds: Dataset) -> Dataset:
     for tag in list(ds.keys()):
         elem = ds.get_item(tag, keep_deferred=True)  # as stored: nothing converted or read
         if isinstance(elem, RawDataElement) and elem.VR is not None and elem.VR not in _KNOWN_VRS:
-            ds[tag] = elem._replace(VR=VR.UN)
+            try:  # pydicom converts a private element at once (its creator's dictionary VR): that may fail
+                ds[tag] = elem._replace(VR=VR.UN)
+            except Exception:  # noqa: BLE001 - e.g. an odd length for a US: readable neither way, nothing reads it
+                del ds[tag]
     return ds
 
 
@@ -406,6 +420,9 @@ def _frame_facts(ds: Dataset, frame_group: Dataset) -> dict[str, Any]:
     return facts
 
 
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
 def slice_refs_of(candidate: CandidateFile, ds: Dataset | _Header) -> list[SliceRef] | str:
     """The image planes of one parsed header (a pydicom data set, or as read here), or the reason it holds none."""
     header = ds if isinstance(ds, _Header) else _Header(ds, {})
@@ -419,8 +436,8 @@ def slice_refs_of(candidate: CandidateFile, ds: Dataset | _Header) -> list[Slice
     has_rows = _get(header, "Rows") is not None or "Rows" in ds
     if modality in _NON_IMAGE_HINTS and not has_rows:
         return f"non-image object ({modality})"
-    if "PixelData" not in ds and not has_rows:
-        return "no pixel data"
+    if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):  # with Rows or not: a slice without its image
+        return "no pixel data"  # skipped like a truncated file (the series reads on, the gap is reported)
     if int(_number(_get(header, "NumberOfFrames"), 1) or 1) > 1 or "PerFrameFunctionalGroupsSequence" in ds:
         return _multi_frame_refs(candidate, header)
     return _single_frame_refs(candidate, header)

@@ -7,6 +7,8 @@ RescaleIntercept``. In CT, pixels equal to PixelPaddingValue (or inside the padd
 range) become air (-1024 HU); other modalities keep their values (padding means "outside
 the field of view" there too, but its value is no tissue value: nothing is rewritten).
 Siemens mosaics are decoded once per file and cut into their tiles (:mod:`ctlens.io.mosaic`).
+Whatever a decoder raises on damaged data (an exception, or a Rust decoder's panic, which Python sees as a
+:class:`BaseException`) becomes a :class:`~ctlens.core.errors.CorruptFileError` naming the file.
 
 Example:
     >>> import numpy as np
@@ -43,6 +45,9 @@ from ctlens.io.j2k_plugin import register as register_j2k_plugin
 from ctlens.io.mosaic import tile
 
 AIR_HU = -1024
+NOT_DECODER_FAILURES = (KeyboardInterrupt, SystemExit, GeneratorExit)
+"""What a decode may raise that is not the data's fault. Anything else is: a Rust decoder's panic (pylibjpeg-rle
+indexing past a damaged segment) is a ``pyo3_runtime.PanicException``, a :class:`BaseException`, not an Exception."""
 NATIVE_SYNTAXES = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian})
 
 
@@ -147,6 +152,41 @@ def check_expansion(ref: SliceRef, frames: int) -> None:
         )
 
 
+GRAYSCALE = frozenset({"MONOCHROME1", "MONOCHROME2"})
+"""PhotometricInterpretation values whose stored values are intensities (absent: grayscale too)."""
+
+
+def check_grayscale(ref: SliceRef) -> None:
+    """Refuse a plane whose stored values are not intensities: several samples, or a colour interpretation.
+
+    A PALETTE COLOR plane stores indexes into a colour table and an RGB / YBR one colour samples; read as
+    ``raw * slope + intercept`` they would be a volume of wrong numbers, so the header is checked before decoding.
+
+    Example:
+        >>> from pydicom.dataset import Dataset
+        >>> from ctlens.io.dicom_source import CandidateFile
+        >>> ds = Dataset(); ds.PhotometricInterpretation = "PALETTE COLOR"
+        >>> check_grayscale(SliceRef(CandidateFile(Path("a.dcm"), "a.dcm"), None, ds, np.zeros(3), np.zeros(6),
+        ...     (1, 1), 2, 2, 1, 0, ""))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ctlens.core.errors.UnsupportedFormatError: a.dcm: PhotometricInterpretation is 'PALETTE COLOR': a colour ...
+    """
+    samples = header_int(ref, "SamplesPerPixel", 1, 1, 64)
+    photometric = ref.value("PhotometricInterpretation")
+    text = photometric.strip().upper() if isinstance(photometric, str) else photometric
+    if samples == 1 and (text is None or text in GRAYSCALE):
+        return
+    shown = (
+        f"SamplesPerPixel is {samples}" if samples != 1 else f"PhotometricInterpretation is {str(photometric)[:40]!r}"
+    )
+    raise UnsupportedFormatError(
+        f"{shown}: a colour image, not grayscale intensities (MONOCHROME1 / MONOCHROME2, one sample per pixel)",
+        path=ref.file.display,
+        hint="give the grayscale CT / MR series, not a colour (secondary capture) image",
+    )
+
+
 def _native_plane(ref: SliceRef) -> np.ndarray:
     """Stored values of an uncompressed single-frame slice straight from its bytes (no copy through pydicom).
 
@@ -233,7 +273,9 @@ def _decode_file(path: Path, display: str, frames: list[int] | None, plugin: str
             arr = ds.pixel_array
             arr = arr[None] if arr.ndim == 2 else arr
             arr = arr[frames]
-    except Exception as exc:  # noqa: BLE001 - decoders raise many types for corrupt data
+    except BaseException as exc:  # noqa: BLE001 - decoders raise many types for corrupt data (module docstring)
+        if isinstance(exc, NOT_DECODER_FAILURES):
+            raise
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CorruptFileError(
             f"cannot decode pixel data ({reason})",
@@ -358,6 +400,7 @@ def decode_hu(refs: list[SliceRef], workers: int | None = None) -> np.ndarray:
         n = workers or default_workers()  # the setting is read only here (reading it costs a few ms)
     for _, idx in jobs:  # decoders allocate what headers declare: measured before anything is allocated
         first = refs[idx[0]]
+        check_grayscale(first)
         if first.transfer_syntax not in NATIVE_SYNTAXES:
             check_expansion(first, 1 if first.frame is None else header_int(first, "NumberOfFrames", 1, 1, 2**31))
         elif first.pixel_length is not None and first.mosaic is None and first.frame is None:

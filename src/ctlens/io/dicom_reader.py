@@ -56,6 +56,7 @@ from ctlens.core.errors import (
 from ctlens.core.volume import Volume
 from ctlens.io.dicom_geometry import StackGeometry, even_grid_step, single_slice_step, stack_geometry
 from ctlens.io.dicom_headers import SliceRef, read_slice_refs
+from ctlens.io.dicom_left_out import left_out_note, stray_note
 from ctlens.io.dicom_pixels import AIR_HU, decode_hu
 from ctlens.io.dicom_series import IMPLICIT_PART, SeriesInfo, group_series, select_series
 from ctlens.io.dicom_source import DicomSource, PathInput
@@ -107,7 +108,7 @@ def _scan(source: DicomSource, workers: int | None) -> tuple[list[SeriesInfo], l
             path=source.name,
             hint="give a folder, zip or files holding a DICOM series",
         )
-    infos, dropped = group_series(refs)
+    infos, dropped = group_series(refs)  # a series of planes of mixed sizes is split: see dicom_left_out
     return infos, [*notes, *dropped]
 
 
@@ -130,8 +131,8 @@ def _volume_meta(info: SeriesInfo, k: int, refs: list[SliceRef]) -> dict[str, An
     meta: dict[str, Any] = {"n_volumes": info.n_volumes, "volume_index": k}
     if info.volume_labels and info.volume_labels[k]:
         meta["volume_label"] = info.volume_labels[k]
-    pad = refs[0].header.get("PixelPaddingValue")
-    if pad is not None:
+    pad = refs[0].value("PixelPaddingValue")  # unreadable: one error naming the file (it changes the HU)
+    if isinstance(pad, int) and not isinstance(pad, bool):
         meta["pixel_padding_value"] = int(pad)
         meta["padding_as_air"] = refs[0].modality == "CT"
     bvals = [r[0].extra.get("DiffusionBValue") for r in (info.volumes or [info.refs])]
@@ -145,14 +146,14 @@ def _volume_meta(info: SeriesInfo, k: int, refs: list[SliceRef]) -> dict[str, An
 
 
 def _meta(info: SeriesInfo, refs: list[SliceRef], geom: StackGeometry, n_files: int) -> dict:
-    header = refs[0].header
+    first, image_type = refs[0], refs[0].optional("ImageType")
     meta: dict = {
         "source_format": "dicom",
         "series_uid": hash_uid(info.series_uid),
-        "study_uid": hash_uid(str(header.get("StudyInstanceUID", ""))),
-        "frame_of_reference_uid": hash_uid(str(header.get("FrameOfReferenceUID", ""))),
+        "study_uid": hash_uid(str(first.optional("StudyInstanceUID") or "")),
+        "frame_of_reference_uid": hash_uid(str(first.optional("FrameOfReferenceUID") or "")),
         "kernel": info.kernel,
-        "image_type": [str(v) for v in (header.get("ImageType") or [])],
+        "image_type": [str(v) for v in (image_type if isinstance(image_type, tuple) else [image_type or ""]) if v],
         "transfer_syntax": info.transfer_syntax,
         "n_source_files": n_files,
         "sop_uids": [hash_uid(r.sop_uid) for r in refs],
@@ -165,12 +166,14 @@ def _meta(info: SeriesInfo, refs: list[SliceRef], geom: StackGeometry, n_files: 
         "warnings": list(geom.warnings),
     }
     for keyword, key in _META_TEXT.items():
-        if header.get(keyword) not in (None, ""):
-            meta[key] = str(header.get(keyword)).strip()
+        text = first.optional(keyword)
+        if text not in (None, "") and not isinstance(text, bytes):
+            meta[key] = str(text).strip()
     for keyword, key in _META_NUMBER.items():
         try:
-            if header.get(keyword) not in (None, ""):
-                number = float(header.get(keyword))
+            value = first.optional(keyword)
+            if value not in (None, ""):
+                number = float(value)
                 if math.isfinite(number):  # NaN / inf would make the meta invalid JSON; thickness is checked later
                     meta[key] = number
         except (TypeError, ValueError, OverflowError):
@@ -373,6 +376,7 @@ def plan_entry(
         log.info("%s: %s", name, why)
     if IMPLICIT_PART in why:  # a part of a split series chosen for the caller: say which, and how to pick another
         notes.append(f"several acquisitions (or echoes, time points) at the same positions in one series: {why}")
+    notes += [note for note in (left_out_note(infos, info), stray_note(infos, info)) if note]
     k = _volume_index(name, info, volume, notes)
     chosen = info.volume_refs(k)
     geom = stack_geometry([r.position for r in chosen], chosen[0].orientation, name)

@@ -75,7 +75,9 @@ def decode_plane(
         import imagecodecs
 
         arr = imagecodecs.jpeg2k_decode(codestream, numthreads=threads)  # releases the GIL
-    except Exception:  # noqa: BLE001 - any decoder failure: pydicom decodes and reports it by file
+    except BaseException as exc:  # noqa: BLE001 - any decoder failure (a panic too): pydicom decodes, reports by file
+        if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
         return None
     if arr.shape != (rows, columns) or arr.dtype.itemsize * 8 != bits_allocated or (arr.dtype.kind == "i") != signed:
         return None
