@@ -161,6 +161,21 @@ def damage_length(data: bytes, which: int, value: int) -> bytes:
         >>> len(damage_length(dicom_seed(), 3, 0xFFFF)) == len(dicom_seed())
         True
     """
+    fields = length_fields(data)
+    if not fields:
+        return data
+    at, width = fields[which % len(fields)]
+    return data[:at] + (value & (256**width - 1)).to_bytes(width, "little") + data[at + width :]
+
+
+def length_fields(data: bytes) -> list[tuple[int, int]]:
+    """``(offset, width)`` of the length field of each top-level element of an explicit VR little endian file
+    (file meta included); empty for data without the ``DICM`` preamble.
+
+    Example:
+        >>> length_fields(dicom_seed())[0]
+        (138, 2)
+    """
     fields, pos = [], 132
     while pos + 12 <= len(data) and data[128:132] == b"DICM":
         if data[pos + 4 : pos + 6] in _LONG_VRS:
@@ -170,10 +185,7 @@ def damage_length(data: bytes, which: int, value: int) -> bytes:
             fields.append((pos + 6, 2))
             length, head = struct.unpack_from("<H", data, pos + 6)[0], 8
         pos += head + (0 if length == 0xFFFFFFFF else length)
-    if not fields:
-        return data
-    at, width = fields[which % len(fields)]
-    return data[:at] + (value & (256**width - 1)).to_bytes(width, "little") + data[at + width :]
+    return fields
 
 
 _EMPTY_SQ = b"\x08\x00\x40\x11SQ\x00\x00\x00\x00\x00\x00"

@@ -20,6 +20,7 @@ import pytest
 from dicom_factory import can_encode, write_ct_series, write_multiframe_ct
 from fuzz_harness import check_input
 from fuzz_readers import READERS
+from gen_dicom import length_fields
 from gen_volume import bundle
 from pydicom.encaps import generate_frames
 from pydicom.uid import (
@@ -443,21 +444,6 @@ def test_real_slices_with_interesting_values_over_length_fields(value: int) -> N
         data = path.read_bytes()
         if data[128:132] != b"DICM":
             continue
-        for at, width in _length_fields(data)[:40]:
+        for at, width in length_fields(data)[:40]:
             damaged = data[:at] + (value & (256**width - 1)).to_bytes(width, "little") + data[at + width :]
             check_input(READ, damaged, ".dcm")
-
-
-def _length_fields(data: bytes) -> list[tuple[int, int]]:
-    """(offset, width) of the length field of each top-level element (explicit VR little endian, meta included)."""
-    fields, pos = [], 132
-    while pos + 8 <= len(data):
-        vr = data[pos + 4 : pos + 6]
-        if vr in (b"OB", b"OW", b"SQ", b"UN", b"UT", b"UC", b"UR", b"OF", b"OD", b"OL", b"OV", b"SV", b"UV"):
-            fields.append((pos + 8, 4))
-            length, head = struct.unpack_from("<I", data, pos + 8)[0], 12
-        else:
-            fields.append((pos + 6, 2))
-            length, head = struct.unpack_from("<H", data, pos + 6)[0], 8
-        pos += head + (0 if length == 0xFFFFFFFF else length)
-    return fields
