@@ -181,7 +181,8 @@ def _meta(draw: Any, meta: SliceRecordMeta) -> SliceRecordMeta:
 
 def _mutate_parts(parts: dict[str, Any], draw: Any) -> dict[str, Any]:
     header, streams = dict(parts["header"]), list(parts["streams"])
-    kind = draw(st.sampled_from(["header", "header", "shape", "record", "stream", "slices", "header_bytes", "trailer"]))
+    kinds = ["header", "header", "shape", "record", "stream", "stream_head", "slices", "header_bytes", "trailer"]
+    kind = draw(st.sampled_from(kinds))
     if kind == "header":
         key = draw(st.sampled_from(HEADER_KEYS) | st.text(max_size=6))
         if draw(st.booleans()) and key in header:
@@ -203,6 +204,10 @@ def _mutate_parts(parts: dict[str, Any], draw: Any) -> dict[str, Any]:
         else:
             corr = mutate_bytes(corr, draw)
         streams[k] = (main, corr, meta)
+    elif kind == "stream_head" and streams:  # the codec's own header (J2K markers, JPEG-LS frame, JXL size)
+        k = draw(st.integers(0, len(streams) - 1))
+        main, corr, meta = streams[k]
+        streams[k] = (mutate_bytes(main[:96], draw) + main[96:], corr, meta)
     elif kind == "slices" and streams:
         op = draw(st.sampled_from(["drop", "duplicate", "reverse", "swap_streams"]))
         k = draw(st.integers(0, len(streams) - 1))

@@ -5,7 +5,8 @@ NIfTI-1 (``.nii`` / ``.nii.gz``): the 348-byte header's ``dim``, ``pixdim``, ``d
 to extreme values of their width, the voxel data truncated or extended, the gzip stream truncated or replaced.
 NRRD / MetaImage (``.nrrd``, ``.mha`` attached; ``.nhdr`` / ``.mhd`` detached, as a bundle with their data file):
 header lines (sizes, type, encoding, dimension, spacings, directions, data file names, byte skips) replaced by
-extreme or malformed values, lines dropped or duplicated, the data truncated or gzip-damaged.
+extreme, malformed or very long values, lines dropped or duplicated, the data truncated, gzip-damaged or written
+as text (maybe with one value longer than NrrdIO scans).
 
 Example:
     >>> nifti_seed()[344:348]
@@ -222,17 +223,21 @@ def itk_bytes(draw: Any) -> tuple[bytes, str]:
     keys = list(lines) + ["byte skip", "line skip", "HeaderSize", "kinds", "space dimension", "ElementNumberOfChannels"]
     for _ in range(draw(st.integers(1, 3))):
         key = draw(st.sampled_from(keys))
-        action = draw(st.sampled_from(["set", "set", "set", "drop"]))
+        action = draw(st.sampled_from(["set", "set", "set", "drop", "long"]))
         if action == "drop":
             lines.pop(key, None)
+        elif action == "long":  # teem quotes a bad line in a fixed message buffer
+            lines[key] = draw(st.sampled_from(["x", "1 ", "(1,0,0) "])) * draw(st.sampled_from([300, 1100]))
         else:
             lines[key] = _word(draw, key)
     if "ElementDataFile" in lines:  # MetaImage: the data file line must come last
         lines["ElementDataFile"] = lines.pop("ElementDataFile")
     header = _nrrd_header(lines) if kind in ("nrrd", "nhdr") else _meta_header(lines)
     voxels = _voxels(gz)
-    damage = draw(st.sampled_from(["none", "none", "truncate", "extend", "bytes"]))
-    if damage == "truncate":
+    damage = draw(st.sampled_from(["none", "none", "truncate", "extend", "bytes", "text"]))
+    if damage == "text":  # ascii voxels (for encoding ascii / BinaryData False), maybe one value too long to scan
+        voxels = b" ".join(b"%d" % v for v in range(24)) + draw(st.sampled_from([b"", b"\n", b" " + b"9" * 1100]))
+    elif damage == "truncate":
         voxels = voxels[: draw(st.integers(0, len(voxels)))]
     elif damage == "extend":
         voxels += draw(st.binary(max_size=32))

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ctlens.codec.j2k_header import check_codestream
 from ctlens.core.errors import CTLensError
 from ctlens.core.optional import require
 
@@ -150,6 +151,8 @@ def decode(name: str, data: bytes, shape: tuple[int, int]) -> np.ndarray:
     if name in ("jpegls", "htj2k", "jpegxl"):
         out = np.empty(shape, np.uint16)
         codec = _imagecodecs()
+        if name == "htj2k":
+            check_codestream(data, shape)  # OpenJPH trusts its header (a zero tile width kills the process)
         decoder = {"jpegls": codec.jpegls_decode, "htj2k": codec.htj2k_decode}.get(name)
         if decoder is None:  # one thread per slice: the series decoder runs slices in parallel already
             decoder = lambda d, out: codec.jpegxl_decode(d, numthreads=1, out=out)  # noqa: E731

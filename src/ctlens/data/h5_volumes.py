@@ -35,8 +35,9 @@ H5_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError)
 def stored_volumes(h5: Any, path: Path) -> list[str]:
     """Names of the 3-D datasets at the root, each checked before anything is read (the export writes uint8).
 
-    A dataset of a non-numeric type, with an empty axis, or declaring more bytes than the decompression budget
-    allows for this file (a huge shape kept small by chunking and a fill value) is a :class:`CorruptFileError`.
+    A name that is not UTF-8 text, a dataset of a non-numeric type, with an empty axis, or declaring more bytes
+    than the decompression budget allows for this file (a huge shape kept small by chunking and a fill value) is a
+    :class:`CorruptFileError`.
     """
     import h5py
 
@@ -46,6 +47,8 @@ def stored_volumes(h5: Any, path: Path) -> list[str]:
     size = path.stat().st_size
     names = []
     for name in h5:
+        if not isinstance(name, str):  # h5py hands out names that are not UTF-8 as bytes
+            raise CorruptFileError(f"a dataset name is not UTF-8 text ({bytes(name)[:40]!r})", path=path)
         item = h5.get(name)  # None for a dangling soft or external link
         if not isinstance(item, h5py.Dataset) or item.ndim != 3:
             continue

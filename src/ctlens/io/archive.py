@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import lzma
 import shutil
 import stat
 import zipfile
@@ -27,6 +28,18 @@ from ctlens.core.settings import get_settings
 from ctlens.io.decompress_budget import Budget, BudgetExceeded
 
 _COPY_CHUNK = 1 << 20
+_MEMBER_ERRORS = (
+    zipfile.BadZipFile,
+    EOFError,
+    OSError,
+    RuntimeError,
+    zlib.error,
+    lzma.LZMAError,
+    NotImplementedError,
+    ValueError,
+)
+"""What reading a damaged member raises: bad deflate (zlib), bzip2 (OSError) or LZMA (LZMAError, no OSError) data,
+an unknown compression method, a bad CRC, encryption."""
 MEMBER_SLACK = 4096
 """Bytes a member may hold beyond ``ratio x compressed size`` (a few-byte file cannot be compressed at all)."""
 
@@ -126,7 +139,7 @@ def safe_extract_zip(
                         budget.check(total, compressed, zip_path)
                         dst.write(chunk)
                 out.append(target)
-    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, zlib.error, NotImplementedError, ValueError) as exc:
+    except _MEMBER_ERRORS as exc:
         shutil.rmtree(dest, ignore_errors=True)  # damaged deflate data, an unknown compression method, ...
         raise CorruptFileError(f"cannot extract the zip archive ({exc})", path=zip_path) from exc
     except UnsafeArchiveError:

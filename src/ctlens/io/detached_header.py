@@ -11,7 +11,10 @@ conservatively where they are lax:
 
 - NRRD: the magic line, then ``field: value`` lines (field names compared case-insensitively, spaces and
   underscores ignored) and ``#`` comments until an empty line or the end of the file; every field that reads as
-  ``data file`` is checked.
+  ``data file`` is checked; ``data file: LIST`` ends the header. A line with no ``field:`` form, or a field line
+  longer than :data:`NRRD_MAX_LINE` characters, is refused (teem refuses the first and quotes both in a fixed
+  message buffer: the process died).
+- Patterns (both formats): exactly one integer conversion, with a field width of at most :data:`MAX_NAME`.
 - MetaImage: ``Key = Value`` (or ``Key: Value``) lines; the key is the text before the first ``=`` / ``:``, so
   ``Comment = ElementDataFile = LOCAL`` is a comment. ``ElementDataFile`` ends the header. Lines MetaIO would
   misread (no separator: MetaIO then takes the next line's value; 500 characters or more; NUL or a carriage return
@@ -47,6 +50,10 @@ METAIO_MAX_LINE = 500
 """MetaIO reads keys and values into 500-character buffers; longer lines are misread, so they are refused."""
 METAIO_MAX_DIM = 10
 """MetaIO keeps sizes and spacings in arrays of 10 axes; a larger ``NDims`` overflows them (a crash, not an error)."""
+NRRD_MAX_LINE = 512
+"""Longest NRRD field line accepted (comments and ``key:=value`` lines excepted): teem quotes a line it cannot
+use in a fixed 1025-byte message buffer, so a field line near 1000 characters with a bad value or an unknown field
+name overwrites memory and kills the process (found by fuzzing). Real field lines are under 300 characters."""
 NRRD_MAX_DIM = 16
 """teem's ``NRRD_DIM_MAX``."""
 
@@ -61,8 +68,12 @@ _NRRD_TYPES = {
 _NRRD_ITEMSIZE = {name: size for size, names in _NRRD_TYPES.items() for name in names}
 _META_ITEMSIZE = {"CHAR": 1, "UCHAR": 1, "SHORT": 2, "USHORT": 2, "INT": 4, "UINT": 4, "LONG": 4, "ULONG": 4,
                   "LONG_LONG": 8, "ULONG_LONG": 8, "FLOAT": 4, "DOUBLE": 8}  # fmt: skip
+_NRRD_ENCODINGS = {"txt": "ascii", "text": "ascii", "gz": "gzip", "bz2": "bzip2"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_PRINTF = re.compile(r"%(%|[-+ #0]*\d*(?:\.\d+)?[hlLqjzt]*([diouxX])|.)")
+_PRINTF = re.compile(r"%(%|[-+ #0]*(\d*)(?:\.(\d+))?[hlLqjzt]*([diouxX])|.)")
+MAX_NAME = 255
+"""Longest file name (``NAME_MAX``): a pattern's field width or precision beyond it names no file, and C readers
+format it into fixed buffers (a width of 2^31 also makes a 2 GB string)."""
 
 
 @dataclass
@@ -81,6 +92,10 @@ class HeaderInfo:
     """Voxel bytes the header declares (sizes x element size), None when it does not say."""
     compressed: bool = False
     """The voxels are gzip/bzip2/zlib-compressed."""
+    encoding: str = "raw"
+    """How the voxels are stored: ``raw``, a compression, or NRRD's text encodings ``ascii`` / ``hex``."""
+    declared_values: int | None = None
+    """Voxel values the header declares (sizes x channels), None when it does not say."""
     listed: bool = False
     """The data files are listed after the header (``LIST``): the header runs to the end of the file."""
 
@@ -114,8 +129,10 @@ def _expand_pattern(words: list[str], path: Path | None) -> list[str] | None:
     except ValueError:
         return None
     conversions = [m for m in _PRINTF.finditer(words[0]) if m.group(1) != "%"]
-    if len(conversions) != 1 or conversions[0].group(2) is None:
+    if len(conversions) != 1 or conversions[0].group(4) is None:
         raise _unsafe(path, "a data file pattern must hold exactly one integer conversion such as %03d")
+    if any(len(n or "") > 3 or int(n or 0) > MAX_NAME for n in conversions[0].group(2, 3)):
+        raise _unsafe(path, f"the data file pattern's field width is more than {MAX_NAME} characters")
     low, high, step = numbers[0], numbers[1], numbers[2] if len(numbers) > 2 else 1
     if step == 0 or (high - low) // step + 1 > MAX_DATA_FILES:
         raise _unsafe(path, f"the data file pattern names more than {MAX_DATA_FILES} files or has step 0")
@@ -182,18 +199,27 @@ def _parse_nrrd(data: bytes, path: Path | None) -> HeaderInfo:
         if _CONTROL.search(line):
             raise _malformed(path, f"NRRD header line {i + 1} holds control characters")
         name, sep, value = line.partition(":")
-        if not sep:
-            continue  # teem refuses such a line; nothing is read from it
+        if not sep:  # teem refuses it too, quoting the line (a long one overflows its message buffer)
+            raise _malformed(path, f"NRRD header line {i + 1} is no 'field: value' line")
+        if len(line) > NRRD_MAX_LINE and not value.startswith("="):
+            raise _malformed(
+                path, f"NRRD header line {i + 1} is {len(line)} characters long, more than {NRRD_MAX_LINE}"
+            )
         key = re.sub(r"[\s_-]", "", name).lower()
         if key == "datafile":  # also "data file:=", which teem takes as free text: refusing more is safe
             _add_value(info, value.lstrip("="), [text for text, _ in lines[i + 1 :]], path)
+            if info.listed:  # the names follow, to the end of the file
+                break
         elif not value.startswith("="):  # "key:=value" pairs are free text
             fields[key] = value.strip()
     _check_dimension(fields.get("dimension"), NRRD_MAX_DIM, "NRRD 'dimension'", path)
     _check_sizes(fields.get("sizes"), "NRRD 'sizes'", path)
     itemsize = _NRRD_ITEMSIZE.get(re.sub(r"\s+", " ", fields.get("type", "").lower()))
     info.declared_bytes = _declared(fields.get("sizes", "").split(), itemsize)
-    info.compressed = fields.get("encoding", "").lower() in ("gz", "gzip", "bz2", "bzip2", "zstd")
+    info.declared_values = _declared(fields.get("sizes", "").split(), 1)
+    encoding = fields.get("encoding", "").lower()
+    info.compressed = encoding in ("gz", "gzip", "bz2", "bzip2", "zstd")
+    info.encoding = _NRRD_ENCODINGS.get(encoding, encoding or "raw")
     return info
 
 
@@ -233,6 +259,11 @@ def _parse_metaio(data: bytes, path: Path | None) -> HeaderInfo:
         fields.get("DimSize", "").split(), _META_ITEMSIZE.get(kind), int(channels) if channels.isdigit() else 1
     )
     info.compressed = fields.get("CompressedData", "").lower() in ("true", "1")
+    if fields.get("BinaryData", "true").lower() in ("false", "0") and not info.compressed:
+        info.encoding = "ascii"  # MetaIO reads whitespace-separated numbers
+    elif info.compressed:
+        info.encoding = "zlib"
+    info.declared_values = _declared(fields.get("DimSize", "").split(), 1, int(channels) if channels.isdigit() else 1)
     return info
 
 

@@ -7,7 +7,9 @@ traceback in text) is turned into a one-line :class:`~ctlens.core.errors.Corrupt
 
 Before SimpleITK opens a file, ctlens reads its text header itself (:mod:`ctlens.io.detached_header`): the data
 files it names must stay in the header's own folder (no absolute path, no ``..``, no link) unless the caller
-trusts the file (``allow_outside=True``), and the voxel bytes it declares must fit the bytes that hold them.
+trusts the file (``allow_outside=True``), and the voxel bytes it declares must fit the bytes that hold them (text
+voxels: at least a digit and a separator a value). NRRD ``ascii`` voxels are scanned for a value longer than NrrdIO
+reads (:data:`NRRD_MAX_TEXT_VALUE`), which would kill the process.
 
 Example:
     >>> import tempfile, pathlib
@@ -31,7 +33,7 @@ import SimpleITK as sitk
 
 from ctlens.core.errors import CorruptFileError, CTLensError, UnsupportedFormatError
 from ctlens.core.volume import Volume, position_in_range, spacing_in_range
-from ctlens.io.detached_header import check_data_files, read_header
+from ctlens.io.detached_header import HeaderInfo, check_data_files, read_header
 from ctlens.io.files import MAX_DEFLATE_RATIO, atomic_output, check_readable
 from ctlens.io.nifti import guess_modality
 from ctlens.io.suffixes import ITK_SUFFIXES
@@ -42,6 +44,10 @@ _IMAGE_IO = {"nrrd": "NrrdImageIO", "metaimage": "MetaImageIO"}
 _MODALITY_KEY = "ctlens_modality"
 _META_MODALITY = {"MET_MOD_CT": "CT", "MET_MOD_MR": "MR", "MET_MOD_PET": "PT", "MET_MOD_US": "US", "MET_MOD_NM": "NM"}
 _COMPLEX = {sitk.sitkComplexFloat32, sitk.sitkComplexFloat64}
+NRRD_MAX_TEXT_VALUE = 1024
+"""Longest value NrrdIO reads from ``ascii``-encoded voxels: it scans each into a 1025-byte buffer without a
+bound, so a longer run of non-space characters overwrites memory and kills the process (found by fuzzing)."""
+_SPACE = b" \t\n\r\v\f"
 
 
 def short_reason(exc: BaseException, path: str | Path | None = None) -> str:
@@ -102,6 +108,11 @@ def _check_header(path: Path, allow_outside: bool, hint: str) -> int | None:
         stored = sum(f.stat().st_size for f in check_data_files(path, info, path.parent))
     stored = max(stored, 0)
     most = (MAX_DEFLATE_RATIO if info.compressed else 1) * stored  # deflate cannot exceed ~1032:1
+    if info.encoding in ("ascii", "hex"):
+        _check_text_voxels(path, info, allow_outside, hint)
+        # ascii: a value takes at least one digit and one separator; hex: two digits a byte
+        itemsize = (info.declared_bytes or 0) // max(info.declared_values or 1, 1) or 8
+        most = (stored + 1) // 2 * itemsize if info.encoding == "ascii" else stored // 2
     if info.declared_bytes is not None and info.declared_bytes > most:
         raise CorruptFileError(
             f"truncated or corrupt file: the header claims {info.declared_bytes} bytes of voxels, "
@@ -110,6 +121,56 @@ def _check_header(path: Path, allow_outside: bool, hint: str) -> int | None:
             hint=hint,
         )
     return most
+
+
+def _check_text_voxels(path: Path, info: HeaderInfo, allow_outside: bool, hint: str) -> None:
+    """Refuse ``ascii`` voxel data holding a value longer than NrrdIO can read (:data:`NRRD_MAX_TEXT_VALUE`).
+
+    The whole stored data is scanned (a few bytes skipped before the values are scanned too: stricter, never
+    laxer), a megabyte at a time.
+    """
+    if info.encoding != "ascii" or info.format != "nrrd":  # MetaIO reads numbers with C++ streams
+        return
+    if info.data_files:
+        base = path.parent
+        files = (
+            [(base / name, 0) for name in info.data_files]
+            if allow_outside
+            else [(f, 0) for f in check_data_files(path, info, base)]
+        )
+    else:
+        files = [(path, info.header_bytes)]
+    long_value = re.compile(b"[^%s]{%d}" % (re.escape(_SPACE), NRRD_MAX_TEXT_VALUE + 1))
+    for name, start in files:
+        if not name.is_file():
+            continue  # a missing data file: SimpleITK says so
+        with open(name, "rb") as fh:
+            fh.seek(start)
+            carry = b""
+            while chunk := fh.read(1 << 20):
+                block = carry + chunk
+                if long_value.search(block):
+                    raise CorruptFileError(
+                        f"an ascii-encoded voxel value is longer than {NRRD_MAX_TEXT_VALUE} characters "
+                        "(NrrdIO cannot read it)",
+                        path=path,
+                        hint=hint,
+                    )
+                carry = _trailing_value(block)
+
+
+def _trailing_value(block: bytes) -> bytes:
+    """The run of non-space characters ``block`` ends with (a value that may go on in the next block).
+
+    Example:
+        >>> _trailing_value(b"1 2 34")
+        b'34'
+    """
+    end = len(block)
+    start = end
+    while start > 0 and block[start - 1] not in _SPACE and end - start <= NRRD_MAX_TEXT_VALUE:
+        start -= 1
+    return block[start:end]
 
 
 _BYTES_PER_VOXEL = {sitk.sitkUInt8: 1, sitk.sitkInt8: 1, sitk.sitkUInt16: 2, sitk.sitkInt16: 2, sitk.sitkFloat32: 4}

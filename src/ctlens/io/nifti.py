@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -40,6 +41,7 @@ from ctlens.core.volume import Volume
 from ctlens.io.files import MAX_DEFLATE_RATIO, atomic_output, check_readable
 from ctlens.io.fsl_gradients import read_gradients
 from ctlens.io.lps_ras import nifti_affine, volume_geometry_from_nifti_affine
+from ctlens.io.nifti_extensions import check_extensions
 from ctlens.io.suffixes import NIFTI_SUFFIXES
 
 __all__ = [
@@ -181,6 +183,7 @@ def _open(path: Path) -> _Opened:
             path=path,
             hint="rename the file or use the reader for its format",
         )
+    check_extensions(path)
     try:
         with nibabel_quiet():
             img = nib.load(path, mmap=False)
@@ -384,7 +387,7 @@ def check_voxel_bytes(path: str | Path, img: Any) -> None:
 
 def _check_size(path: Path, img: Any, suffix: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
     """Refuse headers that claim more voxel data than the file can hold (truncated files, bombs)."""
-    needed = int(np.prod(shape)) * dtype.itemsize
+    needed = math.prod(shape) * dtype.itemsize  # Python integers: np.prod wraps a NIfTI-2 shape past 2^63
     # the proxy knows where the data start; the header nibabel hands out may say 0
     offset = int(getattr(img.dataobj, "offset", img.header.get_data_offset()))
     size = path.stat().st_size
