@@ -5,6 +5,9 @@ JSON exports and images are run through the real command line (``ctlens decompre
 x.png``), except where a test measures time or checks pixels (:func:`ctlens.io.image2d_reader.read_image2d`);
 labels files have no command of their own (``ctlens.data.labels`` serves the training API), so their errors are
 checked on :func:`ctlens.data.labels.load_study_labels`.
+
+The few time bounds are CPU seconds of this process (``time.process_time``): other work on a loaded machine does not
+count against them, a decoder doing 10x the work does.
 """
 
 from __future__ import annotations
@@ -210,9 +213,9 @@ def test_tiff_with_many_pages_is_refused_fast(tmp_path: Path) -> None:
         buf = append_ifd(buf, order, raw, struct.unpack(order + "I", buf[4:8])[0])
     path = tmp_path / "pages.tif"
     path.write_bytes(bytes(buf))
-    start = time.perf_counter()
+    start = time.process_time()
     _compress_fails(path, "over 64 pages")
-    assert time.perf_counter() - start < 5
+    assert time.process_time() - start < 5
 
 
 def test_tall_narrow_tiff_counts_pillows_row_pointers(tmp_path: Path) -> None:
@@ -244,9 +247,9 @@ def test_rle_bmp_row_padding_is_decoded_fast(tmp_path: Path) -> None:
     ``create_app`` sets process-wide). :mod:`ctlens.io.bmp_rle` fills them with numpy (0.5 s)."""
     path = tmp_path / "rows.bmp"
     path.write_bytes(_rle8_bmp(60000, 1000, b"\x01\x05\x00\x00" * 1000 + b"\x00\x01"))
-    start = time.perf_counter()
+    start = time.process_time()
     volume = read_image2d(path)
-    assert time.perf_counter() - start < 5
+    assert time.process_time() - start < 5
     assert volume.shape == (1, 1000, 60000)
     column = volume.array[0, :, 0]
     assert (column == column[0]).all() and (volume.array[0, :, 1:] == volume.array[0, 0, 1]).all()
@@ -264,10 +267,10 @@ def test_labels_class_explosion_is_refused_fast(tmp_path: Path) -> None:
     lines = ["study,label", "s0," + ";".join(f"c{k}" for k in range(5000))] + [f"t{k},c1" for k in range(5000)]
     path = tmp_path / "labels.csv"
     path.write_text("\n".join(lines))
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(CorruptFileError, match="labels.csv.*classes"):
         load_study_labels(path)
-    assert time.perf_counter() - start < 5
+    assert time.process_time() - start < 5
 
 
 @pytest.mark.parametrize(
