@@ -166,9 +166,16 @@ def worker(name: str, folder: Path, seconds: float, engine: str, measure: bool) 
         flags = [f"-max_total_time={int(seconds)}", "-rss_limit_mb=4096", "-max_len=65536", "-timeout=60"]
         atheris.Setup([sys.argv[0], str(corpus), *flags], one_input)
         atheris.Fuzz()  # exits the process at the time limit
+    from hypothesis.errors import Flaky
+
+    restarts = 0
     while time.monotonic() < state.deadline:
-        run()  # a batch; the examples database keeps what it found between batches and runs
-    result = {"engine": engine, **state.stats(started)}
+        try:
+            run()  # a batch; the examples database keeps what it found between batches and runs
+        except Flaky as exc:  # the generator, not ctlens: every input it made was checked (findings saved by `one`)
+            restarts += 1
+            print(f"{name}: hypothesis reports inconsistent generation, batch restarted: {exc!s:.200}", file=sys.stderr)
+    result = {"engine": engine, **state.stats(started), "generator_restarts": restarts}
     if cov is not None:
         result["line_coverage_percent"] = _coverage_report(cov, modules)
     stats_path.write_text(json.dumps(result, indent=1))

@@ -106,7 +106,9 @@ def _write(ds: Any, syntax: str) -> bytes:
     from pydicom.uid import UID
 
     if syntax == "rle":
-        ds.compress(UID(SYNTAXES["rle"]), encoding_plugin="pydicom")
+        # the same file every time: pydicom would give the compressed instance a random new UID (hypothesis then
+        # saw "inconsistent data generation": lengths drawn from differed)
+        ds.compress(UID(SYNTAXES["rle"]), encoding_plugin="pydicom", generate_instance_uid=False)
     ds.file_meta.TransferSyntaxUID = UID(SYNTAXES[syntax])
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
