@@ -320,6 +320,11 @@ def _relative_parts(name: str, shown: Path) -> list[str]:
     return [p for p in parts if p not in ("", ".")]
 
 
+def _short(name: str, limit: int = 80) -> str:
+    """A file name from a header, cut for an error line (a crafted one may run to megabytes)."""
+    return name if len(name) <= limit else f"{name[:limit]}... ({len(name)} characters)"
+
+
 def check_data_files(header: str | Path, info: HeaderInfo, root: str | Path, *, what: str | None = None) -> list[Path]:
     """The data files ``info`` names, each checked to lie inside ``root``; raise when one does not.
 
@@ -358,7 +363,11 @@ def check_data_files(header: str | Path, info: HeaderInfo, root: str | Path, *, 
             try:
                 mode = os.lstat(current).st_mode
             except (FileNotFoundError, NotADirectoryError):
-                raise CorruptFileError(f"missing data file named in the header: '{name}'", path=shown) from None
+                raise CorruptFileError(f"missing data file named in the header: '{_short(name)}'", path=shown) from None
+            except OSError as exc:  # a name too long for the file system, a loop, no permission
+                raise CorruptFileError(
+                    f"cannot use the data file named in the header, '{_short(name)}': {exc.strerror or exc}", path=shown
+                ) from None
             if stat.S_ISLNK(mode):
                 raise _unsafe(shown, f"the data file '{name}' is reached through a link")
         if not stat.S_ISREG(mode):

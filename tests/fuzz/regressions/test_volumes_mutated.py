@@ -332,3 +332,18 @@ def test_nifti_ordinary_extension_still_read(tmp_path: Path) -> None:
     path = tmp_path / "ext.nii.gz"
     path.write_bytes(gzip.compress(_with_extension(16, b"comment\0")))
     assert read_nifti(path).shape == (2, 3, 4)
+
+
+@pytest.mark.parametrize("suffix", [".nhdr", ".mhd"])
+def test_data_file_name_too_long_for_the_file_system(tmp_path: Path, suffix: str) -> None:
+    """Found by the 10-minute campaign: a data file name of 300+ characters made ``os.lstat`` raise ENAMETOOLONG,
+    which escaped as a raw ``OSError`` (the file system's limit is 255 bytes a name)."""
+    name = "x" * 300 + ".raw"
+    if suffix == ".nhdr":
+        header = _nrrd(_SHORT + "encoding: raw\n" + f"data file: {name}\n", b"")
+    else:
+        fields = "NDims = 3\nDimSize = 4 3 2\nElementType = MET_SHORT\n"
+        header = f"ObjectType = Image\n{fields}ElementDataFile = {name}\n".encode()
+    outcome = check_input(READERS["nrrd_mha"].call, header, suffix)
+    assert outcome.error == "CorruptFileError" and "cannot use the data file" in outcome.message, outcome.message
+    assert "(304 characters)" in outcome.message and len(outcome.message) < 400, outcome.message
