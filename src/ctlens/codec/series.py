@@ -346,7 +346,9 @@ def _decode_range(
             raise CorruptFileError(f"slice {j}: cannot decode ({type(exc).__name__}: {exc})", path=reader.path) from exc
 
     prev: np.ndarray | None = None
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers))
+    finished = False
+    try:
         pending: collections.deque[Any] = collections.deque()
         j = start
         while j < stop or pending:
@@ -356,6 +358,11 @@ def _decode_range(
             k = j - len(pending)
             prev = finish_slice(pending.popleft().result(), reader.records[k].meta, dtype, prev)
             yield prev
+        finished = True
+    finally:
+        # on an error, answer now: slices already in a decoder are not waited for (a damaged JPEG-LS stream of
+        # 178 bytes keeps CharLS 2.4 busy for seconds before it fails), slices not started are dropped
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 def decode_slice(path: str | Path, k: int) -> np.ndarray:

@@ -24,6 +24,7 @@ import json
 import struct
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -347,3 +348,40 @@ def test_data_file_name_too_long_for_the_file_system(tmp_path: Path, suffix: str
     outcome = check_input(READERS["nrrd_mha"].call, header, suffix)
     assert outcome.error == "CorruptFileError" and "cannot use the data file" in outcome.message, outcome.message
     assert "(304 characters)" in outcome.message and len(outcome.message) < 400, outcome.message
+
+
+# A 178-byte JPEG-LS stream of a 12 x 9 slice whose scan is damaged (found by the 10-minute ctz_json campaign): CharLS
+# 2.4 works on it for seconds before it reports "a general structural problem".
+_SLOW_JPEGLS = bytes.fromhex(
+    "ffd8ffe80020535049464600020000010000000c000000090a1006010000012c0000012cffe8000800000001ffd8fff7000b10000c00"
+    "0901011100fff8000d01ffff0012004301140040ffda00080101000000004098010140107c3a231082c0680302a034018150540103204c"
+    "02804068340704c0d80501c0a802030484c038088c0a02c0b01a16008981b03a074161101811030060285c3c050d07170543404020c0c"
+    "3e0f1e038547c150d034c89421415"
+)
+
+
+def test_ctz_error_does_not_wait_for_a_slow_damaged_slice(tmp_path: Path) -> None:
+    """Slice 0 fails at once, slice 2 is the slow stream: the error must come before CharLS is done with slice 2
+    (it waited for it, the decoder pool being shut down with ``wait=True``)."""
+    import imagecodecs
+
+    from ctlens.codec import decode_volume, encode_volume
+    from ctlens.core.errors import CorruptFileError
+
+    rng = np.random.default_rng(3)
+    good = tmp_path / "good.ctz"
+    encode_volume(rng.integers(-1000, 1000, (4, 12, 9)).astype(np.int16), good, profile="compact")
+    parts = unpack_ctz(good.read_bytes())
+    streams = [list(s) for s in parts["streams"]]
+    streams[0][0] = b"\xff\xd8\xff\xf7\x00\x0b\x10\x00\x0c\x00\x09\x00"  # no component: refused at once
+    streams[2][0] = _SLOW_JPEGLS
+    crafted = tmp_path / "crafted.ctz"
+    crafted.write_bytes(pack_ctz(parts["header"], [tuple(s) for s in streams], parts["trailer"]))
+    started = time.perf_counter()
+    with pytest.raises(imagecodecs.JpeglsError):
+        imagecodecs.jpegls_decode(_SLOW_JPEGLS)
+    slow = time.perf_counter() - started  # what CharLS takes here and now
+    started = time.perf_counter()
+    with pytest.raises(CorruptFileError, match="slice 0"):
+        decode_volume(crafted, workers=2)
+    assert time.perf_counter() - started < slow / 2, (slow, time.perf_counter() - started)
