@@ -385,3 +385,22 @@ def test_ctz_error_does_not_wait_for_a_slow_damaged_slice(tmp_path: Path) -> Non
     with pytest.raises(CorruptFileError, match="slice 0"):
         decode_volume(crafted, workers=2)
     assert time.perf_counter() - started < slow / 2, (slow, time.perf_counter() - started)
+
+
+def test_ctz_jpegls_stream_without_its_end_marker_is_refused_before_charls(tmp_path: Path) -> None:
+    """Every stream ctlens writes ends with EOI; one that does not is refused without handing it to CharLS."""
+    from ctlens.codec import decode_volume, encode_volume
+    from ctlens.core.errors import CorruptFileError
+
+    good = tmp_path / "good.ctz"
+    encode_volume(np.random.default_rng(4).integers(-1000, 1000, (3, 12, 9)).astype(np.int16), good, profile="compact")
+    parts = unpack_ctz(good.read_bytes())
+    streams = [list(s) for s in parts["streams"]]
+    streams[1][0] = _SLOW_JPEGLS
+    crafted = tmp_path / "crafted.ctz"
+    crafted.write_bytes(pack_ctz(parts["header"], [tuple(s) for s in streams], parts["trailer"]))
+    started = time.process_time()
+    with pytest.raises(CorruptFileError, match="slice 1.*end-of-image"):
+        decode_volume(crafted)
+    assert time.process_time() - started < 1.0
+    assert decode_volume(good).shape == (3, 12, 9)  # streams as written still decode
