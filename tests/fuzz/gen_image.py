@@ -160,6 +160,11 @@ def _segments(data: bytes) -> list[tuple[int, int]]:
     return out
 
 
+def sometimes_damaged(data: bytes, draw: Any) -> bytes:
+    """``data``, or one time in four with one raw byte mutation on top (what a byte-level fuzzer adds)."""
+    return mutate_bytes(data, draw) if draw(st.integers(0, 3)) == 0 else data
+
+
 @st.composite
 def jpeg_bytes(draw: Any) -> bytes:
     """A crafted JPEG (module doc)."""
@@ -184,10 +189,7 @@ def jpeg_bytes(draw: Any) -> bytes:
             data[pos:pos] = data[pos : pos + length]
         elif kind == "cut":
             del data[draw(st.integers(2, len(data))) :]
-    out = bytes(data)
-    if draw(st.integers(0, 3)) == 0:
-        out = mutate_bytes(out, draw)
-    return out
+    return sometimes_damaged(bytes(data), draw)
 
 
 BMP_SEEDS = ["1", "L", "P", "RGB", "RGBA", "rle8", "rle4", "bitfields16", "bitfields32", "core", "topdown", "v5"]
@@ -303,7 +305,4 @@ def bmp_bytes(draw: Any) -> bytes:
             data[at:at] = op * draw(st.sampled_from([1, 2, 100, 5000]))
         elif action == "cut":
             del data[draw(st.integers(0, len(data))) :]
-    out = bytes(data)
-    if draw(st.integers(0, 3)) == 0:
-        out = mutate_bytes(out, draw)
-    return out
+    return sometimes_damaged(bytes(data), draw)
