@@ -271,7 +271,22 @@ def _png_grey_alpha16(path: Path, opened: Image.Image) -> np.ndarray | None:
     array = np.asarray(imagecodecs.png_decode(path.read_bytes()))
     if array.shape != (opened.size[1], opened.size[0], 2) or array.dtype != np.uint16:
         raise ValueError(f"unexpected PNG layout {array.shape} {array.dtype}")
-    return _orient(array[:, :, 0], opened.getexif().get(ExifTags.Base.Orientation, 1))
+    return _orient(array[:, :, 0], _orientation(opened))
+
+
+def _orientation(opened: Image.Image) -> int | None:
+    """The EXIF / TIFF orientation of an opened image (1, or None where it has none, is as stored)."""
+    return opened.getexif().get(ExifTags.Base.Orientation, 1)
+
+
+def _samples_pillow_gets_wrong(path: Path, opened: Image.Image) -> np.ndarray | None:
+    """Grey samples of a TIFF or PNG that Pillow would decode wrongly, decoded by tifffile / libpng and oriented;
+    None for every other image (Pillow decodes it)."""
+    if opened.format == "TIFF":
+        return _tiff_samples(path, opened)
+    if opened.format == "PNG":
+        return _png_grey_alpha16(path, opened)
+    return None
 
 
 def _load_bmp_rle(path: Path, opened: Image.Image) -> Image.Image:
@@ -357,22 +372,19 @@ def read_image2d(path: str | Path) -> Volume:
                     )
                 source_format = (opened.format or fmt).lower()
                 source_mode = opened.mode
-                samples = _tiff_samples(path, opened) if opened.format == "TIFF" else None
-                if opened.format == "PNG":
-                    samples = _png_grey_alpha16(path, opened)
-                if samples is not None:
-                    image = decoded = opened  # decoded by tifffile / libpng; orientation applied to ``samples``
-                elif opened.tile and opened.tile[0][0] == "bmp_rle":
-                    image = decoded = _load_bmp_rle(path, opened)  # BMP has no EXIF
-                else:
-                    opened.load()
-                    decoded = opened
-                    orientation = opened.getexif().get(ExifTags.Base.Orientation, 1)
-                    image = opened if orientation in (None, 1) else (ImageOps.exif_transpose(opened) or opened)
+                samples = _samples_pillow_gets_wrong(path, opened)  # orientation applied already
                 if samples is not None:
                     array, converted_from = (samples.astype(np.int32) if samples.dtype == np.int16 else samples), None
+                    transposed = _orientation(opened) not in (None, 1)
                 else:
+                    if opened.tile and opened.tile[0][0] == "bmp_rle":
+                        image = _load_bmp_rle(path, opened)  # BMP has no EXIF
+                    else:
+                        opened.load()
+                        turned = _orientation(opened) not in (None, 1)
+                        image = (ImageOps.exif_transpose(opened) or opened) if turned else opened
                     array, converted_from = to_grayscale(image, source_format=opened.format)
+                    transposed = image is not opened and opened.format != "BMP"
     except UnidentifiedImageError:
         raise CorruptFileError(
             f"not a readable {'/'.join(sorted(set(IMAGE2D_SUFFIXES.values())))} image", path=path, hint=hint
@@ -391,6 +403,6 @@ def read_image2d(path: str | Path) -> Volume:
     meta: dict[str, Any] = {"source_format": source_format, "mode": source_mode}
     if converted_from is not None:
         meta["grayscale_from"] = converted_from
-    if image is not decoded:
+    if transposed:
         meta["exif_transposed"] = True
     return Volume(np.ascontiguousarray(array[None]), spacing=(1.0, 1.0, 1.0), modality="OT", meta=meta)
