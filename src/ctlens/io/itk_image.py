@@ -100,16 +100,20 @@ def _check_header(path: Path, allow_outside: bool, hint: str) -> int | None:
         return None  # not a NRRD file at all: SimpleITK says so
     info = read_header(path)
     if not info.data_files:
+        files = [(path, info.header_bytes)]
         stored = path.stat().st_size - info.header_bytes
-    elif allow_outside:
-        files = [path.parent / name for name in info.data_files]
-        stored = sum(f.stat().st_size for f in files if f.is_file())
     else:
-        stored = sum(f.stat().st_size for f in check_data_files(path, info, path.parent))
+        named = (
+            [path.parent / name for name in info.data_files]
+            if allow_outside
+            else check_data_files(path, info, path.parent)
+        )
+        files = [(f, 0) for f in named if f.is_file()]  # a missing one (trusted header): SimpleITK says so
+        stored = sum(f.stat().st_size for f, _ in files)
     stored = max(stored, 0)
     most = (MAX_DEFLATE_RATIO if info.compressed else 1) * stored  # deflate cannot exceed ~1032:1
     if info.encoding in ("ascii", "hex"):
-        _check_text_voxels(path, info, allow_outside, hint)
+        _check_text_voxels(path, info, files, hint)
         # ascii: a value takes at least one digit and one separator; hex: two digits a byte
         itemsize = (info.declared_bytes or 0) // max(info.declared_values or 1, 1) or 8
         most = (stored + 1) // 2 * itemsize if info.encoding == "ascii" else stored // 2
@@ -123,27 +127,16 @@ def _check_header(path: Path, allow_outside: bool, hint: str) -> int | None:
     return most
 
 
-def _check_text_voxels(path: Path, info: HeaderInfo, allow_outside: bool, hint: str) -> None:
+def _check_text_voxels(path: Path, info: HeaderInfo, files: list[tuple[Path, int]], hint: str) -> None:
     """Refuse ``ascii`` voxel data holding a value longer than NrrdIO can read (:data:`NRRD_MAX_TEXT_VALUE`).
 
-    The whole stored data is scanned (a few bytes skipped before the values are scanned too: stricter, never
-    laxer), a megabyte at a time.
+    ``files`` are the checked data files with the offset their data starts at. The whole stored data is scanned
+    (a few bytes skipped before the values are scanned too: stricter, never laxer), a megabyte at a time.
     """
     if info.encoding != "ascii" or info.format != "nrrd":  # MetaIO reads numbers with C++ streams
         return
-    if info.data_files:
-        base = path.parent
-        files = (
-            [(base / name, 0) for name in info.data_files]
-            if allow_outside
-            else [(f, 0) for f in check_data_files(path, info, base)]
-        )
-    else:
-        files = [(path, info.header_bytes)]
     long_value = re.compile(b"[^%s]{%d}" % (re.escape(_SPACE), NRRD_MAX_TEXT_VALUE + 1))
     for name, start in files:
-        if not name.is_file():
-            continue  # a missing data file: SimpleITK says so
         with open(name, "rb") as fh:
             fh.seek(start)
             carry = b""
